@@ -1,0 +1,41 @@
+"""User-facing errors. The CLI prints them as `coir: error: …` (exit 2) without a traceback.
+
+They live in coir.datasets, the lowest layer, so every other package can raise them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CoirError(Exception):
+    """Base of every error that is the user's input, not a bug: bad file, bad config, bad path."""
+
+
+class MissingInputError(CoirError, FileNotFoundError):
+    """A file or folder the user pointed at does not exist."""
+
+    def __init__(self, path: str | Path, what: str = "file") -> None:
+        self.path = Path(path)
+        super().__init__(f"{what} not found: {self.path}")
+
+
+class DataFormatError(CoirError, ValueError):
+    """A file exists but does not hold what its format says: names the file, record and field."""
+
+    def __init__(
+        self, path: str | Path, message: str, index: int | str | None = None, field: str | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.index = index
+        self.field = field
+        where = str(self.path)
+        if index is not None:
+            where += f", record {index}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class ConfigError(CoirError, ValueError):
+    """A configuration key, value or path is wrong; the message names it."""

@@ -1,0 +1,88 @@
+"""The `coir` command line: a tree of subcommands discovered from entry points.
+
+Each subcommand is a module registered under the `coir.commands` entry-point group in
+pyproject.toml, named by its words joined with dots (`data.synth` is `coir data synth`).
+A command module defines:
+
+    HELP: str                      one line, shown in the parent's listing
+    EXAMPLE: str                   shown at the end of the command's --help
+    add_arguments(parser) -> None
+    run(args) -> int               the exit code
+
+Heavy imports (torch, deepspeed …) belong inside run(), so `coir --help` stays fast. Keeping the
+registry in entry points lets coir.datasets, coir.eval and coir.launch add commands without
+coir.pipeline importing them (imports go one way: datasets <- pipeline <- eval <- launch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from coir.datasets.errors import CoirError
+
+GROUP = "coir.commands"
+
+def _registered() -> dict[tuple[str, ...], str]:
+    return {tuple(ep.name.split(".")): ep.value for ep in entry_points(group=GROUP)}
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
+
+
+def _attach(parent: argparse._SubParsersAction, name: str, module: ModuleType) -> None:
+    help_line = getattr(module, "HELP", "")
+    example = getattr(module, "EXAMPLE", "").strip("\n")
+    epilog = "example:\n" + "\n".join("  " + line for line in example.splitlines()) if example else None
+    parser = parent.add_parser(
+        name, help=help_line, description=help_line, epilog=epilog, formatter_class=_formatter
+    )
+    module.add_arguments(parser)
+    parser.set_defaults(_command=module)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coir",
+        description="Composed image retrieval: data, training, evaluation and launching.",
+        epilog="example:\n  coir data synth --out runs/world --scale tiny\n  coir demo",
+        formatter_class=_formatter,
+    )
+    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {}
+    root = parser.add_subparsers(title="commands", metavar="COMMAND")
+    groups[()] = root
+    for words, target in sorted(_registered().items()):
+        for depth in range(1, len(words)):
+            prefix = words[:depth]
+            if prefix not in groups:
+                group_parser = groups[prefix[:-1]].add_parser(
+                    prefix[-1], help=f"{' '.join(prefix)} commands", formatter_class=_formatter
+                )
+                groups[prefix] = group_parser.add_subparsers(title="commands", metavar="COMMAND")
+        _attach(groups[words[:-1]], words[-1], importlib.import_module(target))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = getattr(args, "_command", None)
+    if command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(command.run(args) or 0)
+    except CoirError as error:
+        print(f"coir: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coir: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
