@@ -61,6 +61,10 @@ class RetrievalModel(nn.Module, ABC):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The training objective on one batch: {"loss": total, <named terms>...}."""
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """= loss(batch), so that DDP / DeepSpeed wrappers (which call forward) drive training."""
+        return self.loss(batch)
+
     @abstractmethod
     def processor(self) -> Processor:
         """The image transform and tokenizer this model expects."""

@@ -19,3 +19,5 @@ class ModelConfig:
     freeze_vision: bool = False
     freeze_projections: bool = False
     gradient_checkpointing: bool = False
+    max_length: int = 40  # tokens per text (padded to this length, truncated beyond)
+    projection_dim: int | None = None  # embedding size; default: the preset's (tiny 64, base 256)

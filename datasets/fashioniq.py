@@ -1,0 +1,75 @@
+"""FashionIQ: captions/cap.{category}.{split}.json, image_splits/split.{category}.{split}.json,
+images/<asin>.jpg (category: dress|shirt|toptee; split: train|val|test)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from coir.datasets.errors import ConfigError, DataFormatError
+from coir.datasets.json_io import expect_list, load_json, records, write_json_atomic
+from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
+
+FASHIONIQ_SPLITS = ("train", "val", "test")
+
+
+def _check(category: str, split: str) -> None:
+    if category not in FASHIONIQ_CATEGORIES:
+        raise ConfigError(
+            f"FashionIQ category must be one of {', '.join(FASHIONIQ_CATEGORIES)}, got {category!r}"
+        )
+    if split not in FASHIONIQ_SPLITS:
+        raise ConfigError(f"FashionIQ split must be one of {', '.join(FASHIONIQ_SPLITS)}, got {split!r}")
+
+
+def fashioniq_captions_path(root: str | Path, category: str, split: str) -> Path:
+    _check(category, split)
+    return Path(root) / "captions" / f"cap.{category}.{split}.json"
+
+
+def fashioniq_split_path(root: str | Path, category: str, split: str) -> Path:
+    _check(category, split)
+    return Path(root) / "image_splits" / f"split.{category}.{split}.json"
+
+
+def fashioniq_image_path(root: str | Path, asin: str) -> Path:
+    return Path(root) / "images" / f"{asin}.jpg"
+
+
+def read_fashioniq_triplets(root: str | Path, category: str, split: str) -> list[FashionIQTriplet]:
+    path = fashioniq_captions_path(root, category, split)
+    return [
+        FashionIQTriplet(
+            category=category,
+            candidate=r.get("candidate", str),
+            captions=tuple(r.str_list("captions")),
+            target=r.get("target", str, optional=split == "test"),
+        )
+        for r in records(path, expect_list(path, load_json(path, "FashionIQ captions file")))
+    ]
+
+
+def read_fashioniq_image_split(root: str | Path, category: str, split: str) -> list[str]:
+    path = fashioniq_split_path(root, category, split)
+    asins = expect_list(path, load_json(path, "FashionIQ image split file"))
+    for i, asin in enumerate(asins):
+        if not isinstance(asin, str):
+            raise DataFormatError(path, f"expected an asin string, got {type(asin).__name__}", index=i)
+    return asins
+
+
+def write_fashioniq_triplets(
+    root: str | Path, category: str, split: str, triplets: Iterable[FashionIQTriplet]
+) -> Path:
+    """Official layout (indent 4, keys target, candidate, captions; test: no target)."""
+    rows = []
+    for t in triplets:
+        row: dict = {} if t.target is None else {"target": t.target}
+        row["candidate"] = t.candidate
+        row["captions"] = list(t.captions)
+        rows.append(row)
+    return write_json_atomic(fashioniq_captions_path(root, category, split), rows, indent=4)
+
+
+def write_fashioniq_image_split(root: str | Path, category: str, split: str, asins: Iterable[str]) -> Path:
+    return write_json_atomic(fashioniq_split_path(root, category, split), list(asins), indent=4)

@@ -1,0 +1,126 @@
+"""JSON file helpers shared by the format readers and writers.
+
+Readers get a clear error for a missing file, invalid JSON or a malformed record (file, record
+index and field named); writers are atomic (temp file + os.replace) and deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from coir.datasets.errors import DataFormatError, MissingInputError
+
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", list: "list", dict: "object", bool: "boolean"}
+
+
+def load_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file; missing -> MissingInputError, unparsable -> DataFormatError."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(path, what)
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(path, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, f"not UTF-8 text: {e}") from None
+
+
+def expect_list(path: Path, obj: Any, field: str | None = None) -> list:
+    if not isinstance(obj, list):
+        raise DataFormatError(path, f"expected a list, got {type(obj).__name__}", field=field)
+    return obj
+
+
+def expect_dict(path: Path, obj: Any, field: str | None = None) -> dict:
+    if not isinstance(obj, dict):
+        raise DataFormatError(path, f"expected an object, got {type(obj).__name__}", field=field)
+    return obj
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+class Record:
+    """One record of a list-of-objects file; field access checks presence and type."""
+
+    __slots__ = ("path", "index", "data")
+
+    def __init__(self, path: Path, index: int | str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise DataFormatError(path, f"expected an object, got {type(data).__name__}", index=index)
+        self.path, self.index, self.data = path, index, data
+
+    def error(self, message: str, field: str | None = None) -> DataFormatError:
+        return DataFormatError(self.path, message, index=self.index, field=field)
+
+    def get(self, key: str, kind: type, *, optional: bool = False, default: Any = None) -> Any:
+        if key not in self.data:
+            if optional:
+                return default
+            raise self.error("missing field", key)
+        value = self.data[key]
+        if not _type_ok(value, kind):
+            raise self.error(
+                f"expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {type(value).__name__}", key
+            )
+        return value
+
+    def str_list(self, key: str, *, optional: bool = False) -> list[str] | None:
+        items = self.get(key, list, optional=optional)
+        if items is None:
+            return None
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise self.error(f"item {i}: expected string, got {type(item).__name__}", key)
+        return items
+
+    def pair(self, key: str, first: type, second: type) -> tuple[Any, Any]:
+        """A two-element list such as LaSCo's ["query-image"] = [id, path]."""
+        value = self.get(key, list)
+        if len(value) != 2 or not _type_ok(value[0], first) or not _type_ok(value[1], second):
+            raise self.error(
+                f"expected [{_TYPE_NAMES[first]}, {_TYPE_NAMES[second]}], got {json.dumps(value)[:80]}", key
+            )
+        return value[0], value[1]
+
+
+def records(path: Path, items: list) -> list[Record]:
+    return [Record(path, i, item) for i, item in enumerate(items)]
+
+
+def dump_json(obj: Any, *, indent: int | None = None) -> bytes:
+    """Deterministic JSON bytes: the caller's key order (records are built in a fixed order)."""
+    return (json.dumps(obj, indent=indent, allow_nan=False) + ("\n" if indent else "")).encode()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write to a temp file in the same folder, fsync, then os.replace: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = None) -> Path:
+    return write_bytes_atomic(path, dump_json(obj, indent=indent))

@@ -1,0 +1,71 @@
+"""`coir data shards cirr|fashioniq`: CIRR / FashionIQ triplets and galleries as WebDataset shards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "shard CIRR or FashionIQ triplets and galleries (same schema as LaSCo; test splits: queries + gallery)"
+EXAMPLE = """\
+coir data shards cirr --root W/cirr --split val --out runs/cirr_val
+coir data shards fashioniq --root W/fashioniq --split train --out runs/fiq_train --workers 2
+coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --set categories=[dress]
+coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets"""
+
+_FLAGS = {
+    "root": "root",
+    "split": "split",
+    "out": "out",
+    "workers": "workers",
+    "shard_size": "shard_size",
+    "resize": "resize",
+    "size": "size",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=("cirr", "fashioniq"))
+    parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
+    parser.add_argument("--split", help="cirr: train|val|test1; fashioniq: train|val|test")
+    parser.add_argument("--out", metavar="DIR", help="output folder")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
+    parser.add_argument("--shard-size", type=int, metavar="N", help="samples per shard (default 1000)")
+    parser.add_argument("--resize", choices=("shorter", "longest"), help="side resized to --size")
+    parser.add_argument("--size", type=int, metavar="PX", help="image side in pixels (default 384)")
+    parser.add_argument("--config", metavar="YAML", help="config file (BenchmarkShardsConfig)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    parser.add_argument("--task-index", type=int, default=0, metavar="I")
+    parser.add_argument("--num-tasks", type=int, default=1, metavar="N")
+    parser.add_argument("--finalize", action="store_true", help="only merge a build whose tasks all finished")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from coir.datasets.errors import ConfigError
+    from coir.datasets.shards.finetune_sets import (
+        BenchmarkShardsConfig,
+        build_benchmark_shards,
+        finalize_benchmark_shards,
+    )
+    from coir.datasets.structured_config import load_config
+
+    if args.finalize:
+        if not args.out:
+            raise ConfigError("--finalize needs --out")
+        print(json.dumps(finalize_benchmark_shards(args.out), indent=1))
+        return 0
+    flags = [f"dataset={json.dumps(args.dataset)}"]
+    flags += [
+        f"{key}={json.dumps(getattr(args, name))}"
+        for name, key in _FLAGS.items()
+        if getattr(args, name) is not None
+    ]
+    config = load_config(BenchmarkShardsConfig, args.config, flags + list(args.set))
+    report = build_benchmark_shards(config, args.task_index, args.num_tasks, progress=not args.no_progress)
+    print(json.dumps(report, indent=1), file=sys.stderr)
+    if args.num_tasks == 1:
+        print(json.dumps(finalize_benchmark_shards(config.out), indent=1))
+    return 0

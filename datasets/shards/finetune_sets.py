@@ -1,0 +1,225 @@
+"""CIRR and FashionIQ as shards in the LaSCo schema, for finetuning and evaluation.
+
+Train/val splits give `triplets/` (query.jpg, target.jpg, txt, json) and `gallery/` (jpg, json,
+keyed by image name). Test splits (CIRR test1, FashionIQ test) have no targets: they give
+`queries/` (query.jpg, txt, json, no target) and `gallery/`, so a training loader can never pick
+them up by mistake while evaluation still streams them.
+
+    report = build_benchmark_shards(config, task_index=i, num_tasks=n)
+    report = finalize_benchmark_shards(config.out)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coir.datasets.errors import CoirError, ConfigError, MissingInputError
+from coir.datasets.records import FASHIONIQ_CATEGORIES
+from coir.datasets.shards.build import build_sets
+from coir.datasets.shards.images import ImageEncoder
+from coir.datasets.shards.manifest import finalize_folder
+from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
+from coir.datasets.structured_config import to_dict
+
+TEST_SPLITS = ("test1", "test")
+
+
+@dataclass
+class BenchmarkShardsConfig:
+    dataset: str = "???"  # cirr | fashioniq
+    root: str = "???"  # CIRR root (captions/, image_splits/, images) or FashionIQ root
+    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test
+    out: str = "???"
+    categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))  # fashioniq only
+    resize: str = "shorter"
+    size: int = 384
+    jpeg_quality: int = 90
+    shard_size: int = 1000
+    gallery_shard_size: int = 2000
+    workers: int = 1
+    image_cache_mb: int = 512
+
+
+def _key(text: str) -> str:
+    return text.replace(".", "_").replace("/", "_")
+
+
+def join_captions(captions: tuple[str, ...] | list[str]) -> str:
+    """FashionIQ's two relative captions as one text: "is red and has long sleeves"."""
+    return " and ".join(c.strip().strip(".?,;! ") for c in captions if c.strip())
+
+
+def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    from coir.datasets.cirr import cirr_image_path, read_cirr_image_split, read_cirr_triplets
+
+    root, split = Path(config.root), config.split
+    triplets = read_cirr_triplets(root, split)
+    images = read_cirr_image_split(root, split)
+    samples, errors = [], []
+    for t in triplets:
+        names = [t.reference] + ([t.target_hard] if t.target_hard is not None else [])
+        unknown = [n for n in names if n not in images]
+        if unknown:
+            errors.append(
+                error_record(
+                    "triplet",
+                    t.pairid,
+                    str(root),
+                    "unknown_image",
+                    f"pair {t.pairid}: image {unknown[0]!r} is not in the {split} image split",
+                )
+            )
+            continue
+        fields = [("query.jpg", str(cirr_image_path(root, images[t.reference])))]
+        if t.target_hard is not None:
+            fields.append(("target.jpg", str(cirr_image_path(root, images[t.target_hard]))))
+        meta = {
+            "pairid": t.pairid,
+            "reference": t.reference,
+            "target_hard": t.target_hard,
+            "target_soft": dict(sorted(t.target_soft.items())),
+            "caption": t.caption,
+            "img_set": {
+                "id": t.img_set.id,
+                "members": list(t.img_set.members),
+                "reference_rank": t.img_set.reference_rank,
+                "target_rank": t.img_set.target_rank,
+            },
+        }
+        row = {
+            "pairid": t.pairid,
+            "reference": t.reference,
+            "target": t.target_hard or "",
+            "text": t.caption,
+            "img_set_id": t.img_set.id,
+        }
+        samples.append(SampleSpec(_key(str(t.pairid)), tuple(fields), t.caption, meta, row))
+    gallery = [
+        SampleSpec(
+            _key(name),
+            (("jpg", str(cirr_image_path(root, rel))),),
+            None,
+            {"id": name, "path": rel},
+            {"image_id": name, "category": "", "path": rel},
+        )
+        for name, rel in sorted(images.items())
+    ]
+    return samples, gallery, errors
+
+
+def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    from coir.datasets.fashioniq import (
+        fashioniq_image_path,
+        read_fashioniq_image_split,
+        read_fashioniq_triplets,
+    )
+
+    root, split = Path(config.root), config.split
+    samples, gallery = [], []
+    for category in config.categories:
+        if category not in FASHIONIQ_CATEGORIES:
+            raise ConfigError(f"categories: {category!r} is not one of {', '.join(FASHIONIQ_CATEGORIES)}")
+        for i, t in enumerate(read_fashioniq_triplets(root, category, split)):
+            fields = [("query.jpg", str(fashioniq_image_path(root, t.candidate)))]
+            if t.target is not None:
+                fields.append(("target.jpg", str(fashioniq_image_path(root, t.target))))
+            text = join_captions(t.captions)
+            meta = {
+                "category": category,
+                "candidate": t.candidate,
+                "target": t.target,
+                "captions": list(t.captions),
+                "text": text,
+            }
+            row = {"category": category, "reference": t.candidate, "target": t.target or "", "text": text}
+            samples.append(SampleSpec(f"{category}_{i:06d}", tuple(fields), text, meta, row))
+        for asin in sorted(set(read_fashioniq_image_split(root, category, split))):
+            rel = f"images/{asin}.jpg"
+            gallery.append(
+                SampleSpec(
+                    _key(f"{category}_{asin}"),
+                    (("jpg", str(fashioniq_image_path(root, asin))),),
+                    None,
+                    {"id": asin, "category": category, "path": rel},
+                    {"image_id": asin, "category": category, "path": rel},
+                )
+            )
+    return samples, gallery, []
+
+
+def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
+    if not Path(config.root).is_dir():
+        raise MissingInputError(config.root, f"{config.dataset} root folder")
+    if config.dataset == "cirr":
+        samples, gallery, errors = _cirr_sets(config)
+    elif config.dataset == "fashioniq":
+        samples, gallery, errors = _fashioniq_sets(config)
+    else:
+        raise ConfigError(f"dataset must be cirr or fashioniq, got {config.dataset!r}")
+    if not samples:
+        raise CoirError(f"{config.root}: no {config.dataset} {config.split} triplets to shard")
+    test = config.split in TEST_SPLITS
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "image_cache_mb")}
+    meta = {
+        "dataset": config.dataset,
+        "split": config.split,
+        "source": config.dataset,
+        "config": settings,
+        "report": {"triplets": len(samples), "gallery_images": len(gallery), "errors": len(errors)},
+    }
+    columns = (("pairid", "int64"),) if config.dataset == "cirr" else (("category", "string"),)
+    columns += (("reference", "string"), ("target", "string"), ("text", "string"))
+    if config.dataset == "cirr":
+        columns += (("img_set_id", "int64"),)
+    out = Path(config.out)
+    kind = "queries" if test else "triplets"
+    return [
+        ShardSet(out / kind, kind, samples, config.shard_size, columns, meta, errors),
+        ShardSet(
+            out / "gallery",
+            "gallery",
+            gallery,
+            config.gallery_shard_size,
+            (("image_id", "string"), ("category", "string"), ("path", "string")),
+            meta,
+        ),
+    ]
+
+
+def build_benchmark_shards(
+    config: BenchmarkShardsConfig, task_index: int = 0, num_tasks: int = 1, progress: bool = True
+) -> dict[str, Any]:
+    """Write the shards of one task's range (see coir.datasets.lasco.build.build_lasco)."""
+    sets = plan_benchmark_shards(config)
+    encoder = ImageEncoder(config.resize, config.size, config.jpeg_quality)
+    report = build_sets(
+        sets, encoder, task_index, num_tasks, config.workers, config.image_cache_mb << 20, progress
+    )
+    return {"construction": sets[0].meta["report"], **report}
+
+
+def finalize_benchmark_shards(out_dir: str | Path) -> dict[str, Any]:
+    out = Path(out_dir)
+    folders = [out / name for name in ("triplets", "queries", "gallery") if (out / name).is_dir()]
+    if not folders:
+        raise MissingInputError(out / "triplets", "shard folder")
+    result: dict[str, Any] = {}
+    for folder in folders:
+        manifest = finalize_folder(folder)
+        result[folder.name] = {
+            k: manifest[k] for k in ("num_samples", "num_shards", "num_errors", "errors_by_reason")
+        }
+        result["construction"] = manifest["report"]
+    return result
+
+
+def summary(out_dir: str | Path) -> dict[str, Any]:
+    out = Path(out_dir)
+    result: dict[str, Any] = {}
+    for path in sorted(out.glob("*/manifest.json")):
+        manifest = json.loads(path.read_bytes())
+        result[path.parent.name] = {k: manifest[k] for k in ("num_samples", "num_shards", "num_errors")}
+    return result

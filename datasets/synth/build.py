@@ -1,0 +1,138 @@
+"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, truth/, world.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from coir.datasets.errors import ConfigError
+from coir.datasets.json_io import write_json_atomic
+from coir.datasets.records import FASHIONIQ_CATEGORIES
+from coir.datasets.synth import cirr_world, fashion_world, vqa_world
+from coir.datasets.synth.fashion_world import IDENTITIES
+
+FORMAT_VERSION = 1
+OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "truth")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    image_size: int = 64
+    vqa_pairs: dict[str, int] = field(default_factory=lambda: {"train2014": 60, "val2014": 40})
+    cirr_img_sets: dict[str, int] = field(default_factory=lambda: {"train": 6, "val": 5, "test1": 3})
+    fashioniq_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "val": 3, "test": 2})
+    image_share: float = 0.15  # designed share of image-redundant queries
+    text_share: float = 0.15  # designed share of text-redundant queries
+    low_agreement_share: float = 0.10  # VQA questions where only 3-6 of 10 annotators agree
+
+
+SCALES: dict[str, ScaleConfig] = {
+    "tiny": ScaleConfig(
+        vqa_pairs={"train2014": 100, "val2014": 80},
+        cirr_img_sets={"train": 10, "val": 10, "test1": 6},
+        fashioniq_families={"train": 6, "val": 6, "test": 4},
+    ),
+    "small": ScaleConfig(
+        vqa_pairs={"train2014": 1600, "val2014": 120},
+        cirr_img_sets={"train": 60, "val": 30, "test1": 20},
+        fashioniq_families={"train": 20, "val": 10, "test": 8},
+    ),
+    "medium": ScaleConfig(
+        vqa_pairs={"train2014": 6000, "val2014": 125},
+        cirr_img_sets={"train": 300, "val": 30, "test1": 30},
+        fashioniq_families={"train": 24, "val": 12, "test": 10},
+    ),
+}
+
+
+def scale_config(scale: str) -> ScaleConfig:
+    if scale not in SCALES:
+        raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    cfg = SCALES[scale]
+    for split, n in cfg.fashioniq_families.items():
+        if n > len(IDENTITIES):
+            raise ConfigError(
+                f"fashioniq_families.{split}={n}: at most {len(IDENTITIES)} per category and split"
+            )
+    return cfg
+
+
+def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = True) -> dict:
+    """Render the world into `out` (created) and return the world.json summary."""
+    from tqdm import tqdm
+
+    cfg = scale_config(scale)
+    out = Path(out)
+    if (out / "world.json").is_file():  # a previous world: replace it whole, no stale files left
+        for name in OUTPUT_FOLDERS:
+            shutil.rmtree(out / name, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    shares = dict(image_share=cfg.image_share, text_share=cfg.text_share)
+    total = sum(
+        vqa_world.count_images(seed, s, n, cfg.image_share, cfg.text_share) for s, n in cfg.vqa_pairs.items()
+    )
+    total += sum(cirr_world.count_images(n) for n in cfg.cirr_img_sets.values())
+    total += sum(
+        fashion_world.count_images(n, cfg.image_share, cfg.text_share)
+        for n in cfg.fashioniq_families.values()
+    )
+    counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}}
+    redundancy: dict = {}
+    with tqdm(total=total, desc=f"synth {scale}", unit="img", disable=not progress) as pbar:
+        for split, n in cfg.vqa_pairs.items():
+            s = vqa_world.build_split(
+                out,
+                split,
+                n,
+                seed,
+                cfg.image_size,
+                low_agreement_share=cfg.low_agreement_share,
+                pbar=pbar,
+                **shares,
+            )
+            redundancy[f"lasco/{split.removesuffix('2014')}"] = s.pop("redundancy")
+            counts["vqa"][split] = s
+        for split, n in cfg.cirr_img_sets.items():
+            s = cirr_world.build_split(out, split, n, seed, cfg.image_size, pbar=pbar, **shares)
+            redundancy[f"cirr/{split}"] = s.pop("redundancy")
+            counts["cirr"][split] = s
+        used_asins: set[str] = set()
+        for split, n in cfg.fashioniq_families.items():
+            s = fashion_world.build_split(
+                out, split, n, seed, cfg.image_size, used_asins=used_asins, pbar=pbar, **shares
+            )
+            redundancy[f"fashioniq/{split}"] = s.pop("redundancy")
+            for category in FASHIONIQ_CATEGORIES:
+                redundancy[f"fashioniq-{category}/{split}"] = s[category].pop("redundancy")
+            counts["fashioniq"][split] = s
+    counts["images"] = total
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "config": asdict(cfg),
+        "counts": counts,
+        "redundancy": redundancy,
+        "files": _file_list(out),
+    }
+    write_json_atomic(out / "world.json", summary, indent=1)
+    return summary
+
+
+def _file_list(out: Path) -> dict[str, int]:
+    """Number of files per top-level folder (a cheap fingerprint; tests hash the files themselves)."""
+    result: dict[str, int] = {}
+    for top in sorted(p for p in out.iterdir() if p.is_dir()):
+        result[top.name] = sum(1 for p in top.rglob("*") if p.is_file())
+    return result
+
+
+def sha256_tree(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, keyed by relative path (determinism checks)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

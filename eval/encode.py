@@ -1,0 +1,315 @@
+"""Embedding galleries and queries: batched DataLoaders, an on-disk gallery cache, several ranks.
+
+Gallery embeddings are cached per (checkpoint, model variant, ordered image list, transform): the
+key hashes the identity of the checkpoint's files (path, size, mtime), the model's export config,
+every image path in order and the processor's transform settings. A changed list misses.
+
+With torch.distributed initialised, each rank embeds a contiguous slice of the gallery and the
+slices are all-gathered (gloo on CPU, NCCL on GPU); rank 0 writes the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from coir.datasets.errors import DataFormatError, MissingInputError
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("COIR_CACHE_DIR", Path.home() / ".cache" / "coir" / "gallery"))
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _load_image(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise MissingInputError(path, "image") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataFormatError(path, f"not a readable image: {error}") from None
+
+
+class ImageDataset(Dataset):
+    def __init__(self, paths: Sequence[Path], processor: Any) -> None:
+        self.paths, self.processor = list(paths), processor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.processor.image(_load_image(self.paths[i]))
+
+
+class QueryDataset(Dataset):
+    def __init__(self, paths: Sequence[Path], texts: Sequence[str], processor: Any) -> None:
+        self.paths, self.texts, self.processor = list(paths), list(texts), processor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        return self.processor.image(_load_image(self.paths[i])), self.texts[i]
+
+
+class _QueryCollate:
+    """Stacks images and tokenises the batch's texts at once (picklable for worker processes)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, items: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
+        images = torch.stack([image for image, _ in items])
+        tokens = self.processor.text([text for _, text in items])
+        return {"images": images, **tokens}
+
+
+def check_images_exist(paths: Sequence[Path], what: str = "image") -> None:
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise MissingInputError(missing[0], f"{what} (and {len(missing) - 1} more of {len(paths)})")
+
+
+def _loader(dataset: Dataset, batch_size: int, num_workers: int, collate: Any = None) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        persistent_workers=False,
+    )
+
+
+def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="batch", leave=False)
+
+
+@torch.no_grad()
+def encode_images(
+    model: Any,
+    paths: Sequence[Path],
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """model.encode_target over the images, in order -> [N, D] on `device`."""
+    check_images_exist(paths, "gallery image")
+    loader = _loader(ImageDataset(paths, model.processor()), batch_size, num_workers)
+    out = [
+        model.encode_target(images.to(device, non_blocking=True))
+        for images in _progress(loader, len(loader), "gallery", progress)
+    ]
+    return torch.cat(out) if out else torch.empty((0, 0), device=device)
+
+
+@torch.no_grad()
+def encode_queries(
+    model: Any,
+    paths: Sequence[Path],
+    texts: Sequence[str],
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """model.encode_query over (reference image, text) pairs, in order -> [Q, D] on `device`."""
+    check_images_exist(paths, "reference image")
+    processor = model.processor()
+    loader = _loader(QueryDataset(paths, texts, processor), batch_size, num_workers, _QueryCollate(processor))
+    out = []
+    for batch in _progress(loader, len(loader), "queries", progress):
+        out.append(
+            model.encode_query(
+                batch["images"].to(device, non_blocking=True),
+                batch["input_ids"].to(device, non_blocking=True),
+                batch["attention_mask"].to(device, non_blocking=True),
+            )
+        )
+    return torch.cat(out) if out else torch.empty((0, 0), device=device)
+
+
+# ---------------------------------------------------------------- cache key
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """Identity of a checkpoint's files (relative path, size, mtime) — not their content, which
+    would cost a full read of the weights on every run."""
+    path = Path(path).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256(str(path).encode())
+    for f in files:
+        stat = f.stat()
+        digest.update(
+            f"{f.relative_to(path) if path.is_dir() else f.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+        )
+    return digest.hexdigest()
+
+
+def transform_identity(processor: Any) -> str:
+    """The settings of the processor's image transform (dataclass fields of simple types)."""
+    if dataclasses.is_dataclass(processor):
+        simple = {
+            f.name: getattr(processor, f.name)
+            for f in dataclasses.fields(processor)
+            if isinstance(getattr(processor, f.name), (int, float, str, bool, tuple, type(None)))
+        }
+        return f"{type(processor).__qualname__}:{json.dumps(simple, sort_keys=True, default=str)}"
+    return f"{type(processor).__qualname__}:{getattr(processor, 'image_size', '')}"
+
+
+def model_identity(model: Any) -> str:
+    try:
+        config = json.dumps(model.export_config(), sort_keys=True, default=str)
+    except Exception:  # a model without a JSON-ready config still gets a stable tag
+        config = type(model).__qualname__
+    return f"{getattr(model, 'name', type(model).__name__)}:{config}"
+
+
+def gallery_cache_key(fingerprint: str, model: Any, paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|{model_identity(model)}".encode())
+    digest.update(transform_identity(model.processor()).encode())
+    for p in paths:
+        digest.update(b"\0" + str(p).encode())
+    return digest.hexdigest()[:32]
+
+
+def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(path: Path, key: str, n: int) -> torch.Tensor | None:
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a damaged cache entry is recomputed, never trusted
+        return None
+    embeddings = payload.get("embeddings") if isinstance(payload, dict) else None
+    if payload.get("key") != key or not isinstance(embeddings, torch.Tensor) or embeddings.shape[0] != n:
+        return None
+    return embeddings
+
+
+# ---------------------------------------------------------------- ranks
+
+
+_LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("coir_eval_local_only", default=False)
+
+
+@contextlib.contextmanager
+def local_only() -> Iterator[None]:
+    """Evaluate in this process alone even inside a process group (a validator run by rank 0)."""
+    token = _LOCAL_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL_ONLY.reset(token)
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) without one or under local_only()."""
+    import torch.distributed as dist
+
+    if not _LOCAL_ONLY.get() and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Contiguous slice [start, stop) of n items for `rank` (sizes differ by at most one)."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def gather_rows(local: torch.Tensor, n_total: int) -> torch.Tensor:
+    """All-gather contiguous row slices of unequal length (padded to the largest, then trimmed)."""
+    import torch.distributed as dist
+
+    rank, world_size = world()
+    if world_size == 1:
+        return local
+    sizes = [shard_bounds(n_total, r, world_size) for r in range(world_size)]
+    largest = max(stop - start for start, stop in sizes)
+    width = torch.tensor([local.shape[1] if local.numel() else 0], device=local.device)
+    dist.all_reduce(width, op=dist.ReduceOp.MAX)
+    padded = torch.zeros((largest, int(width.item())), dtype=torch.float32, device=local.device)
+    if local.numel():
+        padded[: local.shape[0]] = local.float()
+    parts = [torch.empty_like(padded) for _ in range(world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: stop - start] for part, (start, stop) in zip(parts, sizes, strict=True)])
+
+
+def all_ranks_agree(flag: bool) -> bool:
+    """True when `flag` holds on every rank."""
+    import torch.distributed as dist
+
+    if world()[1] == 1:
+        return flag
+    flags: list[Any] = [None] * world()[1]
+    dist.all_gather_object(flags, flag)
+    return all(flags)
+
+
+def embed_gallery(
+    model: Any,
+    paths: Sequence[Path],
+    fingerprint: str | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Gallery embeddings [N, D] on `device`, from the cache when the key matches.
+
+    Caching needs a checkpoint fingerprint (an in-memory model being trained has none).
+    """
+    rank, world_size = world()
+    cache_file = None
+    if cache_dir is not None and fingerprint is not None:
+        key = gallery_cache_key(fingerprint, model, paths)
+        cache_file = Path(cache_dir) / f"gallery-{key}.pt"
+        hit = _load_cached(cache_file, key, len(paths))
+        if all_ranks_agree(hit is not None):
+            return hit.to(device)
+    start, stop = shard_bounds(len(paths), rank, world_size)
+    local = encode_images(model, paths[start:stop], batch_size, device, num_workers, progress and rank == 0)
+    embeddings = gather_rows(local, len(paths))
+    if cache_file is not None and rank == 0:
+        _save_atomic(cache_file, {"key": key, "embeddings": embeddings.detach().cpu()})
+    return embeddings

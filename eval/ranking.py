@@ -1,0 +1,237 @@
+"""Chunked top-k ranking of queries against a gallery, exact under one tie rule.
+
+Tie rule (everywhere in coir.eval): a higher score ranks first; equal scores rank by the LOWER
+gallery index first. This is what a stable descending sort of each row gives, so the output equals
+the first k columns of `torch.sort(scores, descending=True, stable=True)` — never computed here.
+
+The similarity matrix is never materialised: queries are processed `query_chunk` rows at a time
+against `gallery_chunk` columns at a time, so memory is bounded by query_chunk x gallery_chunk
+scores. Per chunk we keep the running top-k, the exact rank of each query's target (counts are
+additive across gallery chunks), and the scores of each query's subset members (CIRR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NEG_INF = float("-inf")
+
+
+def dot_score(query_state: torch.Tensor, gallery_state: torch.Tensor) -> torch.Tensor:
+    return query_state @ gallery_state.T
+
+
+def order_by_tie_rule(values: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reorder each row by (value descending, index ascending)."""
+    by_index = torch.argsort(indices, dim=1, stable=True)
+    values, indices = values.gather(1, by_index), indices.gather(1, by_index)
+    by_value = torch.argsort(values, dim=1, descending=True, stable=True)
+    return values.gather(1, by_value), indices.gather(1, by_value)
+
+
+def stable_topk(scores: torch.Tensor, k: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of each row of `scores` [Q, N] under the tie rule; indices are shifted by `offset`.
+
+    torch.topk returns the right values but an arbitrary choice among ties at the k-th value.
+    Taking k+1 shows where that can happen: a row whose (k+1)-th value equals its k-th has a tie
+    straddling the cut, and only such rows are redone with a stable sort of the row.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    if k == 0:
+        empty = scores.new_empty((scores.shape[0], 0))
+        return empty, torch.empty_like(empty, dtype=torch.long)
+    values, indices = torch.topk(scores, min(k + 1, n), dim=1, largest=True, sorted=True)
+    straddling = (
+        values[:, k] == values[:, k - 1] if k < n else torch.zeros_like(values[:, 0], dtype=torch.bool)
+    )
+    values, indices = order_by_tie_rule(values[:, :k], indices[:, :k])
+    if straddling.any():
+        rows = straddling.nonzero().squeeze(1)
+        exact = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        values[rows] = exact.values[:, :k]
+        indices[rows] = exact.indices[:, :k]
+    return values, indices + offset
+
+
+def pad_index_lists(lists: list[list[int]] | None, rows: int) -> torch.Tensor:
+    """Ragged per-query index lists -> LongTensor [rows, width] padded with -1."""
+    if not lists:
+        return torch.full((rows, 0), -1, dtype=torch.long)
+    width = max((len(x) for x in lists), default=0)
+    out = torch.full((rows, width), -1, dtype=torch.long)
+    for row, items in enumerate(lists):
+        if items:
+            out[row, : len(items)] = torch.as_tensor(items, dtype=torch.long)
+    return out
+
+
+@dataclass
+class Ranking:
+    """Per-query ranking outputs (numpy, gallery indices)."""
+
+    top_indices: np.ndarray  # [Q, k] int64, -1 where the gallery has fewer candidates
+    top_scores: np.ndarray  # [Q, k] float32
+    target_rank: np.ndarray  # [Q] int64, 0-based; -1 when the query has no target in the gallery
+    subset_order: np.ndarray  # [Q, S] int64 subset members in ranked order, -1 padded
+    subset_target_rank: np.ndarray  # [Q] int64, 0-based within the subset; -1 when absent
+
+
+def rank(
+    query_states: torch.Tensor,
+    gallery_states: torch.Tensor,
+    k: int = 50,
+    targets: list[int] | None = None,
+    exclude: list[list[int]] | None = None,
+    subsets: list[list[int]] | None = None,
+    score_fn: ScoreFn = dot_score,
+    query_chunk: int = 1024,
+    gallery_chunk: int | None = None,
+) -> Ranking:
+    """Rank every query against the gallery in chunks.
+
+    targets: gallery index of each query's target (-1: none). exclude: gallery indices removed
+    from a query's ranking (CIRR: the reference). subsets: gallery indices of a query's subset
+    (CIRR: the img_set members minus the reference), ranked among themselves by the same rule.
+    """
+    n_queries, n_gallery = query_states.shape[0], gallery_states.shape[0]
+    gallery_chunk = gallery_chunk or max(n_gallery, 1)
+    device = query_states.device
+    target_t = torch.as_tensor(targets if targets is not None else [-1] * n_queries, dtype=torch.long)
+    target_t = target_t.to(device)
+    exclude_t = pad_index_lists(exclude, n_queries).to(device)
+    subset_t = pad_index_lists(subsets, n_queries).to(device)
+    k_search = min(k + exclude_t.shape[1], n_gallery)
+
+    tops, top_values, ranks, subset_orders, subset_ranks = [], [], [], [], []
+    for q0 in range(0, n_queries, query_chunk):
+        q1 = min(q0 + query_chunk, n_queries)
+        queries = query_states[q0:q1]
+        target = target_t[q0:q1]
+        excluded = exclude_t[q0:q1]
+        subset = subset_t[q0:q1]
+        rows = q1 - q0
+        # scores of each query's target and subset members, collected chunk by chunk
+        target_score = torch.full((rows,), NEG_INF, device=device)
+        subset_score = torch.full(subset.shape, NEG_INF, device=device)
+        best_values = torch.empty((rows, 0), device=device)
+        best_indices = torch.empty((rows, 0), dtype=torch.long, device=device)
+        chunks = [(g0, min(g0 + gallery_chunk, n_gallery)) for g0 in range(0, n_gallery, gallery_chunk)]
+        kept: torch.Tensor | None = None
+        for g0, g1 in chunks:
+            scores = _chunk_scores(score_fn, queries, gallery_states, excluded, g0, g1)
+            in_chunk = (target >= g0) & (target < g1)
+            if in_chunk.any():
+                r = in_chunk.nonzero().squeeze(1)
+                target_score[r] = scores[r, target[r] - g0]
+            members = (subset >= g0) & (subset < g1)
+            if members.any():
+                r, c = members.nonzero(as_tuple=True)
+                subset_score[r, c] = scores[r, subset[r, c] - g0]
+            values, indices = stable_topk(scores, k_search, offset=g0)
+            best_values, best_indices = _merge_topk(best_values, best_indices, values, indices, k_search)
+            kept = scores if len(chunks) == 1 else None
+        # the exact target rank needs the target's score, known only after the first pass; with
+        # several gallery chunks they are scored again rather than kept (memory stays bounded)
+        higher = torch.zeros(rows, dtype=torch.long, device=device)
+        for g0, g1 in chunks if bool((target >= 0).any()) else []:
+            if kept is None:
+                scores = _chunk_scores(score_fn, queries, gallery_states, excluded, g0, g1)
+            else:
+                scores = kept
+            columns = torch.arange(g0, g1, device=device)
+            above = scores > target_score[:, None]
+            tied_before = (scores == target_score[:, None]) & (columns[None, :] < target[:, None])
+            higher += (above | tied_before).sum(dim=1)
+        has_target = (target >= 0) & ~(excluded == target[:, None]).any(dim=1)
+        ranks.append(torch.where(has_target, higher, torch.full_like(higher, -1)))
+        top_i, top_v = _drop_excluded(best_indices, best_values, excluded, k)
+        tops.append(top_i)
+        top_values.append(top_v)
+        order, subset_rank = _rank_subset(subset, subset_score, target)
+        subset_orders.append(order)
+        subset_ranks.append(subset_rank)
+    if not n_queries:
+        empty = np.zeros((0, k), dtype=np.int64)
+        return Ranking(empty, empty.astype(np.float32), empty[:, 0], empty[:, :0], empty[:, 0])
+    return Ranking(
+        top_indices=torch.cat(tops).cpu().numpy(),
+        top_scores=torch.cat(top_values).cpu().numpy(),
+        target_rank=torch.cat(ranks).cpu().numpy(),
+        subset_order=torch.cat(subset_orders).cpu().numpy(),
+        subset_target_rank=torch.cat(subset_ranks).cpu().numpy(),
+    )
+
+
+def _chunk_scores(
+    score_fn: ScoreFn,
+    queries: torch.Tensor,
+    gallery_states: torch.Tensor,
+    excluded: torch.Tensor,
+    g0: int,
+    g1: int,
+) -> torch.Tensor:
+    scores = score_fn(queries, gallery_states[g0:g1]).float()
+    if torch.isnan(scores).any():
+        raise FloatingPointError("the model produced NaN similarity scores")
+    _mask_columns(scores, excluded, g0, g1)
+    return scores
+
+
+def _mask_columns(scores: torch.Tensor, excluded: torch.Tensor, g0: int, g1: int) -> None:
+    if excluded.numel() == 0:
+        return
+    inside = (excluded >= g0) & (excluded < g1)
+    if inside.any():
+        r, c = inside.nonzero(as_tuple=True)
+        scores[r, excluded[r, c] - g0] = NEG_INF
+
+
+def _merge_topk(
+    values_a: torch.Tensor, indices_a: torch.Tensor, values_b: torch.Tensor, indices_b: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if values_a.shape[1] == 0:
+        return values_b, indices_b
+    values = torch.cat([values_a, values_b], 1)
+    values, indices = order_by_tie_rule(values, torch.cat([indices_a, indices_b], 1))
+    return values[:, :k], indices[:, :k]
+
+
+def _drop_excluded(
+    indices: torch.Tensor, values: torch.Tensor, excluded: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove excluded gallery indices from the top lists, keep the first k, pad with -1."""
+    if excluded.shape[1]:
+        dropped = (indices[:, :, None] == excluded[:, None, :]).any(dim=2)
+        keep_first = torch.argsort(dropped.to(torch.int8), dim=1, stable=True)
+        indices, values = indices.gather(1, keep_first), values.gather(1, keep_first)
+        dropped = dropped.gather(1, keep_first)
+        indices = indices.masked_fill(dropped, -1)
+        values = values.masked_fill(dropped, NEG_INF)
+    indices, values = indices[:, :k], values[:, :k]
+    if indices.shape[1] < k:
+        pad = k - indices.shape[1]
+        indices = torch.cat([indices, indices.new_full((indices.shape[0], pad), -1)], 1)
+        values = torch.cat([values, values.new_full((values.shape[0], pad), NEG_INF)], 1)
+    return indices, values
+
+
+def _rank_subset(
+    subset: torch.Tensor, subset_score: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if subset.shape[1] == 0:
+        return subset, subset.new_full((subset.shape[0],), -1)
+    # padding sorts last: lowest score and an index above every real one
+    big = torch.iinfo(torch.long).max
+    keys = subset.masked_fill(subset < 0, big)
+    scores = subset_score.masked_fill(subset < 0, NEG_INF)
+    _, ordered = order_by_tie_rule(scores, keys)
+    ordered = ordered.masked_fill(ordered == big, -1)
+    hit = (ordered == target[:, None]) & (target[:, None] >= 0)
+    position = torch.where(hit.any(dim=1), hit.to(torch.int8).argmax(dim=1), torch.full_like(target, -1))
+    return ordered, position

@@ -1,0 +1,127 @@
+"""Run one model on one task: embed the gallery (cached), embed the queries, rank, score.
+
+With several ranks each embeds a slice of the gallery (gathered) and a slice of the queries; the
+per-query rankings are gathered so every rank returns the full result.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
+from coir.eval.metrics import cirr_metrics, fashioniq_metrics, recall_at_k
+from coir.eval.ranking import Ranking, rank
+from coir.eval.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskResult:
+    task: Task
+    model_name: str
+    ranking: Ranking
+    metrics: dict[str, float]
+
+    def top_names(self, i: int, k: int | None = None) -> list[str]:
+        row = self.ranking.top_indices[i]
+        row = row[row >= 0] if k is None else row[row >= 0][:k]
+        return [self.task.gallery_names[j] for j in row]
+
+    def subset_names(self, i: int, k: int | None = None) -> list[str]:
+        row = self.ranking.subset_order[i]
+        row = row[row >= 0] if k is None else row[row >= 0][:k]
+        return [self.task.gallery_names[j] for j in row]
+
+
+def task_metrics(task: Task, ranking: Ranking) -> dict[str, float]:
+    """The benchmark's metrics, or only the query count on a split without targets (test)."""
+    out: dict[str, float] = {}
+    if any(q.target is not None for q in task.queries):
+        if task.benchmark == "cirr":
+            out = cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
+        elif task.benchmark == "fashioniq":
+            out = fashioniq_metrics(ranking.target_rank, task.ks)
+        else:
+            out = recall_at_k(ranking.target_rank, task.ks)
+    out["queries"] = len(task.queries)
+    return out
+
+
+def _gather_ranking(local: Ranking) -> Ranking:
+    import torch.distributed as dist
+
+    _, world_size = world()
+    if world_size == 1:
+        return local
+    parts: list[Any] = [None] * world_size
+    dist.all_gather_object(parts, local)
+
+    def cat(field: str) -> np.ndarray:
+        arrays = [getattr(p, field) for p in parts]
+        if arrays[0].ndim == 2:  # subset widths may differ between ranks
+            width = max(a.shape[1] for a in arrays)
+            arrays = [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1) for a in arrays]
+        return np.concatenate(arrays)
+
+    return Ranking(
+        *(cat(f) for f in ("top_indices", "top_scores", "target_rank", "subset_order", "subset_target_rank"))
+    )
+
+
+@torch.no_grad()
+def run_task(
+    model: Any,
+    task: Task,
+    model_name: str = "case",
+    fingerprint: str | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    k: int = 50,
+    query_chunk: int = 1024,
+    gallery_chunk: int | None = None,
+    progress: bool = False,
+) -> TaskResult:
+    model.eval()
+    gallery = embed_gallery(
+        model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress
+    )
+    rank_id, world_size = world()
+    start, stop = shard_bounds(len(task.queries), rank_id, world_size)
+    queries = task.queries[start:stop]
+    query_states = encode_queries(
+        model,
+        [q.reference_path for q in queries],
+        [q.text for q in queries],
+        batch_size,
+        device,
+        num_workers,
+        progress and rank_id == 0,
+    )
+    targets = [task.index_of(q.target) for q in queries]
+    missing = sum(t < 0 for t, q in zip(targets, queries, strict=True) if q.target is not None)
+    if missing:
+        log.warning("%s: %d targets are not in the gallery (counted as misses)", task.name, missing)
+    ranking = rank(
+        query_states,
+        gallery,
+        k=k,
+        targets=targets,
+        exclude=[[i for i in map(task.index_of, q.exclude) if i >= 0] for q in queries],
+        subsets=[[i for i in map(task.index_of, q.subset) if i >= 0] for q in queries]
+        if task.subset_ks
+        else None,
+        score_fn=model.score,
+        query_chunk=query_chunk,
+        gallery_chunk=gallery_chunk,
+    )
+    ranking = _gather_ranking(ranking)
+    return TaskResult(task, model_name, ranking, task_metrics(task, ranking))

@@ -1,0 +1,187 @@
+"""The functions launched jobs run (LaunchedTask targets, named "coir.launch.jobs:<function>").
+
+Each imports its stage lazily, so the submitting process stays light and a job only loads what it
+runs. Results are plain dicts: submitit pickles them and `coir launch status` shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import time
+from pathlib import Path
+from typing import Any
+
+from coir.datasets.errors import CoirError
+
+POLL_S = 2.0
+
+
+# -- training -------------------------------------------------------------------------------------
+def train(config: str, overrides: list[str], resume: str | None = None) -> dict[str, Any]:
+    """One rank of `coir train CONFIG overrides` (collective); resume="auto" after a requeue."""
+    from coir.pipeline.config import load_train_config
+    from coir.pipeline.engine import train as run_training
+
+    overrides = list(overrides)
+    if resume is not None:
+        overrides.append(f"checkpoint.resume={resume}")
+    result = dict(run_training(load_train_config(config, overrides)))
+    result["rank"] = int(os.environ.get("RANK", "0"))
+    result["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
+    return result
+
+
+# -- any `coir` command -----------------------------------------------------------------------------
+def command(words: list[str], args: dict[str, Any]) -> int:
+    """Run a registered `coir` command module (e.g. ["data", "synth"]) with parsed arguments."""
+    import importlib
+
+    from coir.pipeline.cli import _registered
+
+    target = _registered()[tuple(words)]
+    code = int(importlib.import_module(target).run(argparse.Namespace(**args)) or 0)
+    if code != 0:
+        raise RuntimeError(f"coir {' '.join(words)} exited with code {code}")
+    return code
+
+
+# -- LaSCo build as an array ------------------------------------------------------------------------
+def lasco_build(args: dict[str, Any], task_index: int, num_tasks: int) -> dict[str, Any]:
+    """Shard range `task_index` of `num_tasks` of a LaSCo build (flags as `coir data lasco` parses them)."""
+    from coir.datasets.lasco.build import build_lasco
+    from coir.datasets.lasco.cli import load_build_config
+
+    config = load_build_config(argparse.Namespace(**args))
+    return build_lasco(config, task_index, num_tasks, progress=False)
+
+
+def lasco_finalize(out: str, wait_for: list[str], timeout_s: float) -> dict[str, Any]:
+    """Merge the build once every array task has finished (fails, naming them, if one did not)."""
+    from coir.datasets.lasco.build import finalize_build
+
+    wait_for_results(wait_for, timeout_s)
+    return finalize_build(out)
+
+
+# -- evaluation sweep -------------------------------------------------------------------------------
+def evaluate(
+    checkpoint: str,
+    benchmark: str,
+    split: str,
+    data_root: str,
+    model_name: str,
+    out_dir: str,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """One (checkpoint, benchmark) cell of a sweep; returns the results fragment."""
+    from coir.eval.api import evaluate as run_evaluation
+
+    return run_evaluation(
+        checkpoint, benchmark, split, data_root, out_dir=out_dir, model_name=model_name, **options
+    )
+
+
+def collect_eval(run_dir: str, wait_for: list[str], timeout_s: float) -> dict[str, Any]:
+    """Merge every cell's fragment into RUN_DIR/results.json and RUN_DIR/results.md (one table)."""
+    from coir.eval.report import write_markdown, write_results
+
+    fragments = wait_for_results(wait_for, timeout_s)
+    path = Path(run_dir) / "results.json"
+    merged: dict[str, Any] = {}
+    for fragment in fragments:
+        merged = write_results(path, fragment)
+    write_markdown(Path(run_dir) / "results.md", merged)
+    return merged
+
+
+# -- waiting on other jobs' results -----------------------------------------------------------------
+def read_result(path: str | Path) -> tuple[str, Any] | None:
+    """submitit's result pickle: ("success", value) or ("error", traceback); None while absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return pickle.load(handle)
+
+
+def wait_for_results(paths: list[str], timeout_s: float) -> list[Any]:
+    """The values of the jobs whose result pickles are `paths`, once all exist; raises if one failed.
+
+    Under SLURM the collecting job depends on the others (afterany), so they are all there at once;
+    the local executor starts it beside them and it polls.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        outcomes = [read_result(p) for p in paths]
+        if all(o is not None for o in outcomes):
+            break
+        if time.monotonic() > deadline:
+            missing = [p for p, o in zip(paths, outcomes, strict=True) if o is None]
+            raise CoirError(
+                f"{len(missing)} job(s) did not finish in {timeout_s:.0f} s: {', '.join(missing)}"
+            )
+        time.sleep(POLL_S)
+    failed = [p for p, (status, _) in zip(paths, outcomes, strict=True) if status != "success"]
+    if failed:
+        raise CoirError(f"{len(failed)} job(s) failed (see their .err logs): {', '.join(failed)}")
+    return [value for _, value in outcomes]
+
+
+# -- cluster self-test ------------------------------------------------------------------------------
+def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None) -> dict[str, Any]:
+    """A stand-in trainer that checks a cluster set-up end to end, with no data or model.
+
+    Every rank joins a gloo process group through the exported MASTER_ADDR/PORT, counts `steps`
+    steps of `step_s` seconds and appends each to RUN_DIR/selftest/steps_rank<r>.log. Like the real
+    trainer it stops on SIGUSR2/SIGTERM at a step boundary the ranks agree on, writes a checkpoint
+    and returns status "preempted"; with resume="auto" it continues from that checkpoint.
+    """
+    import json
+    import signal
+
+    import torch
+    import torch.distributed as dist
+
+    folder = Path(run_dir) / "selftest"
+    folder.mkdir(parents=True, exist_ok=True)
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    ckpt = folder / "checkpoint.json"
+    step = json.loads(ckpt.read_text())["step"] if resume == "auto" and ckpt.is_file() else 0
+    stop: list[int] = []
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: stop.append(signum))
+        for s in (signal.SIGUSR2, signal.SIGTERM)
+    }
+    status = "completed"
+    try:
+        while step < steps:
+            time.sleep(step_s)
+            step += 1
+            with (folder / f"steps_rank{rank}.log").open("a") as log:
+                log.write(f"{step}\n")
+            flag = torch.tensor([1 if stop else 0])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item():
+                status = "preempted"
+                break
+        if rank == 0:
+            tmp = ckpt.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"step": step}))
+            os.replace(tmp, ckpt)
+        dist.barrier()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        dist.destroy_process_group()
+    return {
+        "status": status,
+        "step": step,
+        "samples_seen": step * world,
+        "rank": rank,
+        "world_size": world,
+        "checkpoint": str(ckpt),
+        "export_dir": None,
+    }

@@ -1,0 +1,157 @@
+"""The callable every launched job runs: distributed set-up, the target function, preemption.
+
+`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it exports the
+torch.distributed variables (distributed.py), imports `target` ("module:function") and calls it.
+
+Preemption and time limits. SLURM sends SIGUSR2 to every task (`--signal=USR2@<delay>` before the
+time limit, or `scancel --signal=USR2`; a preemption sends SIGTERM). submitit installs a USR2
+handler when the task starts; the trainer installs its own (for USR2 and SIGTERM) once it is built,
+replacing submitit's while it trains. So:
+
+1. While the trainer runs: its handler only sets a flag; at the next step boundary the ranks agree,
+   write the checkpoint together and train() returns {"status": "preempted", ...} on every rank.
+   Then (and only then, the checkpoint being complete on disk) rank 0 rewrites the job's pickle with
+   `resumed()` (one more requeue counted, `resume="auto"`) and requeues the job (`scontrol requeue`
+   for SLURM; for the local executor the requeue exit code makes submitit's controller restart the
+   tasks). The other ranks wait to be stopped by the requeue. After `max_requeues` requeues a
+   preempted result ends the job with an error that says how to resume by hand.
+2. Before the trainer installed its handler (imports, model build) or after it returned: submitit's
+   handler calls `checkpoint()` (this is a submitit Checkpointable), which returns `resumed()`: the
+   job is requeued at once. Nothing is lost since the trainer resumes from its newest checkpoint.
+
+A preemption under PreemptMode=REQUEUE sends SIGTERM, which the trainer handles like SIGUSR2; SLURM
+then requeues the job itself (our own request is refused and ignored) once the ranks have saved,
+provided the partition's GraceTime leaves time for one step and a checkpoint.
+
+A requeued job keeps its id and its log files (opened in append mode); SLURM delays its start by
+about two minutes (pending, reason BeginTime).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import logging
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from submitit.helpers import Checkpointable, DelayedSubmission
+
+LOGGER = logging.getLogger("coir.launch")
+WAIT_FOR_REQUEUE_S = 300  # a task that asked for (or waits for) the requeue waits this long to be stopped
+
+
+def import_target(target: str) -> Any:
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+class LaunchedTask(Checkpointable):
+    def __init__(
+        self,
+        target: str,
+        kwargs: dict[str, Any] | None = None,
+        distributed: bool = False,
+        gpus_per_node: int = 0,
+        max_requeues: int = 3,
+        resume_kwargs: dict[str, Any] | None = None,
+        requeues: int = 0,
+    ) -> None:
+        self.target = target
+        self.kwargs = dict(kwargs or {})
+        self.distributed = distributed
+        self.gpus_per_node = gpus_per_node
+        self.max_requeues = max_requeues
+        self.resume_kwargs = dict(resume_kwargs or {})
+        self.requeues = requeues
+
+    def __repr__(self) -> str:
+        return f"LaunchedTask({self.target}, requeues={self.requeues}/{self.max_requeues})"
+
+    # -- running --------------------------------------------------------------------------------
+    def __call__(self) -> Any:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+        if self.distributed:
+            from coir.launch.distributed import export_torch_env
+
+            values = export_torch_env(self.gpus_per_node)
+            LOGGER.info("distributed: %s", " ".join(f"{k}={v}" for k, v in values.items()))
+        if self.requeues:
+            LOGGER.info(
+                "attempt %d (requeued %d of at most %d times)",
+                self.requeues + 1,
+                self.requeues,
+                self.max_requeues,
+            )
+        result = import_target(self.target)(**self.kwargs)
+        if isinstance(result, dict) and result.get("status") == "preempted":
+            self._requeue_after_checkpoint(result)
+        return result
+
+    # -- requeue --------------------------------------------------------------------------------
+    def resumed(self) -> LaunchedTask | None:
+        """This task for its next attempt (resumes from the newest checkpoint); None when out of requeues."""
+        if self.requeues >= self.max_requeues:
+            return None
+        task = copy.deepcopy(self)
+        task.requeues += 1
+        task.kwargs.update(self.resume_kwargs)
+        return task
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission | None:
+        """submitit's preemption path (a signal outside the trainer's own handler): requeue resumed."""
+        task = self.resumed()
+        if task is None:
+            LOGGER.warning("signal received but %d requeues were used already: not requeued", self.requeues)
+            return None
+        LOGGER.warning("signal received: requeueing (attempt %d)", task.requeues + 1)
+        return DelayedSubmission(task)
+
+    def _requeue_after_checkpoint(self, result: dict[str, Any]) -> None:
+        from submitit import JobEnvironment
+        from submitit.core.utils import UncompletedJobError
+
+        env = JobEnvironment()
+        task = self.resumed()
+        if task is None:
+            raise UncompletedJobError(
+                f"preempted at step {result.get('step')} after {self.requeues} requeues "
+                f"(max_requeues={self.max_requeues}); newest checkpoint: {result.get('checkpoint')}; "
+                "submit again with --resume auto (and a higher --max-requeues) to continue from it"
+            )
+        local = env.cluster == "local"
+        if env.global_rank == 0:
+            paths = env.paths
+            current = DelayedSubmission.load(paths.submitted_pickle)
+            delayed = DelayedSubmission(task)
+            delayed.set_timeout(current._timeout_min, current._timeout_countdown)
+            tmp = paths.submitted_pickle.with_name(paths.submitted_pickle.name + ".requeue.tmp")
+            delayed.dump(tmp)
+            os.replace(tmp, paths.submitted_pickle)
+            LOGGER.warning(
+                "preempted at step %s, checkpoint %s written: requeueing job %s (requeue %d of %d)",
+                result.get("step"),
+                result.get("checkpoint"),
+                env.job_id,
+                task.requeues,
+                self.max_requeues,
+            )
+            sys.stdout.flush()
+            try:
+                env._requeue(current._timeout_countdown)  # SLURM: scontrol requeue; local: exits to restart
+            except (OSError, subprocess.SubprocessError) as error:
+                # a preemption with PreemptMode=REQUEUE: SLURM requeues the job itself and refuses ours
+                LOGGER.warning("requeue request failed (%s); waiting for SLURM to stop the job", error)
+        elif local:
+            from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE
+
+            sys.exit(LOCAL_REQUEUE_RETURN_CODE)
+        sys.stdout.flush()
+        # SLURM: the requeue stops every task of the job; returning now would record a stale result
+        time.sleep(WAIT_FOR_REQUEUE_S)
+        raise UncompletedJobError(
+            f"job {env.job_id} was not stopped {WAIT_FOR_REQUEUE_S} s after its requeue"
+        )

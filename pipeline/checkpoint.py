@@ -1,0 +1,159 @@
+"""Training checkpoints: DeepSpeed state plus what exact resume needs, the last K kept.
+
+Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
+  DeepSpeed's files (module, ZeRO-partitioned optimizer state, LR scheduler) — engine.save_checkpoint
+  rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState
+  trainer.json    step, samples seen, epoch, world size, best validation score; written LAST, by rank 0,
+                  after every rank finished, so a folder without it (a run killed while saving) is
+                  incomplete and never resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from coir.datasets.errors import MissingInputError
+from coir.pipeline import distributed
+
+log = logging.getLogger("coir.checkpoint")
+
+PREFIX = "step_"
+MARKER = "trainer.json"
+
+
+def tag_of(step: int) -> str:
+    return f"{PREFIX}{step:08d}"
+
+
+def step_of(path: Path) -> int:
+    return int(path.name[len(PREFIX) :])
+
+
+def _is_step_dir(path: Path) -> bool:
+    return path.is_dir() and path.name.startswith(PREFIX) and path.name[len(PREFIX) :].isdigit()
+
+
+def complete(directory: str | Path) -> list[Path]:
+    """Complete checkpoints in `directory`, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if _is_step_dir(p) and (p / MARKER).is_file()]
+    return sorted(found, key=step_of)
+
+
+def newest(directory: str | Path) -> Path | None:
+    found = complete(directory)
+    return found[-1] if found else None
+
+
+def resolve_resume(resume: str | None, directory: Path) -> Path | None:
+    """The checkpoint to resume from: None (fresh), "auto" (newest complete one, if any), or a path."""
+    if resume in (None, ""):
+        return None
+    if resume == "auto":
+        return newest(directory)
+    path = Path(resume)
+    if path.is_dir() and not (path / MARKER).is_file():
+        inner = newest(path)  # a checkpoint *directory* holding step_* folders
+        if inner is not None:
+            return inner
+    if not (path / MARKER).is_file():
+        raise MissingInputError(path / MARKER, "complete checkpoint (checkpoint.resume)")
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(
+    engine: Any,
+    directory: Path,
+    step: int,
+    trainer_state: dict[str, Any],
+    rank_state: dict[str, Any],
+    rank: int,
+    keep_last: int,
+) -> Path:
+    """Collective: every rank calls it at the same step. Returns the checkpoint folder."""
+    import io
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tag = tag_of(step)
+    engine.save_checkpoint(str(directory), tag=tag, client_state={"coir": trainer_state})
+    path = directory / tag
+    path.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(rank_state, buffer)
+    atomic_write_bytes(path / f"rank_{rank:05d}.pt", buffer.getvalue())
+    distributed.barrier()
+    if rank == 0:
+        atomic_write_bytes(path / MARKER, json.dumps(trainer_state, indent=1).encode())
+        prune(directory, keep_last)
+    distributed.barrier()
+    return path
+
+
+def prune(directory: Path, keep_last: int) -> list[Path]:
+    """Keep the newest `keep_last` complete checkpoints; remove every other step folder older than them."""
+    kept = complete(directory)[-keep_last:]
+    if not kept:
+        return []
+    newest_kept = step_of(kept[-1])
+    removed = []
+    for path in directory.iterdir():
+        # incomplete folders newer than the newest complete one may be in the middle of being written
+        if _is_step_dir(path) and path not in kept and step_of(path) < newest_kept:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.info("removed old checkpoints: %s", ", ".join(p.name for p in sorted(removed, key=step_of)))
+    return removed
+
+
+def load(engine: Any, path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Load DeepSpeed state into `engine`; return (trainer state, this rank's state or None)."""
+    engine.load_checkpoint(
+        str(path.parent), tag=path.name, load_optimizer_states=True, load_lr_scheduler_states=True
+    )
+    trainer_state = json.loads((path / MARKER).read_text())
+    rank_file = path / f"rank_{rank:05d}.pt"
+    rank_state = torch.load(rank_file, weights_only=False) if rank_file.is_file() else None
+    return trainer_state, rank_state

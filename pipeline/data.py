@@ -1,0 +1,253 @@
+"""The training sample stream: WebDataset shards -> decoded, transformed, tokenised batches.
+
+Layout of the stream. The shard list is split by node (rank r of W takes shards[r::W], the slicing
+of wds.split_by_node, so ranks read disjoint shards whenever there are at least W shards) and then
+by DataLoader worker the same way. Each worker resamples shards from its part (wds.ResampledShards),
+expands them into samples (wds.tarfile_to_samples with a handler that logs and continues), shuffles
+through a buffer, decodes the JPEGs with PIL, applies the model's Processor (image transform and
+tokenisation, in the worker) and yields whole batches. An epoch is a fixed number of batches per
+worker (data.samples_per_epoch_per_worker // data.batch_size); a new epoch rebuilds the workers.
+
+Exact resume. Every random choice of a worker is seeded from (seed, epoch, rank, worker): the shard
+order of ResampledShards and the shuffle buffer's RNG. The raw stream (samples before decoding) of
+a worker in an epoch is therefore a pure function of those four numbers. Each batch carries the
+index of the worker that made it and how many raw samples that worker had consumed up to it; the
+training loop keeps these for the batches it actually used (prefetched ones do not count), and the
+checkpoint stores them as StreamState. On resume the same per-worker streams are rebuilt and each
+worker drops the raw samples it had already consumed *before* decoding them (cheap: only tar bytes
+are read), so bad samples skipped during decoding are accounted for exactly. The DataLoader hands
+batches out round-robin starting at worker 0; after B consumed batches the next one belonged to
+worker B mod n, so on resume physical worker p plays logical worker (p + B) mod n and the
+interleaving continues unchanged. The DataLoader gets its own torch.Generator so that building it
+does not draw from the global RNG, whose state is restored from the checkpoint. The result: after
+resume the sample stream is exactly the continuation of the interrupted one (same world size and
+number of workers required; otherwise the run continues with a fresh epoch and says so).
+
+Bad samples (corrupt JPEG, missing field, unreadable tar member) are logged with key and shard,
+counted per worker (the count travels with each batch into the train log) and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import random
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from coir.pipeline.config import DataConfig
+
+log = logging.getLogger("coir.data")
+
+META_PREFIX = "_"  # batch keys that describe the batch rather than feed the model
+
+
+def stream_seed(*parts: int) -> int:
+    digest = hashlib.sha256("-".join(str(p) for p in parts).encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def split_shards(shards: list[str], index: int, count: int) -> list[str]:
+    """Part `index` of `count` (the slicing of wds.split_by_node); everything when too few shards."""
+    return shards[index::count] if len(shards) >= count else list(shards)
+
+
+@dataclass
+class StreamState:
+    """Where a rank's stream stands; saved in every checkpoint (one per rank)."""
+
+    epoch: int = 0
+    batches: int = 0  # batches of this epoch the training loop consumed
+    raw: list[int] = field(default_factory=list)  # per logical worker: raw samples consumed
+    bad: list[int] = field(default_factory=list)  # per logical worker: bad samples skipped this epoch
+    bad_before: int = 0  # bad samples skipped in earlier epochs
+    num_workers: int = 1
+    world_size: int = 1
+
+    @property
+    def bad_total(self) -> int:
+        return self.bad_before + sum(self.bad)
+
+    def consumed(self, batch: dict[str, Any]) -> None:
+        worker = int(batch["_worker"])
+        self.raw[worker] = int(batch["_raw"])
+        self.bad[worker] = int(batch["_bad"])
+        self.batches += 1
+
+    def next_epoch(self) -> None:
+        self.bad_before = self.bad_total
+        self.epoch += 1
+        self.batches = 0
+        self.raw = [0] * self.num_workers
+        self.bad = [0] * self.num_workers
+
+    @classmethod
+    def fresh(cls, num_workers: int, world_size: int) -> StreamState:
+        workers = max(1, num_workers)
+        return cls(raw=[0] * workers, bad=[0] * workers, num_workers=workers, world_size=world_size)
+
+
+class _Decoder:
+    """raw sample -> (query tensor, target tensor, text); raises on anything bad."""
+
+    def __init__(self, processor: Any, config: DataConfig) -> None:
+        self.processor = processor
+        self.mode = config.image_mode
+        self.draft = config.draft_size
+
+    def image(self, data: bytes) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            if self.draft and img.format == "JPEG":
+                img.draft(self.mode, (self.draft, self.draft))
+            img.load()
+            return self.processor.image(img.convert(self.mode))
+
+    def __call__(self, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, str]:
+        for key in ("query.jpg", "target.jpg", "txt"):
+            if key not in sample:
+                raise KeyError(f"missing field {key!r}")
+        text = sample["txt"].decode("utf-8").strip()
+        return self.image(sample["query.jpg"]), self.image(sample["target.jpg"]), text
+
+
+class TrainStream(IterableDataset):
+    """One rank's batches for one epoch, resumable from a StreamState (see the module docstring)."""
+
+    def __init__(
+        self,
+        shards: list[str],
+        processor: Any,
+        config: DataConfig,
+        seed: int,
+        rank: int,
+        world_size: int,
+        state: StreamState,
+    ) -> None:
+        super().__init__()
+        self.shards = split_shards(shards, rank, world_size)
+        self.processor = processor
+        self.config = config
+        self.seed = seed
+        self.rank = rank
+        self.state = state
+        self.batches_per_worker = config.samples_per_epoch_per_worker // config.batch_size
+        self._read_errors = 0
+        self._skipping = False
+
+    def _on_read_error(self, error: Exception) -> bool:
+        if not self._skipping:
+            self._read_errors += 1
+            log.warning("rank %d: skipped unreadable shard data: %r", self.rank, error)
+        return True  # continue with the next sample / shard
+
+    def worker_shards(self, logical: int, workers: int) -> list[str]:
+        return split_shards(self.shards, logical, workers)
+
+    def __iter__(self):
+        import webdataset as wds
+
+        info = get_worker_info()
+        physical, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        state = self.state
+        logical = (physical + state.batches) % workers
+        done = state.batches // workers + (1 if logical < state.batches % workers else 0)
+        remaining = self.batches_per_worker - done
+        if remaining <= 0:
+            return
+        seed = stream_seed(self.seed, state.epoch, self.rank, logical)
+        urls = self.worker_shards(logical, workers)
+        source = wds.ResampledShards(urls, seed=seed, worker_seed=lambda: 0, deterministic=True)
+        samples = wds.tarfile_to_samples(handler=self._on_read_error)(iter(source))
+        shuffled = wds.shuffle(
+            self.config.shuffle_buffer, self.config.shuffle_initial, rng=random.Random(seed + 1)
+        )(samples)
+        decode = _Decoder(self.processor, self.config)
+        skip = state.raw[logical] if logical < len(state.raw) else 0
+        bad = state.bad[logical] if logical < len(state.bad) else 0
+        self._read_errors = 0
+        self._skipping = skip > 0
+        rows: list[tuple[torch.Tensor, torch.Tensor, str]] = []
+        keys: list[str] = []
+        shard_names: list[str] = []
+        for raw_index, sample in enumerate(shuffled):
+            if raw_index < skip:
+                continue
+            self._skipping = False
+            try:
+                rows.append(decode(sample))
+            except Exception as error:  # a bad sample must not stop training
+                bad += 1
+                log.warning(
+                    "rank %d worker %d: skipped bad sample %s in %s: %r",
+                    self.rank,
+                    logical,
+                    sample.get("__key__"),
+                    sample.get("__url__"),
+                    error,
+                )
+                continue
+            keys.append(str(sample.get("__key__")))
+            shard_names.append(str(sample.get("__url__")))
+            if len(rows) < self.config.batch_size:
+                continue
+            batch = self._collate(rows)
+            batch.update(
+                _worker=logical,
+                _raw=raw_index + 1,
+                _bad=bad + self._read_errors,
+                _keys=keys,
+                _shards=shard_names,
+            )
+            yield batch
+            rows, keys, shard_names = [], [], []
+            remaining -= 1
+            if remaining == 0:
+                return
+
+    def _collate(self, rows: list[tuple[torch.Tensor, torch.Tensor, str]]) -> dict[str, Any]:
+        queries, targets, texts = zip(*rows, strict=True)
+        tokens = self.processor.text(list(texts))
+        return {
+            "query_image": torch.stack(queries),
+            "target_image": torch.stack(targets),
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+        }
+
+
+def _worker_init(_: int) -> None:
+    # The main process handles SIGTERM/SIGUSR2 (checkpoint, then exit); workers must survive them
+    # until the main process is done, and then they are shut down by the DataLoader.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def make_loader(stream: TrainStream, config: DataConfig, seed: int, use_cuda: bool) -> DataLoader:
+    generator = torch.Generator()
+    generator.manual_seed(stream_seed(seed, stream.state.epoch, stream.rank))
+    workers = config.num_workers
+    return DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=config.pin_memory and use_cuda,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=config.prefetch_factor if workers > 0 else None,
+        persistent_workers=False,
+        generator=generator,
+    )
+
+
+def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Model inputs and the batch's metadata (keys starting with '_')."""
+    inputs = {k: v for k, v in batch.items() if not k.startswith(META_PREFIX)}
+    meta = {k: v for k, v in batch.items() if k.startswith(META_PREFIX)}
+    return inputs, meta

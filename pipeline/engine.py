@@ -1,0 +1,537 @@
+"""The training engine: `train(config) -> result`, the same code for one process, torchrun, the deepspeed
+launcher, SLURM and submitit (pipeline/distributed.py finds the ranks).
+
+DeepSpeed runs the model (ZeRO stage 0/1/2 from the config; bf16 on GPU, fp32 on CPU with gloo) with a
+torch AdamW built here (weight decay only on matrices: biases, norms, embeddings and the temperature are
+excluded) and a warm-up + cosine schedule passed in, so DeepSpeed compiles no ops of its own. Gradient
+clipping and accumulation are set explicitly in the DeepSpeed config. The model's own `loss(batch)` is
+called on the engine's module (every RetrievalModel exposes `loss`, not `forward`; ZeRO 0-2 need no
+forward hooks).
+
+Checkpoints (pipeline/checkpoint.py) are written every `checkpoint.every_steps` optimizer steps, at the
+end, and when SIGUSR2 or SIGTERM arrives: the handler only sets a flag; at the next step boundary the
+ranks agree through an all_reduce, save together, and train() returns status "preempted" so that the
+launcher can requeue with resume=auto. The data stream resumes exactly (see pipeline/data.py).
+With `validation.benchmark` set, a validator from the "coir.validators" entry points runs every
+`validation.every_epochs` epochs on rank 0 and the best model (by `validation.main_metric`) is exported
+to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensors + config + tokenizer).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coir.datasets.errors import ConfigError
+from coir.pipeline import checkpoint, distributed
+from coir.pipeline.config import TrainConfig, check_paths, check_values
+
+log = logging.getLogger("coir.train")
+
+NO_DECAY_MODULES = ("Embedding", "LayerNorm", "GroupNorm", "BatchNorm", "RMSNorm")
+NO_DECAY_NAMES = ("embedding", "temp", "logit_scale", "cls_token", "bias")
+STEP_DELAY_ENV = "COIR_TRAIN_STEP_DELAY"  # tests only: seconds to sleep after each step
+
+
+class WarmupCosine:
+    """LR factor: linear warm-up over `warmup` steps, then cosine from 1 down to min_ratio at `total`."""
+
+    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
+        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """Two AdamW groups: decayed matrices and everything else (biases, norms, embeddings, temperature)."""
+    decay, no_decay = [], []
+    for module_name, module in model.named_modules():
+        kind = type(module).__name__
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            full = f"{module_name}.{name}" if module_name else name
+            excluded = (
+                param.ndim < 2
+                or any(tag in kind for tag in NO_DECAY_MODULES)
+                or any(tag in name.lower() for tag in NO_DECAY_NAMES)
+            )
+            (no_decay if excluded else decay).append((full, param))
+    return [
+        {"params": [p for _, p in decay], "weight_decay": weight_decay, "names": [n for n, _ in decay]},
+        {"params": [p for _, p in no_decay], "weight_decay": 0.0, "names": [n for n, _ in no_decay]},
+    ]
+
+
+def deepspeed_config(config: TrainConfig, world_size: int, bf16: bool) -> dict[str, Any]:
+    micro, accum = config.data.batch_size, config.optim.grad_accumulation
+    return {
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": accum,
+        "train_batch_size": micro * accum * world_size,
+        "gradient_clipping": config.optim.grad_clip,
+        "zero_optimization": {"stage": config.deepspeed.zero_stage},
+        "bf16": {"enabled": bf16},
+        "fp16": {"enabled": False},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | None:
+    name = config.validation.benchmark
+    if not name:
+        return None
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group="coir.validators")}
+    if name not in found:
+        raise ConfigError(
+            f"key 'validation.benchmark': no validator {name!r} registered in the 'coir.validators' "
+            f"entry points (registered: {', '.join(sorted(found)) or 'none'})"
+        )
+    try:
+        return found[name].load()
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(
+            f"key 'validation.benchmark': validator {name!r} ({found[name].value}) cannot be loaded: {error}"
+        ) from error
+
+
+class _StopFlag:
+    """Set by SIGUSR2/SIGTERM; read at step boundaries."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGUSR2, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _seed_all(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _timed(what: str, since: float) -> float:
+    now = time.perf_counter()
+    log.info("%s took %.1f s", what, now - since)
+    return now
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train as configured; returns {"status": "completed"|"preempted", "step", "samples_seen",
+    "export_dir", "checkpoint", "best"}. Collective: every rank calls it."""
+    check_values(config)
+    shards = check_paths(config)
+    validator = find_validator(config)
+
+    import torch
+
+    dist_env = distributed.setup_environment()
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        # submitit/SLURM may leave each task a single visible GPU whatever its local rank
+        torch.cuda.set_device(dist_env.local_rank % torch.cuda.device_count())
+    created_group = not torch.distributed.is_initialized()
+    distributed.init_process_group(dist_env, use_cuda)
+    try:
+        return _Trainer(config, shards, validator, dist_env, use_cuda).run()
+    finally:
+        if created_group:
+            distributed.shutdown()
+
+
+class _Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        shards: list[str],
+        validator: Callable[..., dict[str, float]] | None,
+        dist_env: distributed.DistEnv,
+        use_cuda: bool,
+    ) -> None:
+        import torch
+
+        self.config = config
+        self.shards = shards
+        self.validator = validator
+        self.rank = dist_env.rank
+        self.world = dist_env.world_size
+        self.use_cuda = use_cuda
+        self.device = f"cuda:{torch.cuda.current_device()}" if use_cuda else "cpu"
+        precision = config.deepspeed.precision
+        self.bf16 = precision == "bf16" or (precision == "auto" and use_cuda)
+        self.run_dir = Path(config.run_dir)
+        self.ckpt_dir = config.checkpoint_dir
+        self.stop = _StopFlag()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        import deepspeed
+        import torch
+
+        from coir.pipeline.models.registry import build_model
+
+        config = self.config
+        _seed_all(config.seed)  # identical initial weights on every rank
+        model = build_model(config.model)
+        self.processor = model.processor()
+        groups = param_groups(model, config.optim.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [{k: v for k, v in g.items() if k != "names"} for g in groups if g["params"]],
+            lr=config.optim.lr,
+            betas=(config.optim.betas[0], config.optim.betas[1]),
+            eps=config.optim.eps,
+        )
+        schedule = WarmupCosine(
+            config.optim.warmup_steps, config.optim.total_steps, config.optim.min_lr / config.optim.lr
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        # DeepSpeed's initial weight broadcast views each parameter as bytes, which fails for 0-dim
+        # parameters (the temperature); it skips parameters marked `ds_optim_param`, so those are
+        # marked during initialize and broadcast here instead.
+        scalars = [p for p in model.parameters() if p.ndim == 0]
+        for param in scalars:
+            param.ds_optim_param = True
+        try:
+            self.engine, _, _, self.scheduler = deepspeed.initialize(
+                model=model,
+                optimizer=optimizer,
+                lr_scheduler=scheduler,
+                config=deepspeed_config(config, self.world, self.bf16),
+                dist_init_required=False,
+            )
+        finally:
+            for param in scalars:
+                del param.ds_optim_param
+        if self.world > 1:
+            for param in scalars:
+                torch.distributed.broadcast(param.data, src=0)
+
+    def _restore(self) -> None:
+        from coir.pipeline.data import StreamState
+
+        config = self.config
+        workers = max(1, config.data.num_workers)
+        self.step, self.samples_seen, self.best, self.validated_step = 0, 0, None, 0
+        self.stream = StreamState.fresh(workers, self.world)
+        self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
+        if self.resumed_from is None:
+            _seed_all(config.seed * 1000 + self.rank + 1)  # per-rank randomness (dropout)
+            return
+        state, rank_state = checkpoint.load(self.engine, self.resumed_from, self.rank)
+        self.step = int(state["step"])
+        self.samples_seen = int(state["samples_seen"])
+        self.best = state.get("best")
+        self.validated_step = int(state.get("validated_step", 0))
+        if (
+            rank_state is None
+            or rank_state["stream"]["num_workers"] != workers
+            or state["world_size"] != self.world
+        ):
+            log.warning(
+                "checkpoint %s was written with another world size or worker count: "
+                "the data stream restarts with a new epoch",
+                self.resumed_from,
+            )
+            self.stream.epoch = int(state.get("epoch", 0)) + 1
+            _seed_all(config.seed * 1000 + self.rank + 1 + self.step)
+            return
+        self.stream = StreamState(**rank_state["stream"])
+        checkpoint.set_rng_state(rank_state["rng"])
+
+    # -- checkpoints and exports ----------------------------------------------------------------
+    def _trainer_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+            "epoch": self.stream.epoch,
+            "world_size": self.world,
+            "best": self.best,
+            "validated_step": self.validated_step,
+        }
+
+    def _save(self) -> Path:
+        import dataclasses
+
+        rank_state = {"rng": checkpoint.rng_state(), "stream": dataclasses.asdict(self.stream)}
+        path = checkpoint.save(
+            self.engine,
+            self.ckpt_dir,
+            self.step,
+            self._trainer_state(),
+            rank_state,
+            self.rank,
+            self.config.checkpoint.keep_last,
+        )
+        self.last_saved = self.step
+        self.logger.message(f"checkpoint step {self.step}: {path}")
+        return path
+
+    def _export(self, out_dir: Path) -> None:
+        from coir.pipeline.models.export import save_export
+
+        if self.rank == 0:
+            save_export(self.engine.module, out_dir)
+        distributed.barrier()
+
+    def _validate(self) -> None:
+        import torch
+
+        config = self.config
+        if self.validator is None:
+            return
+        if self.rank == 0:
+            module = self.engine.module
+            module.eval()
+            # bf16 weights: autocast lets the validator feed float32 images and keep its own code
+            device_type = "cuda" if self.use_cuda else "cpu"
+            autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16)
+            with torch.no_grad(), autocast:
+                metrics = self.validator(
+                    module,
+                    str(config.validation.data_root),
+                    config.validation.split,
+                    torch.device(self.device),
+                )
+            module.train()
+            key = config.validation.main_metric
+            if key not in metrics:
+                raise ConfigError(
+                    f"key 'validation.main_metric': {key!r} not in the validator's result "
+                    f"({', '.join(metrics)})"
+                )
+            score = float(metrics[key])
+            record = {
+                "step": self.step,
+                "epoch": self.stream.epoch,
+                **{f"val/{k}": float(v) for k, v in metrics.items()},
+            }
+            self.logger.record(record)
+            if self.best is None or score > self.best["score"]:
+                self.best = {"score": score, "step": self.step, "epoch": self.stream.epoch}
+                from coir.pipeline.models.export import save_export
+
+                save_export(module, self.run_dir / "best")
+            self.logger.message(f"validation epoch {self.stream.epoch}: {key}={score:.4f} (best {self.best})")
+        best = [self.best] if self.rank == 0 else [None]
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.broadcast_object_list(best, src=0)
+        self.best = best[0]
+        self.validated_step = self.step
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from coir.pipeline.train_log import TrainLogger
+
+        started = time.perf_counter()
+        self._build()
+        started = _timed("model and DeepSpeed set-up", started)
+        self._restore()
+        _timed("checkpoint restore", started)
+        self.last_saved = self.step if self.resumed_from is not None else -1
+        config = self.config
+        self.logger = TrainLogger(
+            config.log_dir,
+            self.rank,
+            config.logging.tensorboard,
+            config.logging.progress_bar,
+            config.optim.total_steps,
+            self.step,
+            config.logging.log_samples,
+        )
+        if self.resumed_from is not None:
+            self.logger.message(f"resumed from {self.resumed_from} at step {self.step}")
+        self.stop.install()
+        try:
+            status = self._loop()
+            result_checkpoint = None
+            if self.last_saved != self.step:
+                result_checkpoint = str(self._save())
+            elif checkpoint.newest(self.ckpt_dir) is not None:
+                result_checkpoint = str(checkpoint.newest(self.ckpt_dir))
+            export_dir = None
+            if status == "completed":
+                if self.validator is not None and self.validated_step != self.step:
+                    self._validate()
+                export_dir = str(self.run_dir / "export")
+                self._export(Path(export_dir))
+            return {
+                "status": status,
+                "step": self.step,
+                "samples_seen": self.samples_seen,
+                "export_dir": export_dir,
+                "checkpoint": result_checkpoint,
+                "best": self.best,
+                "skipped_samples": self._skipped_total(),
+            }
+        finally:
+            self.stop.restore()
+            self.logger.close()
+
+    def _skipped_total(self) -> int:
+        return int(distributed.all_reduce_sum([float(self.stream.bad_total)])[0])
+
+    def _loop(self) -> str:
+        import torch
+
+        from coir.pipeline.data import TrainStream, make_loader, split_batch
+
+        config = self.config
+        accum, total = config.optim.grad_accumulation, config.optim.total_steps
+        global_batch = config.data.batch_size * accum * self.world
+        delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
+        dtype = torch.bfloat16 if self.bf16 else None
+        module = self.engine.module
+        module.train()
+        window = _Window()
+        micro = 0
+        while self.step < total:
+            stream = TrainStream(
+                self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
+            )
+            batches = iter(make_loader(stream, config.data, config.seed, self.use_cuda))
+            while self.step < total:
+                started = time.perf_counter()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                waited = time.perf_counter() - started
+                inputs, meta = split_batch(batch)
+                inputs = {
+                    k: v.to(self.device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
+                    for k, v in inputs.items()
+                }
+                losses = module.loss(inputs)
+                self.engine.backward(losses["loss"])
+                self.engine.step()
+                self.stream.consumed(meta)
+                self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
+                window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
+                micro += 1
+                if micro < accum:
+                    continue
+                micro = 0
+                self.step += 1
+                self.samples_seen += global_batch
+                self._after_step(window)
+                if delay:
+                    time.sleep(delay)
+                if distributed.all_agree(self.stop.signum is not None):
+                    self._save()
+                    self.logger.message(f"stopping at step {self.step} on a signal: checkpoint saved")
+                    return "preempted"
+                every = config.checkpoint.every_steps
+                if every and self.step % every == 0 and self.step < total:
+                    self._save()
+            else:
+                break  # total reached in the middle of an epoch
+            self.stream.next_epoch()
+            every = config.validation.every_epochs
+            if self.validator is not None and self.stream.epoch % every == 0:
+                self._validate()
+        return "completed"
+
+    def _after_step(self, window: _Window) -> None:
+        config = self.config
+        lr = float(self.scheduler.base_lrs[0] * self.scheduler.lr_lambdas[0](self.step - 1))  # this step's
+        self.logger.step(self.step)
+        if self.step % config.logging.every_steps and self.step != config.optim.total_steps:
+            return
+        record = window.reduce()
+        record.update(
+            step=self.step,
+            epoch=self.stream.epoch,
+            samples_seen=self.samples_seen,
+            lr=lr,
+            skipped_samples=self._skipped_total(),
+        )
+        self.logger.record(record)
+        self.logger.postfix(record)
+        window.reset()
+
+
+class _Window:
+    """Loss terms and timings since the last log record."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.wait = 0.0
+        self.busy = 0.0
+        self.samples = 0
+        self.started = time.perf_counter()
+
+    def add(self, losses: dict[str, Any], waited: float, elapsed: float, samples: int) -> None:
+        # summed as device tensors: no host sync per step; converted at log time
+        for key, value in losses.items():
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                value = value.detach().float().reshape(())
+                self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.count += 1
+        self.wait += waited
+        self.busy += elapsed
+        self.samples += samples
+
+    def reduce(self) -> dict[str, float]:
+        """Averages over all ranks: loss terms, samples/s (global), data-wait share."""
+        keys = sorted(self.sums)
+        elapsed = time.perf_counter() - self.started
+        values = [float(self.sums[k]) for k in keys] + [
+            float(self.count),
+            self.wait,
+            self.busy,
+            float(self.samples),
+            elapsed,
+        ]
+        summed = distributed.all_reduce_sum(values)
+        world = distributed_world()
+        count = max(1.0, summed[len(keys)])
+        wait, busy, samples, elapsed_sum = summed[len(keys) + 1 :]
+        record = {k: summed[i] / count for i, k in enumerate(keys)}
+        record["samples_per_s"] = samples / max(1e-9, elapsed_sum / world)
+        record["data_wait_share"] = wait / max(1e-9, busy)
+        return record
+
+
+def distributed_world() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_initialized() else 1

@@ -1,0 +1,131 @@
+"""BLIP parts from transformers: vision transformer, BERT text encoder with cross-attention, projections.
+
+Built from a size preset (random weights) or loaded from a local Hugging Face BlipForImageTextRetrieval
+checkpoint directory. Module names match BlipForImageTextRetrieval's, so state-dict keys line up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from coir.datasets.errors import ConfigError, MissingInputError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "vision": dict(
+            hidden_size=128,
+            intermediate_size=512,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=64,
+            patch_size=8,
+            initializer_range=0.02,
+        ),
+        "text": dict(
+            hidden_size=128,
+            intermediate_size=512,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            max_position_embeddings=64,
+        ),
+        "projection_dim": 64,
+    },
+    # BLIP's real sizes (Salesforce/blip-itm-base-coco): ViT-B/16 at 384 px, BERT-base, 256-d projections
+    "base": {
+        "vision": dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=384,
+            patch_size=16,
+            initializer_range=0.02,
+        ),
+        "text": dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=512,
+        ),
+        "projection_dim": 256,
+    },
+}
+
+
+def preset_config(
+    preset: str, vocab_size: int, image_size: int | None = None, projection_dim: int | None = None
+) -> Any:
+    """A BlipConfig for a size preset; the text vocabulary comes from the tokenizer."""
+    from transformers import BlipConfig
+
+    if preset not in PRESETS:
+        raise ConfigError(f"model.preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    p = PRESETS[preset]
+    vision = dict(p["vision"])
+    if image_size is not None:
+        if image_size % vision["patch_size"]:
+            raise ConfigError(
+                f"model.image_size: {image_size} is not a multiple of the patch size {vision['patch_size']}"
+            )
+        vision["image_size"] = image_size
+    text = dict(
+        p["text"],
+        vocab_size=vocab_size,
+        pad_token_id=0,
+        is_decoder=True,
+        encoder_hidden_size=vision["hidden_size"],
+    )
+    if vocab_size <= 30522:  # a small local vocabulary: BLIP's [DEC]/[SEP] ids do not exist in it
+        text.update(bos_token_id=None, eos_token_id=None, sep_token_id=None)
+    return BlipConfig(
+        text_config=text, vision_config=vision, image_text_hidden_size=projection_dim or p["projection_dim"]
+    )
+
+
+class BlipParts(nn.Module):
+    """The four BLIP retrieval parts CASE and its baselines are built from."""
+
+    def __init__(self, config: Any) -> None:
+        from transformers import BlipTextModel, BlipVisionModel
+
+        super().__init__()
+        self.config = config
+        self.vision_model = BlipVisionModel(config.vision_config)
+        self.text_encoder = BlipTextModel(config.text_config, add_pooling_layer=False)
+        self.vision_proj = nn.Linear(config.vision_config.hidden_size, config.image_text_hidden_size)
+        self.text_proj = nn.Linear(config.text_config.hidden_size, config.image_text_hidden_size)
+
+
+def config_from_dict(d: dict[str, Any]) -> Any:
+    from transformers import BlipConfig
+
+    return BlipConfig.from_dict(d)
+
+
+def load_pretrained(path: str | Path) -> BlipParts:
+    """Parts of a local BlipForImageTextRetrieval checkpoint dir (nothing downloads)."""
+    from transformers import BlipForImageTextRetrieval
+
+    path = Path(path)
+    if not path.is_dir():
+        raise MissingInputError(path, "pretrained BLIP checkpoint directory (model.pretrained)")
+    if not (path / "config.json").is_file():
+        raise MissingInputError(path / "config.json", "BLIP checkpoint config")
+    try:
+        full = BlipForImageTextRetrieval.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"model.pretrained: cannot load a BLIP retrieval checkpoint from {path}: {e}"
+        ) from e
+    parts = BlipParts.__new__(BlipParts)
+    nn.Module.__init__(parts)
+    parts.config = full.config
+    parts.vision_model = full.vision_model
+    parts.text_encoder = full.text_encoder
+    parts.vision_proj = full.vision_proj
+    parts.text_proj = full.text_proj
+    return parts

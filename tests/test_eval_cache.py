@@ -1,0 +1,175 @@
+"""Gallery embedding cache (hit, miss on a changed list) and evaluation on several ranks (gloo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from coir.eval.encode import checkpoint_fingerprint, embed_gallery
+from coir.eval.runner import run_task
+from coir.eval.tasks import Query, Task
+from coir.pipeline.models.base import RetrievalModel
+
+
+class ColourProcessor:
+    """Image -> its mean colour [3, 1, 1]; text -> a bag of characters."""
+
+    image_size = 1
+
+    def image(self, image: Image.Image) -> torch.Tensor:
+        return torch.tensor(np.asarray(image.convert("RGB"), dtype=np.float32).mean((0, 1)) / 255)[
+            :, None, None
+        ]
+
+    def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        ids = torch.zeros((len(texts), 8), dtype=torch.long)
+        for i, text in enumerate(texts):
+            codes = [ord(c) % 97 for c in text[:8]]
+            ids[i, : len(codes)] = torch.tensor(codes)
+        return {"input_ids": ids, "attention_mask": (ids > 0).long()}
+
+
+class ColourModel(RetrievalModel):
+    """A tiny deterministic model of the interface; counts how many images it encodes."""
+
+    name = "colour"
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.image_proj = torch.nn.Parameter(torch.randn(3, 8, generator=generator))
+        self.text_emb = torch.nn.Parameter(torch.randn(97, 8, generator=generator) * 0.1)
+        self.encoded_images = 0
+
+    def encode_target(self, images):
+        self.encoded_images += images.shape[0]
+        return torch.nn.functional.normalize(images.flatten(1) @ self.image_proj, dim=1)
+
+    def encode_query(self, images, input_ids, attention_mask):
+        text = (self.text_emb[input_ids] * attention_mask[..., None]).sum(1)
+        return torch.nn.functional.normalize(images.flatten(1) @ self.image_proj + text, dim=1)
+
+    def loss(self, batch):
+        return {"loss": torch.zeros(())}
+
+    def processor(self):
+        return ColourProcessor()
+
+    def export_config(self):
+        return {"kind": "colour"}
+
+
+def write_images(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (4, 4), ((37 * i) % 256, (91 * i) % 256, (13 * i) % 256)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_cache_hit_skips_encoding_and_a_changed_list_misses(tmp_path):
+    paths = write_images(tmp_path / "images", 20)
+    model, cache = ColourModel(), tmp_path / "cache"
+    fingerprint = "checkpoint-a"
+    first = embed_gallery(model, paths, fingerprint, cache, batch_size=8)
+    assert model.encoded_images == 20
+    again = embed_gallery(model, paths, fingerprint, cache, batch_size=8)
+    assert model.encoded_images == 20  # from the cache
+    assert torch.equal(first, again)
+    embed_gallery(model, paths[:-1], fingerprint, cache, batch_size=8)  # one image fewer
+    assert model.encoded_images == 39
+    embed_gallery(model, list(reversed(paths)), fingerprint, cache, batch_size=8)  # same images, new order
+    assert model.encoded_images == 59
+    embed_gallery(model, paths, "checkpoint-b", cache, batch_size=8)  # other weights
+    assert model.encoded_images == 79
+    embed_gallery(model, paths, None, cache, batch_size=8)  # an in-memory model is never cached
+    assert model.encoded_images == 99
+    assert len(list(cache.glob("gallery-*.pt"))) == 4
+
+
+def test_checkpoint_fingerprint_follows_the_weights_file(tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    weights = export / "model.safetensors"
+    weights.write_bytes(b"1234")
+    before = checkpoint_fingerprint(export)
+    assert checkpoint_fingerprint(export) == before
+    weights.write_bytes(b"12345")
+    assert checkpoint_fingerprint(export) != before
+
+
+def small_task(folder: Path) -> Task:
+    paths = write_images(folder, 23)
+    names = [p.stem for p in paths]
+    queries = [
+        Query(
+            key=str(i),
+            reference=names[i],
+            reference_path=paths[i],
+            text=f"make it {'abcdefgh'[i % 8]}",
+            target=names[(i * 7 + 3) % 23],
+            exclude=(names[i],),
+            subset=tuple(names[(i + j) % 23] for j in range(1, 6)),
+        )
+        for i in range(23)
+    ]
+    return Task("cirr", "val", "cirr/val", names, paths, queries, (1, 5, 10, 50), (1, 2, 3))
+
+
+def _worker(rank: int, world_size: int, folder: str, port: int) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        model = ColourModel()
+        result = run_task(model, small_task(Path(folder) / "images"), batch_size=4, query_chunk=5)
+        np.savez(
+            Path(folder) / f"rank{rank}.npz",
+            top=result.ranking.top_indices,
+            target=result.ranking.target_rank,
+            subset=result.ranking.subset_order,
+            encoded=model.encoded_images,
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_give_the_single_process_result(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    single = run_task(ColourModel(), small_task(tmp_path / "images"), batch_size=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # fork: the children need no fresh interpreter (spawn would re-import torch in each)
+    mp.start_processes(_worker, args=(2, str(tmp_path), port), nprocs=2, join=True, start_method="fork")
+    for rank in range(2):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        assert np.array_equal(got["top"], single.ranking.top_indices)
+        assert np.array_equal(got["target"], single.ranking.target_rank)
+        assert np.array_equal(got["subset"], single.ranking.subset_order)
+        assert int(got["encoded"]) in (11, 12)  # each rank embedded half of the 23 gallery images
+    assert single.metrics["queries"] == 23
+
+
+@pytest.mark.parametrize("bad", ["missing", "corrupt"])
+def test_bad_gallery_image_names_the_file(tmp_path, bad):
+    from coir.datasets.errors import CoirError
+
+    paths = write_images(tmp_path / "images", 3)
+    if bad == "missing":
+        paths[1].unlink()
+    else:
+        paths[1].write_bytes(b"not an image")
+    with pytest.raises(CoirError, match="img1.png"):
+        embed_gallery(ColourModel(), paths)

@@ -1,0 +1,131 @@
+"""Metrics and ranking on hand-worked cases: ties, reference removal, subsets, FashionIQ means."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from coir.eval.metrics import cirr_metrics, fashioniq_metrics, main_measure, mean_metrics, recall_at_k
+from coir.eval.ranking import rank, stable_topk
+from coir.eval.report import read_results, results_markdown, write_results
+from coir.eval.tasks import join_fashioniq_captions
+
+
+def rank_rows(rows: list[list[float]], **kwargs) -> object:
+    """Rank with the given score rows: queries = rows, gallery = identity, so scores = rows."""
+    scores = torch.tensor(rows, dtype=torch.float32)
+    return rank(scores, torch.eye(scores.shape[1]), **kwargs)
+
+
+def test_recall_counts_ranks_below_k_and_missing_targets_as_misses():
+    ranks = [0, 3, -1, 9]
+    assert recall_at_k(ranks, (1, 5, 10)) == {"R@1": 25.0, "R@5": 50.0, "R@10": 75.0}
+
+
+def test_ties_go_to_the_lower_gallery_index():
+    # gallery 1, 2 and 4 tie at 0.9: order 1, 2, 4, then 0, then 3
+    result = rank_rows([[0.5, 0.9, 0.9, 0.1, 0.9]], k=5, targets=[4])
+    assert result.top_indices[0].tolist() == [1, 2, 4, 0, 3]
+    assert result.target_rank.tolist() == [2]
+    top2 = rank_rows([[0.5, 0.9, 0.9, 0.1, 0.9]], k=2, targets=[4])
+    assert top2.top_indices[0].tolist() == [1, 2]
+    assert top2.target_rank.tolist() == [2]  # the rank is exact even outside the kept top-k
+
+
+def test_reference_removed_from_ranking_and_from_counts():
+    # the reference (index 0) scores highest; the target (3) is second overall, first without it
+    rows = [[1.0, 0.2, 0.3, 0.8, 0.8]]
+    kept = rank_rows(rows, k=4, targets=[3])
+    removed = rank_rows(rows, k=4, targets=[3], exclude=[[0]])
+    assert kept.target_rank.tolist() == [1]
+    assert removed.target_rank.tolist() == [0]
+    assert removed.top_indices[0].tolist() == [3, 4, 2, 1]  # 3 and 4 tie: lower index first
+    short = rank_rows(rows, k=5, targets=[3], exclude=[[0]])
+    assert short.top_indices[0].tolist() == [3, 4, 2, 1, -1]  # only 4 candidates remain
+
+
+def test_excluded_target_is_a_miss():
+    result = rank_rows([[0.1, 0.9]], k=2, targets=[1], exclude=[[1]])
+    assert result.target_rank.tolist() == [-1]
+
+
+def test_subset_recall_ranks_only_members_minus_reference():
+    # gallery: 0 = reference (top score), 1-3 non-members that outscore everything else,
+    # members 4..8 (reference excluded from the subset), target 7
+    rows = [[9.0, 8.0, 8.0, 8.0, 0.1, 0.5, 0.2, 0.4, 0.3]]
+    result = rank_rows(rows, k=5, targets=[7], exclude=[[0]], subsets=[[4, 5, 6, 7, 8]])
+    assert result.subset_order[0].tolist() == [5, 7, 8, 6, 4]
+    assert result.subset_target_rank.tolist() == [1]
+    assert result.target_rank.tolist() == [4]  # behind 1, 2, 3 and member 5
+    metrics = cirr_metrics(result.target_rank, result.subset_target_rank)
+    assert metrics["R@1"] == 0.0 and metrics["R@5"] == 100.0
+    assert metrics["Rs@1"] == 0.0 and metrics["Rs@2"] == 100.0 and metrics["Rs@3"] == 100.0
+    assert metrics["avg"] == 50.0
+    assert main_measure("cirr", metrics) == 50.0
+
+
+def test_subset_ties_follow_the_same_rule():
+    rows = [[0.0, 0.5, 0.5, 0.5]]
+    result = rank_rows(rows, k=3, targets=[3], subsets=[[3, 1, 2]])  # listed out of order
+    assert result.subset_order[0].tolist() == [1, 2, 3]
+    assert result.subset_target_rank.tolist() == [2]
+
+
+def test_fashioniq_metrics_and_mean_over_categories():
+    dress = fashioniq_metrics(np.array([0, 9, 10, 49, 50, -1, 3, 70]))  # R@10 3/8, R@50 5/8
+    assert dress == {"R@10": 37.5, "R@50": 62.5, "avg": 50.0}
+    shirt = fashioniq_metrics(np.array([0, 0, 0, 0]))
+    toptee = fashioniq_metrics(np.array([60, 60]))
+    mean = mean_metrics([dress, shirt, toptee])
+    assert mean["R@10"] == pytest.approx((37.5 + 100 + 0) / 3)
+    assert mean["R@50"] == pytest.approx((62.5 + 100 + 0) / 3)
+    assert main_measure("fashioniq", mean) == pytest.approx((mean["R@10"] + mean["R@50"]) / 2)
+
+
+def test_fashioniq_caption_join_as_clip4cir():
+    assert join_fashioniq_captions(["is shiny and silver.", " fit and flare?"]) == (
+        "Is shiny and silver and fit and flare"
+    )
+    # str.capitalize lower-cases the rest of the first caption, as CLIP4Cir's code does
+    assert join_fashioniq_captions(["Has a LOGO, ", "is Blue"]) == "Has a logo and is Blue"
+    assert join_fashioniq_captions(["a", "b"], "{c2}; {c1}") == "b; A"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chunked_topk_equals_stable_full_sort_with_ties(seed):
+    generator = torch.Generator().manual_seed(seed)
+    queries = torch.randint(-2, 3, (37, 4), generator=generator).float()  # integer scores: many ties
+    gallery = torch.randint(-2, 3, (211, 4), generator=generator).float()
+    full = torch.sort(queries @ gallery.T, dim=1, descending=True, stable=True).indices
+    targets = torch.randint(0, 211, (37,), generator=generator)
+    expected_rank = (full == targets[:, None]).int().argmax(dim=1)
+    for query_chunk, gallery_chunk in ((5, 13), (64, None), (1, 211)):
+        result = rank(
+            queries,
+            gallery,
+            k=50,
+            targets=targets.tolist(),
+            query_chunk=query_chunk,
+            gallery_chunk=gallery_chunk,
+        )
+        assert np.array_equal(result.top_indices, full[:, :50].numpy())
+        assert np.array_equal(result.target_rank, expected_rank.numpy())
+    values, indices = stable_topk(queries @ gallery.T, 211)
+    assert torch.equal(indices, full)
+
+
+def test_results_merge_keeps_other_entries(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"lasco/val": {"old": {"R@1": 1.0}}, "cirr/val": {"zs": {"R@1": 2.0}}}))
+    merged = write_results(path, {"cirr/val": {"case": {"R@1": 12.345678, "queries": 4181}}})
+    assert merged == read_results(path)
+    assert merged["lasco/val"] == {"old": {"R@1": 1.0}}
+    assert merged["cirr/val"]["zs"] == {"R@1": 2.0}
+    assert merged["cirr/val"]["case"] == {"R@1": 12.3457, "queries": 4181}
+    write_results(path, {"cirr/val": {"case": {"R@5": 3.0}}})  # a model's entry is replaced whole
+    assert read_results(path)["cirr/val"]["case"] == {"R@5": 3.0}
+    table = results_markdown(read_results(path))
+    assert "### cirr/val" in table and "| zs | 2 |" in table.replace("2.00", "2")

@@ -1,0 +1,207 @@
+"""`coir eval` on the synthetic world with an exported tiny CASE: CLI, cache, redundancy vs truth,
+CIRR test1 submissions, FashionIQ categories, LaSCo files, the validators and the configs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from coir.eval import cli
+from coir.eval.redundancy import compare_with_truth, labels_at, redundancy_summary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    from coir.datasets.synth import build_world
+
+    out = tmp_path_factory.mktemp("world") / "w"
+    build_world(out, seed=0, scale="tiny")
+    return out
+
+
+@pytest.fixture(scope="module")
+def export(world, tmp_path_factory) -> Path:
+    from coir.pipeline.models.config import ModelConfig
+    from coir.pipeline.models.export import save_export
+    from coir.pipeline.models.registry import build_model
+    from coir.pipeline.models.tokenizer import train_wordpiece
+
+    captions = json.loads((world / "cirr" / "captions" / "cap.rc2.train.json").read_text())
+    folder = tmp_path_factory.mktemp("export")
+    tokenizer = train_wordpiece([c["caption"] for c in captions], folder / "tokenizer-src", vocab_size=200)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(preset="tiny", tokenizer=str(tokenizer), image_size=32, max_length=16))
+    return save_export(model, folder / "export")
+
+
+def coir_eval(*argv: object) -> int:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.run(parser.parse_args([str(a) for a in argv]))
+
+
+def test_cli_cirr_with_redundancy_and_cache(world, export, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["--checkpoint", export, "--benchmark", "cirr", "--data-root", world / "cirr", "--out", out]
+    args += ["--cache-dir", cache, "--redundancy", "--num-workers", "0", "--batch-size", "16"]
+    assert coir_eval(*args) == 0
+    printed = capsys.readouterr().out
+    assert "### cirr/val" in printed and "modality redundancy" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["cirr/val"]) == {"case", "case-image-only", "case-text-only"}
+    assert all(m["queries"] == 34 for m in results["cirr/val"].values())
+    summary = json.loads((out / "redundancy.json").read_text())["cirr/val"]
+    assert summary["truth"]["matched"] == 34  # every query compared with W/truth/cirr_redundancy_val.json
+    truth_share = 100 * (
+        1 - json.loads((world / "world.json").read_text())["redundancy"]["cirr/val"]["share"]["both"]
+    )
+    assert summary["truth"]["redundant_share_truth"] == pytest.approx(truth_share, abs=0.01)
+    assert set(summary["labels@1"].values()) <= {"both", "image", "text", "either"}
+    cached = sorted(cache.glob("gallery-*.pt"))
+    assert len(cached) == 3  # one gallery per model variant
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    assert coir_eval(*args) == 0  # the second run reads the cache and rewrites nothing
+    assert [p.stat().st_mtime_ns for p in sorted(cache.glob("gallery-*.pt"))] == stamps
+    assert json.loads((out / "results.json").read_text()) == results  # same numbers from the cache
+
+
+def test_cli_cirr_test1_submission(world, export, tmp_path):
+    out = tmp_path / "out"
+    code = coir_eval(
+        "--checkpoint", export, "--benchmark", "cirr", "--split", "test1", "--data-root", world / "cirr",
+        "--out", out, "--no-cache", "--num-workers", "0", "--no-pictures",
+    )  # fmt: skip
+    assert code == 0
+    captions = json.loads((world / "cirr" / "captions" / "cap.rc2.test1.json").read_text())
+    recall = json.loads((out / "submissions" / "cirr-test1-recall-case.json").read_text())
+    subset = json.loads((out / "submissions" / "cirr-test1-recall_subset-case.json").read_text())
+    assert recall["version"] == subset["version"] == "rc2"
+    assert (recall["metric"], subset["metric"]) == ("recall", "recall_subset")
+    assert {k for k in recall if k not in ("version", "metric")} == {str(c["pairid"]) for c in captions}
+    for c in captions:
+        top, top3 = recall[str(c["pairid"])], subset[str(c["pairid"])]
+        assert len(set(top)) == len(top) == 35  # 36 test1 images minus the reference (< 50)
+        assert c["reference"] not in top and c["reference"] not in top3
+        assert len(top3) == 3 and set(top3) <= set(c["img_set"]["members"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["cirr/test1"]["case"] == {"queries": len(captions)}  # no targets on test1
+
+
+def test_cli_fashioniq_baseline_and_template(world, export, tmp_path):
+    out = tmp_path / "out"
+    code = coir_eval(
+        "--checkpoint", export, "--benchmark", "fashioniq", "--data-root", world / "fashioniq", "--out", out,
+        "--baseline", "text-only", "--no-cache", "--num-workers", "0", "--mask-reference",
+    )  # fmt: skip
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    for category in ("dress", "shirt", "toptee"):
+        assert set(results[f"fashioniq-{category}/val"]["case-text-only"]) == {
+            "R@10",
+            "R@50",
+            "avg",
+            "queries",
+        }
+    assert results["fashioniq/val"]["case-text-only"]["queries"] == 72
+    assert (out / "fashioniq-dress-val-case-text-only.png").is_file()
+
+
+def test_validators_return_main(world, export):
+    from coir.eval.api import load_model
+    from coir.eval.validation import validate_cirr, validate_fashioniq
+
+    model = load_model(export)
+    model.train()
+    cirr = validate_cirr(model, str(world / "cirr"), "val", torch.device("cpu"))
+    assert cirr["main"] == pytest.approx((cirr["R@5"] + cirr["Rs@1"]) / 2)
+    fashion = validate_fashioniq(model, str(world / "fashioniq"), "val", "cpu")
+    assert fashion["main"] == pytest.approx((fashion["R@10"] + fashion["R@50"]) / 2)
+    assert "dress/R@10" in fashion
+    assert model.training  # the trainer's mode is restored
+
+
+def test_lasco_files_end_to_end(tmp_path):
+    from PIL import Image
+    from test_eval_cache import ColourModel
+
+    from coir.eval.api import evaluate
+    from coir.eval.validation import validate_lasco
+
+    coco = tmp_path / "coco"
+    (coco / "val2014").mkdir(parents=True)
+    ids = [42, 73, 74, 133, 136]
+    for i, image_id in enumerate(ids):
+        Image.new("RGB", (4, 4), (50 * i, 255 - 50 * i, 7)).save(
+            coco / "val2014" / f"COCO_val2014_{image_id:012d}.jpg"
+        )
+
+    def path(image_id: int, prefix: str = "") -> str:
+        return f"{prefix}val2014/COCO_val2014_{image_id:012d}.jpg"
+
+    lasco = tmp_path / "lasco"
+    lasco.mkdir()
+    (lasco / "lasco_val_corpus.json").write_text(
+        json.dumps([{"id": i, "path": path(i, "val/")} for i in ids])
+    )
+    triplets = [
+        {
+            "qid": 42000 + k,
+            "query-image": [ids[k], path(ids[k])],
+            "query-text": "more",
+            "target-image": [t, path(t)],
+        }
+        for k, t in enumerate([73, 74, 133])
+    ]
+    (lasco / "lasco_val.json").write_text(json.dumps(triplets))
+    fragment = evaluate(ColourModel(), "lasco", "val", lasco, image_root=coco, out_dir=tmp_path / "out")
+    metrics = fragment["lasco/val"]["case"]
+    assert metrics["queries"] == 3 and set(metrics) == {"R@1", "R@5", "R@10", "R@50", "queries"}
+    assert metrics["R@5"] == 100.0  # 5 images: every target is in the top 5
+    result = validate_lasco(ColourModel(), f"{lasco}::{coco}", "val", "cpu")
+    assert result["main"] == result["R@1"]
+
+
+def test_redundancy_labels_and_truth_agreement():
+    image = np.array([0, 5, 0, 7, -1])
+    text = np.array([3, 0, 0, 9, 0])
+    assert labels_at(image, text, 1) == ["image", "text", "either", "both", "text"]
+    summary = redundancy_summary(np.array([0, 0, 1, 2, 0]), image, text, ks=(1,))
+    assert summary["@1"]["image-only"] == 40.0 and summary["@1"]["text-only"] == 60.0
+    assert summary["@1"]["single-modality"] == 80.0 and summary["@1"]["composed-only"] == 0.0
+    truth = {"a": "image", "b": "both", "c": "text", "d": "both"}
+    compared = compare_with_truth(
+        ["a", "b", "c", "d", "e"], ["image", "text", "either", "both", "both"], truth
+    )
+    assert compared["matched"] == 4 and compared["agreement"] == 75.0
+    assert compared["redundant_share_truth"] == 50.0 and compared["redundant_share_found"] == 75.0
+
+
+@pytest.mark.parametrize("name", ["cirr", "fashioniq", "lasco"])
+def test_zeroshot_configs_load(name):
+    from coir.datasets.structured_config import load_config
+    from coir.eval.config import EvalConfig, check_eval_config
+
+    config = load_config(EvalConfig, REPO / "configs" / "zeroshot" / f"{name}.yaml", ["checkpoint=x"])
+    check_eval_config(config)
+    assert config.benchmark == name
+
+
+@pytest.mark.parametrize("name", ["cirr_case", "fashioniq_case"])
+def test_finetune_recipes_load_and_name_a_registered_validator(name):
+    from importlib.metadata import entry_points
+
+    from coir.datasets.structured_config import load_config
+    from coir.pipeline.config import TrainConfig, check_values
+
+    config = load_config(TrainConfig, REPO / "configs" / "finetune" / f"{name}.yaml")
+    check_values(config)
+    validators = {ep.name: ep for ep in entry_points(group="coir.validators")}
+    assert config.validation.benchmark in validators and config.validation.main_metric == "main"
+    assert callable(validators[config.validation.benchmark].load())

@@ -1,0 +1,270 @@
+"""`coir launch` against a real one-node SLURM started for this module (coir.launch.testbed).
+
+SLURM and munge come from launch/testbed/install_slurm.sh (`make test` runs it); where they are
+missing or cannot start, every test here skips with the reason. The daemons, their config, state
+and logs live in a temporary folder and are stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from launch_helpers import TESTBED_CLUSTER, coir_launch, folder_digest, launch_parser
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+WAIT_S = 240
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    from coir.launch.testbed import SlurmTestbed, SlurmUnavailable
+
+    testbed = SlurmTestbed(tmp_path_factory.mktemp("slurm"))
+    try:
+        testbed.start()
+    except SlurmUnavailable as error:
+        pytest.skip(f"no local SLURM: {error}")
+    testbed.start_releasing()  # requeued jobs would otherwise wait ~2 min (BeginTime)
+    yield testbed
+    testbed.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def job_env():
+    """What the jobs inherit through sbatch (--export=ALL): one thread each, no DeepSpeed op builds."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "OMP_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "DS_BUILD_OPS": "0",
+            "DS_SKIP_CUDA_CHECK": "1",
+            "PYTHONUNBUFFERED": "1",
+        }.items():
+            patch.setenv(key, value)
+        for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+            patch.delenv(key, raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> Path:
+    """A tiny CASE recipe over tiny shapes shards and a tiny tokenizer (the training tests' helpers)."""
+    from test_train_support import make_tokenizer, write_recipe, write_shards
+
+    tmp = tmp_path_factory.mktemp("recipe")
+    write_shards(tmp / "shards")
+    tokenizer = make_tokenizer(tmp / "tokenizer")
+    return write_recipe(tmp, tmp / "shards", tokenizer)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    from coir.datasets.synth.build import build_world
+
+    out = tmp_path_factory.mktemp("world")
+    build_world(out, seed=0, scale="tiny", progress=False)
+    return out
+
+
+def submitted(output: str) -> str:
+    line = next(line for line in output.splitlines() if " job " in line)
+    return line.split(" job ")[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def pretrained(slurm, recipe, tmp_path_factory):
+    """`coir launch train` of 2 ranks x 4 steps, waited for: (run dir, printed output, submission)."""
+    from coir.launch.api import load_submission
+
+    run = tmp_path_factory.mktemp("pretrain") / "run"
+    code, out = coir_launch(
+        "train",
+        recipe,
+        "optim.total_steps=4",
+        "checkpoint.every_steps=0",
+        "--cluster-config",
+        TESTBED_CLUSTER,
+        "--tasks-per-node",
+        "2",
+        "--run-dir",
+        run,
+    )
+    assert code == 0, out
+    submission = load_submission(run)
+    submission.wait(timeout_s=WAIT_S)
+    return run, out, submission
+
+
+def test_two_task_case_pretraining_sees_world_size_2(pretrained):
+    run, out, submission = pretrained
+    assert str(run) in out and "_0_log.out" in out and submitted(out).isdigit()
+    ranks = submission.task_results(0)
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert all(r["world_size"] == 2 and r["status"] == "completed" and r["step"] == 4 for r in ranks)
+    assert ranks[0]["samples_seen"] == 4 * 8 * 2  # steps x batch per rank x the world the trainer saw
+    assert (Path(ranks[0]["export_dir"]) / "model.safetensors").is_file()
+
+    code, out = coir_launch("status", run)
+    assert code == 0 and "COMPLETED" in out and "train" in out
+    code, out = coir_launch("logs", run, "--task", "1", "--err")
+    assert code == 0 and "RANK=1 WORLD_SIZE=2" in out
+
+
+def _steps(path: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in path.read_text().splitlines() if '"step"' in line]
+
+
+def test_usr2_checkpoints_requeues_and_finishes_every_step_once(slurm, recipe, tmp_path, monkeypatch):
+    from coir.launch.api import load_submission
+
+    monkeypatch.setenv("COIR_TRAIN_STEP_DELAY", "0.5")  # slow steps: the signal lands mid-run
+    run = tmp_path / "run"
+    total = 8
+    code, out = coir_launch(
+        "train",
+        recipe,
+        f"optim.total_steps={total}",
+        "checkpoint.every_steps=0",
+        "logging.every_steps=1",
+        "--cluster-config",
+        TESTBED_CLUSTER,
+        "--tasks-per-node",
+        "2",
+        "--run-dir",
+        run,
+    )
+    assert code == 0, out
+    job_id = submitted(out)
+    log = run / "logs" / "train.jsonl"
+    deadline = time.monotonic() + WAIT_S
+    while not (log.is_file() and len(_steps(log)) >= 2):
+        assert time.monotonic() < deadline, "training did not reach step 2"
+        time.sleep(0.5)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+
+    [result] = load_submission(run).wait(timeout_s=WAIT_S)
+    assert result["status"] == "completed" and result["step"] == total
+    assert result["samples_seen"] == total * 8 * 2
+    assert _steps(log) == list(range(1, total + 1))  # no step lost, none repeated
+    saved = sorted(int(p.name.split("_")[-1]) for p in (run / "checkpoints").glob("step_*"))
+    assert saved[0] < total, f"no checkpoint from the signal: {saved}"
+    err = (run / "submitit" / f"{job_id}_0_log.err").read_text()
+    assert "requeueing job" in err and "attempt 2" in err
+    show = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
+    assert "Restarts=1" in show
+
+
+def test_three_task_lasco_array_equals_single_build(slurm, world, tmp_path):
+    from coir.datasets.lasco.build import build_lasco, finalize_build
+    from coir.datasets.lasco.cli import load_build_config
+    from coir.launch.api import load_submission
+
+    flags = [
+        "--vqa",
+        world / "vqa",
+        "--coco",
+        world / "coco",
+        "--split",
+        "val",
+        "--shard-size",
+        "5",
+        "--size",
+        "48",
+        "--no-progress",
+        "--set",
+        "gallery_shard_size=6",
+    ]
+    run = tmp_path / "run"
+    code, out = coir_launch(
+        "data",
+        "lasco",
+        "--array",
+        "3",
+        *flags,
+        "--out",
+        tmp_path / "array",
+        "--cluster-config",
+        TESTBED_CLUSTER,
+        "--run-dir",
+        run,
+    )
+    assert code == 0, out
+    submission = load_submission(run)
+    assert [r.kind for r in submission.records] == ["lasco-build"] * 3 + ["lasco-finalize"]
+    assert len({r.job_id.split("_")[0] for r in submission.records[:3]}) == 1  # one array job
+    results = submission.wait(timeout_s=WAIT_S)
+    assert all(r["shards_written"] > 0 for r in results[:3])  # every task wrote its own range
+
+    args = launch_parser().parse_args(["data", "lasco", *map(str, flags), "--out", str(tmp_path / "single")])
+    config = load_build_config(args)
+    build_lasco(config, 0, 1, progress=False)
+    finalize_build(config.out)
+    array, single = folder_digest(tmp_path / "array"), folder_digest(tmp_path / "single")
+    assert array == single
+    assert any(name.startswith("triplets/triplets-") for name in array)
+
+
+def test_eval_sweep_array_collects_one_table(pretrained, world, tmp_path):
+    from coir.launch.api import load_submission
+
+    export = Path(pretrained[2].task_results(0)[0]["export_dir"])
+    for name in ("a", "b"):
+        shutil.copytree(export, tmp_path / "ckpts" / name / "export")
+    run = tmp_path / "sweep"
+    code, out = coir_launch(
+        "eval",
+        "--checkpoints",
+        tmp_path / "ckpts" / "*" / "export",
+        "--benchmarks",
+        "cirr",
+        "--data-root",
+        world,
+        "--batch-size",
+        "32",
+        "--no-pictures",
+        "--cluster-config",
+        TESTBED_CLUSTER,
+        "--run-dir",
+        run,
+    )
+    assert code == 0, out
+    submission = load_submission(run)
+    assert [r.kind for r in submission.records] == ["eval", "eval", "eval-collect"]
+    *_, table = submission.wait(timeout_s=WAIT_S)
+    assert set(table["cirr/val"]) == {"a-export", "b-export"}
+    assert table["cirr/val"]["a-export"] == table["cirr/val"]["b-export"]  # same weights, same numbers
+    assert json.loads((run / "results.json").read_text()) == table
+    markdown = (run / "results.md").read_text()
+    assert "| a-export |" in markdown and "| b-export |" in markdown and "R@1" in markdown
+
+
+def test_cancel_stops_the_jobs_of_a_run(slurm, tmp_path):
+    run = tmp_path / "run"
+    code, out = coir_launch(
+        "selftest",
+        "--steps",
+        "1000",
+        "--step-seconds",
+        "1",
+        "--cluster-config",
+        TESTBED_CLUSTER,
+        "--run-dir",
+        run,
+    )
+    assert code == 0, out
+    job_id = submitted(out)
+    code, out = coir_launch("cancel", run)
+    assert code == 0 and job_id in out
+    deadline = time.monotonic() + 60
+    while True:
+        code, out = coir_launch("status", run)
+        if "CANCELLED" in out:
+            break
+        assert time.monotonic() < deadline, out
+        time.sleep(1)

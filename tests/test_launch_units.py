@@ -1,0 +1,280 @@
+"""coir.launch without a cluster: sbatch scripts, cluster configs, requeue bookkeeping, run records,
+and one local (submitit LocalExecutor) job of two ranks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from launch_helpers import REPO, coir_launch, launch_parser
+
+from coir.datasets.errors import ConfigError, DataFormatError, MissingInputError
+from coir.launch.cluster_config import ClusterConfig, load_cluster_config, parse_time
+from coir.launch.executor import render_sbatch
+
+EXAMPLE_CLUSTER = REPO / "configs" / "cluster" / "example.yaml"
+
+
+def sbatch_flags(script: str) -> dict[str, str]:
+    flags = {}
+    for line in script.splitlines():
+        if line.startswith("#SBATCH --"):
+            key, _, value = line[len("#SBATCH --") :].partition("=")
+            flags[key] = value
+    return flags
+
+
+def test_sbatch_script_for_4_nodes_x_8_gpus(tmp_path):
+    code, script = coir_launch(
+        "train",
+        "configs/pretrain/case_base.yaml",
+        "--dry-run",
+        "--cluster-config",
+        EXAMPLE_CLUSTER,
+        "--nodes",
+        "4",
+        "--gpus-per-node",
+        "8",
+        "--time",
+        "2-00:00:00",
+        "--partition",
+        "h100",
+        "--account",
+        "vision",
+        "--qos",
+        "high",
+        "--constraint",
+        "h100|a100",
+        "--exclude",
+        "node[01-02]",
+        "--signal-delay",
+        "240",
+        "--run-dir",
+        tmp_path / "run",
+    )
+    assert code == 0, script
+    flags = sbatch_flags(script)
+    assert flags["nodes"] == "4"
+    assert flags["ntasks-per-node"] == "8"  # one task (rank) per GPU
+    assert flags["gpus-per-node"] == "8"
+    assert flags["signal"] == "USR2@240"
+    assert flags["time"] == str(2 * 24 * 60)  # minutes
+    assert flags["partition"] == "h100" and flags["account"] == "vision" and flags["qos"] == "high"
+    assert flags["constraint"] == "'h100|a100'" and flags["exclude"] == "'node[01-02]'"
+    assert flags["cpus-per-task"] == "10" and flags["mem"] == "480GB"  # from the cluster file
+    assert "requeue" in flags
+    assert str(tmp_path / "run" / "submitit") in flags["output"]
+    assert "export OMP_NUM_THREADS=8" in script  # setup lines of the cluster file
+    assert script.rstrip().splitlines()[-1].startswith("srun ")
+
+
+def test_array_script_and_one_task_per_array_element(tmp_path):
+    cluster = load_cluster_config(None, [], partition="cpu", cpus_per_task=4, time="30")
+    flags = sbatch_flags(render_sbatch(cluster, tmp_path, "coir-lasco", array=16))
+    assert flags["array"] == "0-15%16" and flags["ntasks-per-node"] == "1" and "gpus-per-node" not in flags
+    assert flags["time"] == "30" and flags["cpus-per-task"] == "4"
+    code, script = coir_launch(
+        "eval",
+        "--checkpoints",
+        "a",
+        "--checkpoints",
+        "b",
+        "--benchmarks",
+        "cirr,fashioniq",
+        "--data-root",
+        "W",
+        "--dry-run",
+        "--cluster-config",
+        EXAMPLE_CLUSTER,
+        "--gpus-per-node",
+        "1",
+    )
+    assert code == 0 and sbatch_flags(script)["array"] == "0-3%4"  # 2 checkpoints x 2 benchmarks
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [("01:00:00", 60), ("90", 90), ("2-00", 2880), ("1-12:30:00", 2190), ("00:00:30", 1), ("5:30", 6)],
+)
+def test_slurm_time_formats(text, minutes):
+    assert parse_time(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["", "1h", "-5", "0", "12:xx"])
+def test_bad_time_names_the_key(text):
+    with pytest.raises(ConfigError, match="time"):
+        parse_time(text)
+
+
+def test_cluster_file_unknown_key_and_bad_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("partion: gpu\n")
+    with pytest.raises(ConfigError, match="partion"):
+        load_cluster_config(path)
+    path.write_text("nodes: many\n")
+    with pytest.raises(ConfigError, match="nodes"):
+        load_cluster_config(path)
+    with pytest.raises(ConfigError, match="nodes"):
+        load_cluster_config(None, [], cluster="local", nodes=2)
+    with pytest.raises(ConfigError, match="cluster"):
+        load_cluster_config(None, [], cluster="pbs")
+    with pytest.raises(MissingInputError):
+        load_cluster_config(tmp_path / "absent.yaml")
+
+
+def test_flags_override_the_cluster_file():
+    config = load_cluster_config(
+        EXAMPLE_CLUSTER, ["sbatch.mail-user=me@lab.org"], partition="debug", gpus_per_node=4, account=None
+    )
+    assert config.partition == "debug" and config.gpus_per_node == 4 and config.ntasks_per_node == 4
+    assert config.cpus_per_task == 10  # kept from the file
+    assert config.sbatch == {"mail-user": "me@lab.org"}
+    assert ClusterConfig(gpus_per_node=0).ntasks_per_node == 1
+    assert ClusterConfig(gpus_per_node=8, tasks_per_node=2, nodes=3).num_tasks == 6
+    for name in ("example", "local", "testbed"):
+        load_cluster_config(REPO / "configs" / "cluster" / f"{name}.yaml")
+
+
+def test_gpu_visibility_checks():
+    from coir.launch.distributed import gpu_problem
+
+    assert gpu_problem(None, 3, 8, 8) is None  # nothing exported: every GPU visible
+    assert gpu_problem("0,1,2,3,4,5,6,7", 7, 8, 8) is None
+    assert gpu_problem("", 0, 2, 0) is None  # CPU-only job
+    assert "local rank 3" in gpu_problem("5", 3, 8, 8)  # bound to one device, but cuda:3 is asked for
+
+
+def test_distributed_env_from_a_slurm_task(monkeypatch):
+    from coir.launch.distributed import export_torch_env
+
+    env = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NTASKS": "32",
+        "SLURM_JOB_NUM_NODES": "4",
+        "SLURM_NODEID": "2",
+        "SLURM_PROCID": "19",
+        "SLURM_LOCALID": "3",
+        "SLURM_JOB_NODELIST": "gpu[07-10]",
+        "CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7",
+    }
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_JOB_ID"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    values = export_torch_env(gpus_per_node=8)
+    assert values["MASTER_ADDR"] == "gpu07" and values["RANK"] == "19" and values["WORLD_SIZE"] == "32"
+    assert values["LOCAL_RANK"] == "3" and values["LOCAL_WORLD_SIZE"] == "8"
+    assert 20000 <= int(values["MASTER_PORT"]) <= 60000
+    assert export_torch_env(gpus_per_node=8)["MASTER_PORT"] == values["MASTER_PORT"]  # same job, same port
+    import os
+
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7"  # not pinned to the local rank
+
+
+def test_requeue_bookkeeping():
+    from coir.launch.task import LaunchedTask
+
+    task = LaunchedTask(
+        "coir.launch.jobs:train",
+        {"config": "c.yaml", "overrides": []},
+        max_requeues=2,
+        resume_kwargs={"resume": "auto"},
+    )
+    first = task.resumed()
+    assert first.requeues == 1 and first.kwargs["resume"] == "auto" and "resume" not in task.kwargs
+    second = first.resumed()
+    assert second.requeues == 2 and second.resumed() is None
+    delayed = first.checkpoint()
+    assert delayed.function.requeues == 2
+    assert second.checkpoint() is None  # submitit then ends the job instead of requeueing
+    assert pickle.loads(pickle.dumps(first)).kwargs == first.kwargs
+
+
+def test_task_runs_its_target():
+    from coir.launch.task import LaunchedTask
+
+    assert LaunchedTask("posixpath:relpath", {"path": "/a/b/c", "start": "/a"})() == "b/c"
+
+
+def test_model_names_and_data_roots(tmp_path):
+    from coir.launch.api import data_roots, model_names
+
+    assert model_names(["runs/a/export", "runs/b/export"]) == ["a-export", "b-export"]
+    assert model_names(["runs/a/export"]) == ["a-export"]
+    (tmp_path / "cirr").mkdir()
+    roots = data_roots([str(tmp_path), f"fashioniq={tmp_path / 'fiq'}"], ["cirr", "fashioniq", "lasco"])
+    assert roots == {
+        "cirr": str(tmp_path / "cirr"),
+        "fashioniq": str(tmp_path / "fiq"),
+        "lasco": str(tmp_path),
+    }
+    with pytest.raises(ConfigError, match="cirr"):
+        data_roots(["lasco=/x"], ["cirr"])
+
+
+def test_run_records_status_and_logs(tmp_path, capsys):
+    from coir.launch import runs
+
+    with pytest.raises(MissingInputError):
+        runs.read_jobs(tmp_path)
+    folder = tmp_path / "submitit"
+    folder.mkdir()
+    done = runs.JobRecord("train", "101", "slurm", str(folder), num_tasks=2)
+    bad = runs.JobRecord("lasco-build", "102_0", "slurm", str(folder))
+    gone = runs.JobRecord("selftest", "999999999", "local", str(folder))
+    runs.add_jobs(tmp_path, [done])
+    runs.add_jobs(tmp_path, [bad, gone])
+    assert [r.job_id for r in runs.read_jobs(tmp_path)] == ["101", "102_0", "999999999"]
+    with (folder / "101_0_result.pkl").open("wb") as handle:
+        pickle.dump(("success", {"status": "completed", "step": 4, "world_size": 2}), handle)
+    with (folder / "102_0_0_result.pkl").open("wb") as handle:
+        pickle.dump(("error", "Traceback ...\nValueError: broken shard"), handle)
+    (folder / "101_1_log.out").write_text("line 1\nline 2\n")
+    states = {row["record"].job_id: row for row in runs.run_status(tmp_path)}
+    assert states["101"]["state"] == "COMPLETED" and states["101"]["result"]["step"] == 4
+    assert states["102_0"]["state"] == "FAILED" and "broken shard" in states["102_0"]["reason"]
+    assert states["999999999"]["state"].startswith("ENDED")
+    code, out = coir_launch("status", tmp_path)
+    assert code == 0 and "step=4" in out and "broken shard" in out
+    code, out = coir_launch("logs", tmp_path, "--job", "train", "--task", "1", "-n", "1")
+    assert code == 0 and "line 2" in out and "line 1" not in out
+    code, out = coir_launch("logs", tmp_path, "--job", "eval")
+    assert code == 2 and "101 (train)" in out  # names the jobs it knows
+    (tmp_path / "jobs.json").write_text("{not json")
+    with pytest.raises(DataFormatError):
+        runs.read_jobs(tmp_path)
+
+
+def test_launch_without_a_command_is_a_user_error():
+    code, out = coir_launch()
+    assert code == 2 and "train, eval, data" in out
+    args = launch_parser().parse_args(["data", "synth", "--out", "w", "--cluster", "local", "--wait"])
+    assert args.launch_data == "synth" and args.out == Path("w") and args.launch_wait
+
+
+def test_local_two_rank_job(tmp_path, monkeypatch):
+    """The local executor runs both ranks here; they meet through the exported MASTER_ADDR/PORT."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    code, out = coir_launch(
+        "selftest",
+        "--steps",
+        "3",
+        "--step-seconds",
+        "0.05",
+        "--cluster",
+        "local",
+        "--tasks-per-node",
+        "2",
+        "--run-dir",
+        tmp_path,
+        "--wait",
+    )
+    assert code == 0, out
+    result = json.loads(out.strip().splitlines()[-1].split(": ", 1)[1])
+    assert result["status"] == "completed" and result["world_size"] == 2 and result["samples_seen"] == 6
+    assert (tmp_path / "selftest" / "steps_rank1.log").read_text().split() == ["1", "2", "3"]
