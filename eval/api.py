@@ -167,8 +167,12 @@ def _redundancy(
         )
         category = name.split("/")[0].split("-", 1)[1] if benchmark == "fashioniq" else None
         path = truth_path(roots, benchmark, split, category)
-        labels = labels_at(image.ranking.target_rank, text.ranking.target_rank, 1)
-        summary["labels@1"] = dict(zip((q.key for q in full.task.queries), labels, strict=True))
+        keys = [q.key for q in full.task.queries]
+        for k in sorted({1, *ks}):  # per query: which modality alone solves it within the top k
+            summary[f"labels@{k}"] = dict(
+                zip(keys, labels_at(image.ranking.target_rank, text.ranking.target_rank, k), strict=True)
+            )
+        labels = list(summary["labels@1"].values())
         if path is not None:
             summary["truth"] = {"file": str(path), "k": 1} | compare_with_truth(
                 [q.key for q in full.task.queries], labels, load_truth(path)

@@ -115,6 +115,7 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import os
 
     import torch
 
@@ -128,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     _init_process_group()
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and world()[1] > 1:
-        device = f"cuda:{torch.distributed.get_rank() % torch.cuda.device_count()}"
+        local_rank = int(os.environ.get("LOCAL_RANK", torch.distributed.get_rank()))
+        device = f"cuda:{local_rank % torch.cuda.device_count()}"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))  # NCCL collectives use the current device
     evaluation = evaluate_detailed(
         config.checkpoint,
         config.benchmark,

@@ -39,7 +39,8 @@ def stable_topk(scores: torch.Tensor, k: int, offset: int = 0) -> tuple[torch.Te
 
     torch.topk returns the right values but an arbitrary choice among ties at the k-th value.
     Taking k+1 shows where that can happen: a row whose (k+1)-th value equals its k-th has a tie
-    straddling the cut, and only such rows are redone with a stable sort of the row.
+    straddling the cut. Only such rows are redone, without sorting them: every element above the
+    k-th value is in, and the remaining places go to the lowest-indexed elements equal to it.
     """
     n = scores.shape[1]
     k = min(k, n)
@@ -47,15 +48,24 @@ def stable_topk(scores: torch.Tensor, k: int, offset: int = 0) -> tuple[torch.Te
         empty = scores.new_empty((scores.shape[0], 0))
         return empty, torch.empty_like(empty, dtype=torch.long)
     values, indices = torch.topk(scores, min(k + 1, n), dim=1, largest=True, sorted=True)
+    if torch.isnan(values[:, 0]).any():  # topk ranks NaN above everything: row maxima reveal it
+        raise FloatingPointError("the model produced NaN similarity scores")
     straddling = (
         values[:, k] == values[:, k - 1] if k < n else torch.zeros_like(values[:, 0], dtype=torch.bool)
     )
     values, indices = order_by_tie_rule(values[:, :k], indices[:, :k])
     if straddling.any():
         rows = straddling.nonzero().squeeze(1)
-        exact = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-        values[rows] = exact.values[:, :k]
-        indices[rows] = exact.indices[:, :k]
+        tied_rows = scores[rows]
+        kth = values[rows, k - 1 : k]
+        above = tied_rows > kth
+        equal = tied_rows == kth
+        places = k - above.sum(dim=1, keepdim=True)
+        chosen = above | (equal & (equal.cumsum(dim=1) <= places))  # exactly k per row
+        chosen_indices = chosen.nonzero(as_tuple=True)[1].view(len(rows), k)
+        exact_values, exact_indices = order_by_tie_rule(tied_rows.gather(1, chosen_indices), chosen_indices)
+        values[rows] = exact_values
+        indices[rows] = exact_indices
     return values, indices + offset
 
 
@@ -177,8 +187,6 @@ def _chunk_scores(
     g1: int,
 ) -> torch.Tensor:
     scores = score_fn(queries, gallery_states[g0:g1]).float()
-    if torch.isnan(scores).any():
-        raise FloatingPointError("the model produced NaN similarity scores")
     _mask_columns(scores, excluded, g0, g1)
     return scores
 

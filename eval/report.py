@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import html
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -196,6 +195,12 @@ def retrieval_html(result: Any, path: str | Path, limit: int = 200, top: int = 1
                 f'<td class="{style}"><img src="{src(task.gallery_paths[task.index_of(name)])}">'
                 f"<br>{html.escape(name)}</td>"
             )
+        target = task.index_of(query.target)
+        if target >= 0 and query.target not in result.top_names(i, top):
+            cells.append(
+                f'<td class="hit"><img src="{src(task.gallery_paths[target])}"><br>target '
+                f"{html.escape(str(query.target))}</td>"
+            )
         rows.append(
             f'<tr><td><img src="{src(query.reference_path)}"><br>{html.escape(query.reference)}</td>'
             f"<td class=text>{html.escape(query.text)}<br><small>query {html.escape(query.key)} · target "
@@ -203,7 +208,7 @@ def retrieval_html(result: Any, path: str | Path, limit: int = 200, top: int = 1
             + "".join(cells)
             + "</tr>"
         )
-    metrics = json.dumps(result.metrics)
+    metrics = " · ".join(f"{name} {_format(value)}" for name, value in result.metrics.items())
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(task.name)} · {html.escape(result.model_name)}</title>
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;font-size:11px;padding:3px}}
@@ -211,7 +216,8 @@ img{{width:96px;height:96px;object-fit:cover;border:3px solid #ddd}} .hit img{{b
 td.text{{max-width:220px;font-size:13px}}</style></head><body>
 <h2>{html.escape(task.name)} · {html.escape(result.model_name)}</h2>
 <p>{html.escape(metrics)}</p>
-<p>{len(rows)} of {len(task.queries)} queries, failures first; green = target.</p>
+<p>{len(rows)} of {len(task.queries)} queries, failures first; green = the target (shown last when it
+is not in the top {top}).</p>
 <table>{"".join(rows)}</table></body></html>
 """
     return write_bytes_atomic(path, page.encode())

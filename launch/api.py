@@ -315,6 +315,23 @@ def data_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[str, st
     return {b: str(Path(roots[b]).resolve()) for b in benchmarks}
 
 
+def _image_root(image_roots: dict[str, str] | None, benchmark: str) -> dict[str, str]:
+    root = (image_roots or {}).get(benchmark)
+    return {"image_root": str(Path(root).resolve())} if root else {}
+
+
+def image_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[str, str]:
+    """`--image-root NAME=DIR` for one benchmark, `--image-root DIR` for all."""
+    roots: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and re.fullmatch(r"[a-z]+", name):
+            roots[name] = path
+        else:
+            roots.update(dict.fromkeys(benchmarks, value))
+    return roots
+
+
 def submit_eval(
     checkpoints: Sequence[str],
     benchmarks: Sequence[str],
@@ -323,9 +340,12 @@ def submit_eval(
     cluster: ClusterConfig,
     run_dir: str | Path,
     options: dict[str, Any] | None = None,
+    image_roots: dict[str, str] | None = None,
 ) -> Submission:
     """One array task per (checkpoint, benchmark), then a job that merges every fragment into
-    RUN_DIR/results.json and RUN_DIR/results.md (one table per benchmark/split, a row per checkpoint)."""
+    RUN_DIR/results.json and RUN_DIR/results.md (one table per benchmark/split, a row per checkpoint).
+    `options`: further keyword arguments of coir.eval.api.evaluate (batch_size, device, redundancy...);
+    `image_roots`: per benchmark, where the images are when not under the data root (real CIRR)."""
     if not checkpoints:
         raise MissingInputError("(empty)", "checkpoint matching --checkpoints")
     for checkpoint in checkpoints:
@@ -347,7 +367,7 @@ def submit_eval(
                         "data_root": roots[b],
                         "model_name": n,
                         "out_dir": str(run_dir / "eval" / n / b),
-                        "options": dict(options or {}),
+                        "options": {**(options or {}), **_image_root(image_roots, b)},
                     },
                     cluster,
                     distributed=cluster.num_tasks > 1,

@@ -172,7 +172,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR|NAME=DIR",
         help="benchmark root, or a folder holding cirr/ fashioniq/ ...; repeatable",
     )
+    evaluate.add_argument(
+        "--image-root",
+        action="append",
+        default=[],
+        metavar="DIR|NAME=DIR",
+        help="where the images are when not under the data root (real CIRR: img_raw); repeatable",
+    )
+    evaluate.add_argument("--redundancy", action="store_true", help="add the image-only / text-only analysis")
     evaluate.add_argument("--batch-size", type=int, default=128, help="encoding batch size (default 128)")
+    evaluate.add_argument("--num-workers", type=int, default=0, help="image decoding workers (default 0)")
     evaluate.add_argument("--no-pictures", action="store_true", help="no retrieval pictures / HTML pages")
     evaluate.add_argument(
         "--device", default=None, help="cuda or cpu (default: cuda when GPUs are requested)"
@@ -241,6 +250,7 @@ def _finish(args: argparse.Namespace, submission: Any) -> int:
 def _dry_run(cluster: Any, run_dir: Path, kind: str, array: int | None = None) -> int:
     from coir.launch.executor import render_sbatch
 
+    array = array if array and array > 1 else None  # submitit submits a single job as a plain job
     print(render_sbatch(cluster, run_dir.resolve() / "submitit", f"coir-{kind}", array=array))
     return 0
 
@@ -271,9 +281,17 @@ def run(args: argparse.Namespace) -> int:
             return _dry_run(cluster, run_dir, "eval", array=len(checkpoints) * len(benchmarks))
         device = args.device or ("cuda" if cluster.gpus_per_node > 0 else "cpu")
         roots = api.data_roots(args.data_root, benchmarks)
-        options = {"batch_size": args.batch_size, "device": device, "pictures": not args.no_pictures}
+        options = {
+            "batch_size": args.batch_size,
+            "num_workers": args.num_workers,
+            "device": device,
+            "pictures": not args.no_pictures,
+            "redundancy": args.redundancy,
+        }
+        images = api.image_roots(args.image_root, benchmarks)
         return _finish(
-            args, api.submit_eval(checkpoints, benchmarks, args.split, roots, cluster, run_dir, options)
+            args,
+            api.submit_eval(checkpoints, benchmarks, args.split, roots, cluster, run_dir, options, images),
         )
     if command == "selftest":
         run_dir = _run_dir(args, "runs/selftest")

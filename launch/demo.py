@@ -34,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     parser.add_argument("--scale", default="small", choices=("tiny", "small", "medium"), help="world size")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=240, help="CASE training steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=150, help="CASE training steps (default: %(default)s)")
     parser.add_argument(
-        "--baseline-steps", type=int, default=120, help="steps for each baseline (default: %(default)s)"
+        "--baseline-steps", type=int, default=60, help="steps for each baseline (default: %(default)s)"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="training batch (default: %(default)s)")
     parser.add_argument("--recipe", default=str(RECIPE), help="training recipe YAML (default: case_tiny)")

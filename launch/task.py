@@ -15,9 +15,15 @@ replacing submitit's while it trains. So:
    for SLURM; for the local executor the requeue exit code makes submitit's controller restart the
    tasks). The other ranks wait to be stopped by the requeue. After `max_requeues` requeues a
    preempted result ends the job with an error that says how to resume by hand.
+   A job cancelled with `scancel` gets SIGTERM too, so the trainer saves and returns "preempted":
+   rank 0 therefore requeues only a job SLURM still calls RUNNING (a time-limit warning or an
+   explicit `scancel --signal=USR2`), never one it is ending (COMPLETING: cancelled, or preempted
+   and requeued by SLURM itself).
 2. Before the trainer installed its handler (imports, model build) or after it returned: submitit's
    handler calls `checkpoint()` (this is a submitit Checkpointable), which returns `resumed()`: the
    job is requeued at once. Nothing is lost since the trainer resumes from its newest checkpoint.
+   Jobs without a handler of their own take this path too: a LaSCo range resumes from its finished
+   shards, an evaluation cell starts again.
 
 A preemption under PreemptMode=REQUEUE sends SIGTERM, which the trainer handles like SIGUSR2; SLURM
 then requeues the job itself (our own request is refused and ignored) once the ranks have saved,
@@ -114,7 +120,6 @@ class LaunchedTask(Checkpointable):
         from submitit import JobEnvironment
         from submitit.core.utils import UncompletedJobError
 
-        env = JobEnvironment()
         task = self.resumed()
         if task is None:
             raise UncompletedJobError(
@@ -122,36 +127,61 @@ class LaunchedTask(Checkpointable):
                 f"(max_requeues={self.max_requeues}); newest checkpoint: {result.get('checkpoint')}; "
                 "submit again with --resume auto (and a higher --max-requeues) to continue from it"
             )
+        env = JobEnvironment()
         local = env.cluster == "local"
         if env.global_rank == 0:
-            paths = env.paths
-            current = DelayedSubmission.load(paths.submitted_pickle)
-            delayed = DelayedSubmission(task)
-            delayed.set_timeout(current._timeout_min, current._timeout_countdown)
-            tmp = paths.submitted_pickle.with_name(paths.submitted_pickle.name + ".requeue.tmp")
-            delayed.dump(tmp)
-            os.replace(tmp, paths.submitted_pickle)
-            LOGGER.warning(
-                "preempted at step %s, checkpoint %s written: requeueing job %s (requeue %d of %d)",
-                result.get("step"),
-                result.get("checkpoint"),
-                env.job_id,
-                task.requeues,
-                self.max_requeues,
-            )
-            sys.stdout.flush()
-            try:
-                env._requeue(current._timeout_countdown)  # SLURM: scontrol requeue; local: exits to restart
-            except (OSError, subprocess.SubprocessError) as error:
-                # a preemption with PreemptMode=REQUEUE: SLURM requeues the job itself and refuses ours
-                LOGGER.warning("requeue request failed (%s); waiting for SLURM to stop the job", error)
+            self._rank0_requeue(env, task, result, local)
         elif local:
             from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE
 
-            sys.exit(LOCAL_REQUEUE_RETURN_CODE)
+            sys.exit(LOCAL_REQUEUE_RETURN_CODE)  # the controller restarts all tasks
         sys.stdout.flush()
-        # SLURM: the requeue stops every task of the job; returning now would record a stale result
+        # SLURM: the requeue (or the cancel) stops every task of the job; returning now would record
+        # a stale result
         time.sleep(WAIT_FOR_REQUEUE_S)
         raise UncompletedJobError(
             f"job {env.job_id} was not stopped {WAIT_FOR_REQUEUE_S} s after its requeue"
         )
+
+    @staticmethod
+    def _rank0_requeue(env: Any, task: LaunchedTask, result: dict[str, Any], local: bool) -> None:
+        state = "" if local else slurm_job_state(env.job_id)
+        if state not in ("", "RUNNING"):
+            # SLURM is ending the job: scancel (its SIGTERM reaches the trainer like a preemption's) or a
+            # preemption SLURM requeues by itself; either way a requeue of ours would be wrong
+            LOGGER.warning(
+                "job %s is %s (cancelled or preempted): checkpoint written, not requeued", env.job_id, state
+            )
+            return
+        paths = env.paths
+        current = DelayedSubmission.load(paths.submitted_pickle)
+        delayed = DelayedSubmission(task)
+        delayed.set_timeout(current._timeout_min, current._timeout_countdown)
+        tmp = paths.submitted_pickle.with_name(paths.submitted_pickle.name + ".requeue.tmp")
+        delayed.dump(tmp)
+        os.replace(tmp, paths.submitted_pickle)  # the next attempt runs `task` (resume="auto")
+        LOGGER.warning(
+            "preempted at step %s, checkpoint %s written: requeueing job %s (requeue %d of %d)",
+            result.get("step"),
+            result.get("checkpoint"),
+            env.job_id,
+            task.requeues,
+            task.max_requeues,
+        )
+        sys.stdout.flush()
+        try:
+            env._requeue(current._timeout_countdown)  # SLURM: scontrol requeue; local: exits to restart
+        except (OSError, subprocess.SubprocessError) as error:
+            LOGGER.warning("requeue request failed (%s); waiting for SLURM to stop the job", error)
+
+
+def slurm_job_state(job_id: str) -> str:
+    """JobState as `scontrol show job` gives it (RUNNING, CANCELLED, ...); "" when unknown."""
+    try:
+        out = subprocess.run(
+            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
+    return fields.get("JobState", "")

@@ -206,6 +206,7 @@ def check_paths(config: TrainConfig) -> list[str]:
     for key, value in (
         ("model.tokenizer", config.model.tokenizer),
         ("model.pretrained", config.model.pretrained),
+        ("model.init_from", config.model.init_from),
     ):
         if value and not Path(value).exists():
             raise MissingInputError(value, f"{key} directory")

@@ -40,11 +40,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from coir.datasets.errors import DataFormatError
 from coir.pipeline.config import DataConfig
 
 log = logging.getLogger("coir.data")
 
 META_PREFIX = "_"  # batch keys that describe the batch rather than feed the model
+MAX_BAD_IN_A_ROW = 1000  # beyond this the shards are wrong, not a few samples: stop with an error
 
 
 def stream_seed(*parts: int) -> int:
@@ -176,14 +178,21 @@ class TrainStream(IterableDataset):
         rows: list[tuple[torch.Tensor, torch.Tensor, str]] = []
         keys: list[str] = []
         shard_names: list[str] = []
+        bad_run = 0
         for raw_index, sample in enumerate(shuffled):
             if raw_index < skip:
                 continue
             self._skipping = False
             try:
                 rows.append(decode(sample))
+                bad_run = 0
             except Exception as error:  # a bad sample must not stop training
                 bad += 1
+                bad_run += 1
+                if bad_run > MAX_BAD_IN_A_ROW:
+                    raise DataFormatError(
+                        str(sample.get("__url__")), f"{bad_run} bad samples in a row; last: {error!r}"
+                    ) from error
                 log.warning(
                     "rank %d worker %d: skipped bad sample %s in %s: %r",
                     self.rank,

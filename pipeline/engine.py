@@ -375,6 +375,12 @@ class _Trainer:
         )
         if self.resumed_from is not None:
             self.logger.message(f"resumed from {self.resumed_from} at step {self.step}")
+        if len(self.shards) < self.world * max(1, config.data.num_workers):
+            self.logger.message(
+                f"warning: {len(self.shards)} shards for {self.world} ranks x {config.data.num_workers} "
+                "workers: some readers share shards (still differently shuffled); more shards than "
+                "readers give disjoint streams"
+            )
         self.stop.install()
         try:
             status = self._loop()

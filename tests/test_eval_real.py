@@ -146,3 +146,25 @@ def test_fashioniq_val_counts_and_mean(real_data, fashioniq_images):
         assert mean[metric] == pytest.approx(sum(m[metric] for m in per_category) / 3)
     for m in per_category:
         assert m["avg"] == pytest.approx((m["R@10"] + m["R@50"]) / 2)
+
+
+def test_lasco_task_on_the_real_val_corpus(real_data, tmp_path):
+    from coir.eval.tasks import lasco_task
+
+    lasco = tmp_path / "lasco"
+    lasco.mkdir()
+    (lasco / "lasco_val_corpus.json").write_bytes(
+        (real_data / "lasco" / "lasco_val_corpus.json").read_bytes()
+    )
+    query = {
+        "qid": 42001,
+        "query-image": [42, "val2014/COCO_val2014_000000000042.jpg"],
+        "query-text": "make it blue",
+        "target-image": [73, "val2014/COCO_val2014_000000000073.jpg"],
+    }
+    (lasco / "lasco_val.json").write_text(json.dumps([query]))
+    task = lasco_task(lasco, "val", image_root=tmp_path / "coco")
+    assert len(task.gallery_names) == 39826 and len(set(task.gallery_names)) == 39826
+    assert task.gallery_paths[0] == tmp_path / "coco" / "val2014" / "COCO_val2014_000000000042.jpg"
+    assert task.index_of("73") >= 0 and task.queries[0].target == "73"
+    assert task.queries[0].reference_path == task.gallery_paths[task.index_of("42")]

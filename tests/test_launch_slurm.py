@@ -244,14 +244,17 @@ def test_eval_sweep_array_collects_one_table(pretrained, world, tmp_path):
     assert "| a-export |" in markdown and "| b-export |" in markdown and "R@1" in markdown
 
 
-def test_cancel_stops_the_jobs_of_a_run(slurm, tmp_path):
+def test_cancel_stops_a_running_job_for_good(slurm, tmp_path):
+    """scancel sends SIGTERM, which the trainer treats like a preemption: the job must not come back."""
     run = tmp_path / "run"
     code, out = coir_launch(
         "selftest",
         "--steps",
         "1000",
         "--step-seconds",
-        "1",
+        "0.5",
+        "--tasks-per-node",
+        "2",
         "--cluster-config",
         TESTBED_CLUSTER,
         "--run-dir",
@@ -259,12 +262,18 @@ def test_cancel_stops_the_jobs_of_a_run(slurm, tmp_path):
     )
     assert code == 0, out
     job_id = submitted(out)
+    steps = run / "selftest" / "steps_rank0.log"
+    deadline = time.monotonic() + WAIT_S
+    while not (steps.is_file() and len(steps.read_text().split()) >= 2):
+        assert time.monotonic() < deadline, "selftest did not start"
+        time.sleep(0.5)
     code, out = coir_launch("cancel", run)
     assert code == 0 and job_id in out
     deadline = time.monotonic() + 60
-    while True:
-        code, out = coir_launch("status", run)
-        if "CANCELLED" in out:
-            break
+    while "CANCELLED" not in (out := coir_launch("status", run)[1]) or "COMPLETING" in out:
         assert time.monotonic() < deadline, out
         time.sleep(1)
+    time.sleep(3)  # a wrong requeue would show now (the testbed releases requeued jobs within 1 s)
+    show = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
+    assert "JobState=CANCELLED" in show and "Restarts=0" in show
+    assert "not requeued" in (run / "submitit" / f"{job_id}_0_log.err").read_text()

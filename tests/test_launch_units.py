@@ -193,6 +193,18 @@ def test_requeue_bookkeeping():
     assert pickle.loads(pickle.dumps(first)).kwargs == first.kwargs
 
 
+def test_preempted_without_requeues_left_ends_the_job_with_advice():
+    from submitit.core.utils import UncompletedJobError
+
+    from coir.launch.task import LaunchedTask
+
+    task = LaunchedTask(
+        "builtins:dict", {"status": "preempted", "step": 7, "checkpoint": "ck/step_7"}, max_requeues=0
+    )
+    with pytest.raises(UncompletedJobError, match="step 7.*ck/step_7.*--resume auto"):
+        task()
+
+
 def test_task_runs_its_target():
     from coir.launch.task import LaunchedTask
 
@@ -213,6 +225,9 @@ def test_model_names_and_data_roots(tmp_path):
     }
     with pytest.raises(ConfigError, match="cirr"):
         data_roots(["lasco=/x"], ["cirr"])
+    from coir.launch.api import image_roots
+
+    assert image_roots(["/img", "cirr=/raw"], ["cirr", "fashioniq"]) == {"cirr": "/raw", "fashioniq": "/img"}
 
 
 def test_run_records_status_and_logs(tmp_path, capsys):
@@ -278,3 +293,66 @@ def test_local_two_rank_job(tmp_path, monkeypatch):
     result = json.loads(out.strip().splitlines()[-1].split(": ", 1)[1])
     assert result["status"] == "completed" and result["world_size"] == 2 and result["samples_seen"] == 6
     assert (tmp_path / "selftest" / "steps_rank1.log").read_text().split() == ["1", "2", "3"]
+
+
+def test_local_job_checkpoints_and_restarts_on_usr2(tmp_path, monkeypatch):
+    """The requeue protocol under the local executor: the controller restarts the tasks, which resume."""
+    import os
+    import signal
+    import time
+
+    from coir.launch.api import load_submission
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    code, out = coir_launch(
+        "selftest",
+        "--steps",
+        "12",
+        "--step-seconds",
+        "0.3",
+        "--cluster",
+        "local",
+        "--tasks-per-node",
+        "2",
+        "--run-dir",
+        tmp_path,
+    )
+    assert code == 0, out
+    submission = load_submission(tmp_path)
+    controller = submission.records[0].job_id
+    steps = tmp_path / "selftest" / "steps_rank0.log"
+    deadline = time.monotonic() + 120
+    while not (steps.is_file() and len(steps.read_text().split()) >= 2):
+        assert time.monotonic() < deadline, "selftest did not start"
+        time.sleep(0.2)
+    children = _children(int(controller))
+    assert len(children) == 2
+    for pid in children:
+        os.kill(pid, signal.SIGUSR2)
+    from coir.launch.jobs import read_result
+
+    result_file = submission.records[0].paths(0).result_pickle
+    while read_result(result_file) is None:
+        assert time.monotonic() < deadline, "the restarted job did not finish"
+        time.sleep(0.5)
+    status, result = read_result(result_file)
+    assert status == "success" and result["status"] == "completed" and result["step"] == 12
+    for rank in (0, 1):
+        assert (tmp_path / "selftest" / f"steps_rank{rank}.log").read_text().split() == [
+            str(s) for s in range(1, 13)
+        ]  # stopped, checkpointed, restarted: every step once
+    assert "attempt 2" in submission.records[0].paths(0).stderr.read_text()
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:  # field 4 of /proc/PID/stat: the parent pid
+            found.append(int(stat.parent.name))
+    return found

@@ -187,3 +187,28 @@ def test_load_export_names_what_is_wrong(case, tmp_path):
     (d / "coir_model.json").write_text("{")
     with pytest.raises(DataFormatError, match="coir_model.json"):
         load_export(d)
+
+
+def test_init_from_a_coir_export_starts_finetuning_from_its_weights(case, tmp_path):
+    with torch.no_grad():
+        case.temp.fill_(0.042)
+    export = save_export(case, tmp_path / "pretrained")
+    finetune = build_model(ModelConfig(init_from=str(export), freeze_vision=True, reverse_weight=0.0)).eval()
+    b = batch_of(case)
+    for mine, theirs in zip(embeddings(finetune, b), embeddings(case, b), strict=True):
+        assert torch.equal(mine, theirs)
+    assert finetune.temp.item() == pytest.approx(0.042)
+    assert finetune.cfg.reverse_weight == 0.0
+    assert not any(p.requires_grad for n, p in finetune.named_parameters() if n.startswith("vision_model."))
+    image_only = build_model(ModelConfig(name="image-only", init_from=str(export))).eval()
+    with torch.no_grad():
+        reference_as_target = case.encode_target(b["query_image"])
+        query = image_only.encode_query(b["query_image"], b["input_ids"], b["attention_mask"])
+    assert torch.allclose(query, reference_as_target, atol=1e-6)
+
+
+def test_init_from_and_pretrained_are_exclusive(tmp_path):
+    with pytest.raises(ConfigError, match="init_from"):
+        build_model(ModelConfig(init_from=str(tmp_path), pretrained=str(tmp_path)))
+    with pytest.raises(MissingInputError):
+        build_model(ModelConfig(init_from=str(tmp_path / "missing")))

@@ -7,6 +7,7 @@ shards with corrupt samples, so the resumed data stream must also account for sk
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -87,7 +88,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, inputs) -
     ref_records = read_jsonl(tmp_path / "ref" / "run" / "logs" / "train.jsonl")
     ref_log = {r["step"]: r for r in ref_records if "loss" in r}
     log = read_jsonl(tmp_path / "killed" / "run" / "logs" / "train.jsonl")
-    resume_step = max(r["step"] for r in killed_log if r["step"] % EVERY == 0)
+    resume_step = int(re.search(r"resumed from \S+ at step (\d+)", out).group(1))
+    assert resume_step % EVERY == 0 and resume_step >= EVERY
     after = [r for r in log[len(killed_log) :]]
     assert [r["step"] for r in after] == list(range(resume_step + 1, TOTAL + 1))
     for record in after:

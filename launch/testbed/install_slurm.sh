@@ -8,10 +8,10 @@ set -u
 PACKAGES=(slurmctld slurmd slurm-client munge)
 BINARIES=(slurmctld slurmd sbatch srun scontrol squeue scancel munged mungekey)
 
+export PATH="$PATH:/usr/sbin:/sbin"  # the daemons live in sbin, not on a user's PATH
 missing=()
 for binary in "${BINARIES[@]}"; do
-    command -v "$binary" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$binary" >/dev/null 2>&1 \
-        || missing+=("$binary")
+    command -v "$binary" >/dev/null 2>&1 || missing+=("$binary")
 done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "slurm-deps: SLURM and munge are installed"

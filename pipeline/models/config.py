@@ -10,6 +10,9 @@ class ModelConfig:
     name: str = "case"  # registry name: case | image-only | text-only
     preset: str = "tiny"  # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px)
     pretrained: str | None = None  # local Hugging Face BLIP retrieval checkpoint directory
+    # a coir export (e.g. LaSCo-pretrained CASE) whose architecture, weights and tokenizer start
+    # this run; the training options below still come from this config (finetuning)
+    init_from: str | None = None
     tokenizer: str | None = None  # local tokenizer directory; default: the pretrained one's
     image_size: int | None = None  # default: the preset's (tiny 64, base 384)
     temperature: float = 0.07

@@ -52,12 +52,31 @@ def build_model(cfg: ModelConfig) -> BlipRetrievalModel:
     """A model from its config: weights from cfg.pretrained (a local BLIP retrieval checkpoint) or a
     randomly initialised size preset."""
     model_class(cfg.name)
+    if cfg.init_from:
+        if cfg.pretrained:
+            raise ConfigError("model.init_from and model.pretrained are exclusive: give one starting point")
+        return build_from_coir_export(cfg)
     tokenizer = resolve_tokenizer(cfg)
     if cfg.pretrained:
         parts = load_pretrained(cfg.pretrained)
     else:
         parts = BlipParts(preset_config(cfg.preset, len(tokenizer), cfg.image_size, cfg.projection_dim))
     return assemble(cfg, parts, tokenizer)
+
+
+def build_from_coir_export(cfg: ModelConfig) -> BlipRetrievalModel:
+    """cfg.name initialised from the weights and tokenizer of the coir export cfg.init_from."""
+    from coir.pipeline.models.export import load_export
+
+    source = load_export(cfg.init_from)
+    if not isinstance(source, BlipRetrievalModel):
+        raise ConfigError(f"model.init_from: {cfg.init_from} is not a BLIP-based coir export")
+    start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
+    model = model_class(cfg.name)(start, copy_parts(source.parts()), source.tokenizer)
+    if cfg.learnable_temperature and source.cfg.learnable_temperature:
+        model.temp.data.copy_(source.temp.data)
+    model.configure()
+    return model
 
 
 def build_from_export(name: str, config: dict[str, Any], tokenizer: Any) -> BlipRetrievalModel:
