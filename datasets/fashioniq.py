@@ -13,6 +13,21 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
 FASHIONIQ_SPLITS = ("train", "val", "test")
 
 
+FASHIONIQ_TEMPLATE = "{c1} and {c2}"
+
+
+def join_fashioniq_captions(captions: tuple[str, ...] | list[str], template: str = FASHIONIQ_TEMPLATE) -> str:
+    """FashionIQ's two relative captions as one text, as CLIP4Cir joins them: strip ".?, " from both,
+    str.capitalize() the first (which also lower-cases the rest of it, as CLIP4Cir does), then fill
+    the template ("{c1} and {c2}": "Is red and has long sleeves")."""
+    if not captions:
+        return ""
+    first = captions[0].strip(".?, ").capitalize()
+    if len(captions) == 1:
+        return first
+    return template.format(c1=first, c2=captions[1].strip(".?, "))
+
+
 def _check(category: str, split: str) -> None:
     if category not in FASHIONIQ_CATEGORIES:
         raise ConfigError(

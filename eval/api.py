@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.datasets.records import FASHIONIQ_CATEGORIES
+from coir.eval.config import DEFAULT_GALLERY_CHUNK
 from coir.eval.metrics import mean_metrics
 from coir.eval.report import write_results
 from coir.eval.tasks import FASHIONIQ_TEMPLATE, build_tasks
@@ -72,7 +73,7 @@ def evaluate_detailed(
     cache_dir: str | Path | None = None,
     k: int = 50,
     query_chunk: int = 1024,
-    gallery_chunk: int | None = None,
+    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
     pictures: bool = True,
     progress: bool = False,
     results_file: str | Path | None = None,

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query-chunk", type=int, help="queries ranked at a time (memory bound; default 1024)"
     )
-    parser.add_argument("--gallery-chunk", type=int, help="gallery columns scored at a time (default all)")
+    parser.add_argument("--gallery-chunk", type=int, help="gallery columns scored at a time (default 8192)")
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG grid and the HTML page")
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coir.datasets.errors import ConfigError
+from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE
 from coir.datasets.records import FASHIONIQ_CATEGORIES
+
+# Gallery columns scored at a time: with query_chunk, bounds the score block held in memory
+# (1024 x 8192 float32 = 32 MiB). None scores the whole gallery at once.
+DEFAULT_GALLERY_CHUNK = 8192
 
 
 @dataclass
@@ -22,7 +27,7 @@ class EvalConfig:
     text_only: str | None = None  # a trained text-only export (default: derived)
     redundancy_k: list[int] = field(default_factory=lambda: [1, 10])
     categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))
-    caption_template: str = "{c1} and {c2}"  # FashionIQ: how the two captions are joined
+    caption_template: str = FASHIONIQ_TEMPLATE  # FashionIQ: how the two captions are joined
     mask_reference: bool = False  # FashionIQ / LaSCo (CIRR always removes the reference)
     batch_size: int = 128
     device: str | None = None  # default: cuda when available
@@ -30,7 +35,7 @@ class EvalConfig:
     cache: bool = True  # gallery embeddings cached on disk per checkpoint and image list
     cache_dir: str | None = None  # default: $COIR_CACHE_DIR or ~/.cache/coir/gallery
     query_chunk: int = 1024
-    gallery_chunk: int | None = None
+    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK  # null: the whole gallery at once
     pictures: bool = True
     out: str | None = None  # report folder
     results: str | None = None  # results.json to merge into (default: <out>/results.json)
@@ -47,5 +52,7 @@ def check_eval_config(config: EvalConfig) -> None:
         raise ConfigError(f"key 'baseline': must be image-only or text-only, got {config.baseline!r}")
     if config.batch_size < 1 or config.query_chunk < 1 or config.num_workers < 0:
         raise ConfigError("keys 'batch_size' and 'query_chunk' must be >= 1, 'num_workers' >= 0")
+    if config.gallery_chunk is not None and config.gallery_chunk < 1:
+        raise ConfigError(f"key 'gallery_chunk': must be >= 1 (or null), got {config.gallery_chunk}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:
         raise ConfigError(f"key 'redundancy_k': cut-offs must be >= 1, got {config.redundancy_k}")

@@ -2,7 +2,9 @@
 
 Gallery embeddings are cached per (checkpoint, model variant, ordered image list, transform): the
 key hashes the identity of the checkpoint's files (path, size, mtime), the model's export config,
-every image path in order and the processor's transform settings. A changed list misses.
+every image in order (path, size, mtime) and the processor's transform settings. A changed list, or
+an image rewritten at the same path, misses. Embeddings are float32 on every path (one rank, several
+ranks, from the cache), whatever precision the model computes in.
 
 With torch.distributed initialised, each rank embeds a contiguous slice of the gallery and the
 slices are all-gathered (gloo on CPU, NCCL on GPU); rank 0 writes the cache.
@@ -117,11 +119,11 @@ def encode_images(
     num_workers: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """model.encode_target over the images, in order -> [N, D] on `device`."""
+    """model.encode_target over the images, in order -> [N, D] float32 on `device`."""
     check_images_exist(paths, "gallery image")
     loader = _loader(ImageDataset(paths, model.processor()), batch_size, num_workers)
     out = [
-        model.encode_target(images.to(device, non_blocking=True))
+        model.encode_target(images.to(device, non_blocking=True)).float()
         for images in _progress(loader, len(loader), "gallery", progress)
     ]
     return torch.cat(out) if out else torch.empty((0, 0), device=device)
@@ -137,7 +139,7 @@ def encode_queries(
     num_workers: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """model.encode_query over (reference image, text) pairs, in order -> [Q, D] on `device`."""
+    """model.encode_query over (reference image, text) pairs, in order -> [Q, D] float32 on `device`."""
     check_images_exist(paths, "reference image")
     processor = model.processor()
     loader = _loader(QueryDataset(paths, texts, processor), batch_size, num_workers, _QueryCollate(processor))
@@ -148,7 +150,7 @@ def encode_queries(
                 batch["images"].to(device, non_blocking=True),
                 batch["input_ids"].to(device, non_blocking=True),
                 batch["attention_mask"].to(device, non_blocking=True),
-            )
+            ).float()
         )
     return torch.cat(out) if out else torch.empty((0, 0), device=device)
 
@@ -194,7 +196,11 @@ def gallery_cache_key(fingerprint: str, model: Any, paths: Sequence[Path]) -> st
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|{model_identity(model)}".encode())
     digest.update(transform_identity(model.processor()).encode())
     for p in paths:
-        digest.update(b"\0" + str(p).encode())
+        try:
+            stat = os.stat(p)
+        except FileNotFoundError:
+            raise MissingInputError(p, "gallery image") from None
+        digest.update(f"\0{p}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -217,10 +223,12 @@ def _load_cached(path: Path, key: str, n: int) -> torch.Tensor | None:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a damaged cache entry is recomputed, never trusted
         return None
-    embeddings = payload.get("embeddings") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    embeddings = payload.get("embeddings")
     if payload.get("key") != key or not isinstance(embeddings, torch.Tensor) or embeddings.shape[0] != n:
         return None
-    return embeddings
+    return embeddings.float()
 
 
 # ---------------------------------------------------------------- ranks

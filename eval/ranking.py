@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from coir.eval.config import DEFAULT_GALLERY_CHUNK
+
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NEG_INF = float("-inf")
 
@@ -101,13 +103,15 @@ def rank(
     subsets: list[list[int]] | None = None,
     score_fn: ScoreFn = dot_score,
     query_chunk: int = 1024,
-    gallery_chunk: int | None = None,
+    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
 ) -> Ranking:
     """Rank every query against the gallery in chunks.
 
     targets: gallery index of each query's target (-1: none). exclude: gallery indices removed
     from a query's ranking (CIRR: the reference). subsets: gallery indices of a query's subset
     (CIRR: the img_set members minus the reference), ranked among themselves by the same rule.
+    gallery_chunk: columns scored at a time (None: the whole gallery); the result does not depend
+    on it, nor on query_chunk.
     """
     n_queries, n_gallery = query_states.shape[0], gallery_states.shape[0]
     gallery_chunk = gallery_chunk or max(n_gallery, 1)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from coir.eval.config import DEFAULT_GALLERY_CHUNK
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
 from coir.eval.metrics import cirr_metrics, fashioniq_metrics, recall_at_k
 from coir.eval.ranking import Ranking, rank
@@ -87,7 +88,7 @@ def run_task(
     num_workers: int = 0,
     k: int = 50,
     query_chunk: int = 1024,
-    gallery_chunk: int | None = None,
+    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
     progress: bool = False,
 ) -> TaskResult:
     model.eval()

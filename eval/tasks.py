@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coir.datasets.errors import ConfigError, DataFormatError
+from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 
 BENCHMARKS = ("cirr", "fashioniq", "lasco")
@@ -17,7 +18,6 @@ CIRR_KS = (1, 5, 10, 50)
 CIRR_SUBSET_KS = (1, 2, 3)
 FASHIONIQ_KS = (10, 50)
 LASCO_KS = (1, 5, 10, 50)
-FASHIONIQ_TEMPLATE = "{c1} and {c2}"
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,6 @@ class Task:
         if not self._index:
             self._index = {n: i for i, n in enumerate(self.gallery_names)}
         return -1 if name is None else self._index.get(name, -1)
-
-
-def join_fashioniq_captions(captions: tuple[str, ...] | list[str], template: str = FASHIONIQ_TEMPLATE) -> str:
-    """CLIP4Cir's joining: strip ".?, " from both, str.capitalize() the first (which also lower-cases
-    the rest of it, as CLIP4Cir does), then fill the template."""
-    if not captions:
-        return ""
-    first = captions[0].strip(".?, ").capitalize()
-    if len(captions) == 1:
-        return first
-    return template.format(c1=first, c2=captions[1].strip(".?, "))
 
 
 def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None) -> Task:

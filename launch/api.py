@@ -39,6 +39,11 @@ ACTIVE = {
     "STAGE_OUT",
     "SIGNALING",
 }
+# squeue and scontrol both failing (a busy or restarting controller) reads as UNKNOWN: still active
+# until it lasted this long in a row
+UNKNOWN_GRACE_S = 60.0
+_clock = time.monotonic  # replaced by the unit tests
+_sleep = time.sleep
 
 
 class JobFailed(CoirError):
@@ -51,27 +56,40 @@ class Submission:
     records: list[JobRecord]
     jobs: list[Any] = field(default_factory=list)  # submitit Job objects, in the order of records
 
-    def wait(self, timeout_s: float | None = None, poll_s: float = 1.0) -> list[Any]:
+    def wait(
+        self, timeout_s: float | None = None, poll_s: float = 1.0, unknown_grace_s: float = UNKNOWN_GRACE_S
+    ) -> list[Any]:
         """Block until every job ended; the result of each (task 0's). Raises JobFailed naming the
         jobs that failed or ended without a result, TimeoutError after `timeout_s`.
 
         Polls the result files and squeue (not sacct, which many clusters and the test SLURM lack).
+        A job whose state cannot be read (UNKNOWN: squeue and scontrol failed or forgot it) counts as
+        active until it stayed UNKNOWN for `unknown_grace_s` seconds in a row.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = None if timeout_s is None else _clock() + timeout_s
+        unknown_since: dict[int, float] = {}
         while True:
             states = [self._state(record, job) for record, job in zip(self.records, self.jobs, strict=True)]
-            if all(s["state"] not in ACTIVE for s in states):
+            now_s = _clock()
+            for index, state in enumerate(states):
+                if state["state"] == "UNKNOWN":
+                    unknown_since.setdefault(index, now_s)
+                else:
+                    unknown_since.pop(index, None)
+            active = [
+                i
+                for i, s in enumerate(states)
+                if s["state"] in ACTIVE or (i in unknown_since and now_s - unknown_since[i] < unknown_grace_s)
+            ]
+            if not active:
                 break
-            if deadline is not None and time.monotonic() > deadline:
-                busy = [
-                    f"{r.job_id} ({s['state']})"
-                    for r, s in zip(self.records, states, strict=True)
-                    if s["state"] in ACTIVE
-                ]
+            if deadline is not None and now_s > deadline:
+                busy = [f"{self.records[i].job_id} ({states[i]['state']})" for i in active]
                 raise TimeoutError(f"jobs still running after {timeout_s:.0f} s: {', '.join(busy)}")
-            time.sleep(poll_s)
+            _sleep(poll_s)
         failed = [
             f"{r.kind} {r.job_id}: {s['state']} {s['reason']}".strip()
+            + (f" (for {unknown_grace_s:.0f} s)" if s["state"] == "UNKNOWN" else "")
             for r, s in zip(self.records, states, strict=True)
             if s["state"] != "COMPLETED"
         ]
@@ -196,9 +214,11 @@ def submit_train(
     overrides = [*overrides, f"run_dir={run_dir}"]  # absolute: the job may start elsewhere
     load_train_config(config, overrides)
     executor = make_executor(cluster, _folder(run_dir), "coir-train")
+    # resume="auto" from the first attempt: SLURM requeues (PreemptMode=REQUEUE, a node failure with
+    # --requeue) re-run this very pickle, and must resume too (jobs.train: harmless without a checkpoint)
     task = _task(
         "train",
-        {"config": str(Path(config).resolve()), "overrides": overrides},
+        {"config": str(Path(config).resolve()), "overrides": overrides, "resume": "auto"},
         cluster,
         distributed=True,
         resume_kwargs={"resume": "auto"},
@@ -215,7 +235,7 @@ def submit_selftest(steps: int, step_s: float, cluster: ClusterConfig, run_dir: 
     executor = make_executor(cluster, _folder(run_dir), "coir-selftest")
     task = _task(
         "selftest",
-        {"run_dir": str(run_dir), "steps": steps, "step_s": step_s},
+        {"run_dir": str(run_dir), "steps": steps, "step_s": step_s, "resume": "auto"},  # as submit_train
         cluster,
         distributed=True,
         resume_kwargs={"resume": "auto"},

@@ -20,17 +20,34 @@ POLL_S = 2.0
 
 # -- training -------------------------------------------------------------------------------------
 def train(config: str, overrides: list[str], resume: str | None = None) -> dict[str, Any]:
-    """One rank of `coir train CONFIG overrides` (collective); resume="auto" after a requeue."""
+    """One rank of `coir train CONFIG overrides` (collective); see resume_overrides for `resume`."""
     from coir.pipeline.config import load_train_config
     from coir.pipeline.engine import train as run_training
 
-    overrides = list(overrides)
-    if resume is not None:
-        overrides.append(f"checkpoint.resume={resume}")
-    result = dict(run_training(load_train_config(config, overrides)))
+    result = dict(run_training(load_train_config(config, resume_overrides(config, overrides, resume))))
     result["rank"] = int(os.environ.get("RANK", "0"))
     result["world_size"] = int(os.environ.get("WORLD_SIZE", "1"))
     return result
+
+
+def resume_overrides(config: str, overrides: list[str], resume: str | None) -> list[str]:
+    """The overrides of one training attempt.
+
+    resume="auto" (every attempt, the first included, so that SLURM's own requeues resume too): the
+    run's newest complete checkpoint when there is one; otherwise the config's checkpoint.resume
+    (a checkpoint given by hand for the first attempt, or none: a fresh start).
+    """
+    from coir.pipeline.checkpoint import newest
+    from coir.pipeline.config import load_train_config
+
+    overrides = list(overrides)
+    if resume == "auto":
+        loaded = load_train_config(config, overrides)
+        if loaded.checkpoint.resume in (None, "") or newest(loaded.checkpoint_dir) is not None:
+            overrides.append("checkpoint.resume=auto")
+    elif resume is not None:
+        overrides.append(f"checkpoint.resume={resume}")
+    return overrides
 
 
 # -- any `coir` command -----------------------------------------------------------------------------

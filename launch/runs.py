@@ -95,10 +95,12 @@ def _slurm_states(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     for job_id in job_ids:
         if job_id in states:
             continue
-        out = _run(["scontrol", "-o", "show", "job", job_id])
-        if out:
-            fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
+        found = _run(["scontrol", "-o", "show", "job", job_id])
+        if found:
+            fields = dict(item.split("=", 1) for item in found.split() if "=" in item)
             states[job_id] = (fields.get("JobState", "UNKNOWN"), fields.get("Reason", ""))
+        elif out is None:  # squeue failed too: SLURM may be busy; Submission.wait waits a while
+            states[job_id] = ("UNKNOWN", "squeue and scontrol failed (SLURM busy or unreachable?)")
     return states
 
 

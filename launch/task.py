@@ -27,7 +27,9 @@ replacing submitit's while it trains. So:
 
 A preemption under PreemptMode=REQUEUE sends SIGTERM, which the trainer handles like SIGUSR2; SLURM
 then requeues the job itself (our own request is refused and ignored) once the ranks have saved,
-provided the partition's GraceTime leaves time for one step and a checkpoint.
+provided the partition's GraceTime leaves time for one step and a checkpoint. Such a requeue (and one
+after a node failure, with --requeue) re-runs the pickle as first submitted, so training and selftest
+jobs carry resume="auto" from their first attempt (api.submit_train; harmless without a checkpoint).
 
 A requeued job keeps its id and its log files (opened in append mode); SLURM delays its start by
 about two minutes (pending, reason BeginTime).

@@ -5,7 +5,12 @@ Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
   rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState
   trainer.json    step, samples seen, epoch, world size, best validation score; written LAST, by rank 0,
                   after every rank finished, so a folder without it (a run killed while saving) is
-                  incomplete and never resumed from.
+                  incomplete and never resumed from. Saving over an existing folder of the same step
+                  removes its trainer.json first, before any rank writes.
+
+A fresh run (checkpoint.resume null) refuses a checkpoint folder that already holds complete checkpoints:
+pruning keeps the newest K by step number, so the new run's checkpoints would be deleted and a later
+resume=auto would continue the stale run.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coir.datasets.errors import MissingInputError
+from coir.datasets.errors import ConfigError, MissingInputError
 from coir.pipeline import distributed
 
 log = logging.getLogger("coir.checkpoint")
@@ -73,6 +78,20 @@ def resolve_resume(resume: str | None, directory: Path) -> Path | None:
     return path
 
 
+def refuse_fresh_start_over(resume: str | None, directory: Path) -> None:
+    """ConfigError when a fresh run (no resume) would write into a folder holding complete checkpoints."""
+    if resume not in (None, ""):
+        return
+    found = complete(directory)
+    if found:
+        raise ConfigError(
+            f"key 'checkpoint.resume': the checkpoint dir {directory} already holds {len(found)} complete "
+            f"checkpoint(s) of an earlier run (newest: {found[-1].name}); a fresh run would overwrite and "
+            "prune them. Pass --resume auto (checkpoint.resume=auto) to continue that run, or choose another "
+            "run_dir (or checkpoint.dir) for a new one"
+        )
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -117,8 +136,14 @@ def save(
 
     directory.mkdir(parents=True, exist_ok=True)
     tag = tag_of(step)
-    engine.save_checkpoint(str(directory), tag=tag, client_state={"coir": trainer_state})
     path = directory / tag
+    if rank == 0:
+        # an older save of this step (resumed from an earlier checkpoint, or re-saved after validation):
+        # mark it incomplete before any rank replaces its files, so a crash mid-save cannot leave the old
+        # trainer.json beside new DeepSpeed or rank files
+        (path / MARKER).unlink(missing_ok=True)
+    distributed.barrier()
+    engine.save_checkpoint(str(directory), tag=tag, client_state={"coir": trainer_state})
     path.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(rank_state, buffer)

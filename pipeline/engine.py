@@ -4,14 +4,16 @@ launcher, SLURM and submitit (pipeline/distributed.py finds the ranks).
 DeepSpeed runs the model (ZeRO stage 0/1/2 from the config; bf16 on GPU, fp32 on CPU with gloo) with a
 torch AdamW built here (weight decay only on matrices: biases, norms, embeddings and the temperature are
 excluded) and a warm-up + cosine schedule passed in, so DeepSpeed compiles no ops of its own. Gradient
-clipping and accumulation are set explicitly in the DeepSpeed config. The model's own `loss(batch)` is
-called on the engine's module (every RetrievalModel exposes `loss`, not `forward`; ZeRO 0-2 need no
-forward hooks).
+clipping and accumulation are set explicitly in the DeepSpeed config. Batches go through the DeepSpeed
+engine's forward (RetrievalModel.forward == loss), which resets ZeRO's per-step hook state, registers the
+backward prologue and applies DeepSpeed's autocast when configured.
 
 Checkpoints (pipeline/checkpoint.py) are written every `checkpoint.every_steps` optimizer steps, at the
-end, and when SIGUSR2 or SIGTERM arrives: the handler only sets a flag; at the next step boundary the
-ranks agree through an all_reduce, save together, and train() returns status "preempted" so that the
-launcher can requeue with resume=auto. The data stream resumes exactly (see pipeline/data.py).
+end, and when SIGUSR2 or SIGTERM arrives: the handler only sets a flag; at the next step boundary, right
+after a validation and when a new epoch's reader has started, the ranks agree through an all_reduce, save
+together, and train() returns status "preempted" so that the launcher can requeue with resume=auto. A
+fresh run refuses a checkpoint dir that already holds complete checkpoints. The data stream resumes
+exactly (see pipeline/data.py).
 With `validation.benchmark` set, a validator from the "coir.validators" entry points runs every
 `validation.every_epochs` epochs on rank 0 and the best model (by `validation.main_metric`) is exported
 to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensors + config + tokenizer).
@@ -154,6 +156,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     "export_dir", "checkpoint", "best"}. Collective: every rank calls it."""
     check_values(config)
     shards = check_paths(config)
+    checkpoint.refuse_fresh_start_over(config.checkpoint.resume, config.checkpoint_dir)
     validator = find_validator(config)
 
     import torch
@@ -296,8 +299,25 @@ class _Trainer:
             self.config.checkpoint.keep_last,
         )
         self.last_saved = self.step
+        self.saved_state = self._resume_state()
         self.logger.message(f"checkpoint step {self.step}: {path}")
         return path
+
+    def _resume_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a checkpoint written now would resume (weights only change with the step)."""
+        import dataclasses
+
+        return self._trainer_state(), dataclasses.asdict(self.stream)
+
+    def _stop_requested(self) -> bool:
+        return distributed.all_agree(self.stop.signum is not None)
+
+    def _preempt(self, where: str) -> str:
+        """Checkpoint (unless the newest one already holds exactly this state) and stop."""
+        if self.last_saved != self.step or self.saved_state != self._resume_state():
+            self._save()
+        self.logger.message(f"stopping at step {self.step} on a signal ({where}): checkpoint saved")
+        return "preempted"
 
     def _export(self, out_dir: Path) -> None:
         from coir.pipeline.models.export import save_export
@@ -363,6 +383,7 @@ class _Trainer:
         self._restore()
         _timed("checkpoint restore", started)
         self.last_saved = self.step if self.resumed_from is not None else -1
+        self.saved_state = self._resume_state() if self.resumed_from is not None else None
         config = self.config
         self.logger = TrainLogger(
             config.log_dir,
@@ -421,8 +442,7 @@ class _Trainer:
         global_batch = config.data.batch_size * accum * self.world
         delay = float(os.environ.get(STEP_DELAY_ENV, "0") or 0)
         dtype = torch.bfloat16 if self.bf16 else None
-        module = self.engine.module
-        module.train()
+        self.engine.module.train()
         window = _Window()
         micro = 0
         while self.step < total:
@@ -430,6 +450,10 @@ class _Trainer:
                 self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
             )
             batches = iter(make_loader(stream, config.data, config.seed, self.use_cuda))
+            # e.g. arrived while the readers started; mid-accumulation (an epoch that ends inside an
+            # optimizer step) the signal waits for the step boundary, or the accumulated gradients are lost
+            if micro == 0 and self._stop_requested():
+                return self._preempt(f"start of epoch {self.stream.epoch}")
             while self.step < total:
                 started = time.perf_counter()
                 try:
@@ -442,9 +466,7 @@ class _Trainer:
                     k: v.to(self.device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
                     for k, v in inputs.items()
                 }
-                losses = module.loss(inputs)
-                self.engine.backward(losses["loss"])
-                self.engine.step()
+                losses = self._micro_step(inputs)
                 self.stream.consumed(meta)
                 self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
                 window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
@@ -457,10 +479,8 @@ class _Trainer:
                 self._after_step(window)
                 if delay:
                     time.sleep(delay)
-                if distributed.all_agree(self.stop.signum is not None):
-                    self._save()
-                    self.logger.message(f"stopping at step {self.step} on a signal: checkpoint saved")
-                    return "preempted"
+                if self._stop_requested():
+                    return self._preempt("step boundary")
                 every = config.checkpoint.every_steps
                 if every and self.step % every == 0 and self.step < total:
                     self._save()
@@ -469,8 +489,18 @@ class _Trainer:
             self.stream.next_epoch()
             every = config.validation.every_epochs
             if self.validator is not None and self.stream.epoch % every == 0:
-                self._validate()
+                self._validate()  # rank 0 only, may take minutes: a signal may arrive meanwhile
+                if micro == 0 and self._stop_requested():
+                    return self._preempt(f"after validation of epoch {self.stream.epoch}")
         return "completed"
+
+    def _micro_step(self, inputs: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Forward through the DeepSpeed engine, backward, step (an optimizer step at the accumulation
+        boundary). Returns the model's loss dict."""
+        losses = self.engine(inputs)
+        self.engine.backward(losses["loss"])
+        self.engine.step()
+        return losses
 
     def _after_step(self, window: _Window) -> None:
         config = self.config

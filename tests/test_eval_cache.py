@@ -105,8 +105,9 @@ def test_checkpoint_fingerprint_follows_the_weights_file(tmp_path):
     assert checkpoint_fingerprint(export) != before
 
 
-def small_task(folder: Path) -> Task:
-    paths = write_images(folder, 23)
+def small_task(folder: Path, write: bool = True) -> Task:
+    """write=False: the images are already there (ranks must not rewrite files others are reading)."""
+    paths = write_images(folder, 23) if write else [folder / f"img{i}.png" for i in range(23)]
     names = [p.stem for p in paths]
     queries = [
         Query(
@@ -130,7 +131,8 @@ def _worker(rank: int, world_size: int, folder: str, port: int) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         model = ColourModel()
-        result = run_task(model, small_task(Path(folder) / "images"), batch_size=4, query_chunk=5)
+        task = small_task(Path(folder) / "images", write=False)
+        result = run_task(model, task, batch_size=4, query_chunk=5)
         np.savez(
             Path(folder) / f"rank{rank}.npz",
             top=result.ranking.top_indices,
@@ -173,3 +175,43 @@ def test_bad_gallery_image_names_the_file(tmp_path, bad):
         paths[1].write_bytes(b"not an image")
     with pytest.raises(CoirError, match="img1.png"):
         embed_gallery(ColourModel(), paths)
+
+
+def test_image_rewritten_at_the_same_path_misses_and_a_foreign_payload_is_a_miss(tmp_path):
+    paths = write_images(tmp_path / "images", 6)
+    model, cache = ColourModel(), tmp_path / "cache"
+    first = embed_gallery(model, paths, "ckpt", cache, batch_size=4)
+    assert model.encoded_images == 6
+    Image.new("RGB", (5, 5), (250, 10, 200)).save(paths[2])  # other bytes (and size), same path
+    second = embed_gallery(model, paths, "ckpt", cache, batch_size=4)
+    assert model.encoded_images == 12 and not torch.equal(first[2], second[2])
+    assert torch.equal(first[[0, 1, 3, 4, 5]], second[[0, 1, 3, 4, 5]])
+    stat = paths[3].stat()
+    os.utime(paths[3], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: also a miss
+    embed_gallery(model, paths, "ckpt", cache, batch_size=4)
+    assert model.encoded_images == 18
+    for entry in cache.glob("gallery-*.pt"):
+        torch.save([1, 2, 3], entry)  # not a dict: recomputed, never a crash
+    again = embed_gallery(model, paths, "ckpt", cache, batch_size=4)
+    assert model.encoded_images == 24 and again.dtype == torch.float32
+
+
+class HalfColourModel(ColourModel):
+    """Computes in float16 (as a model under autocast or in half precision would)."""
+
+    def encode_target(self, images):
+        return super().encode_target(images).half()
+
+    def encode_query(self, images, input_ids, attention_mask):
+        return super().encode_query(images, input_ids, attention_mask).half()
+
+
+def test_embeddings_are_float32_on_one_rank_too(tmp_path):
+    from coir.eval.encode import encode_images, encode_queries
+
+    paths = write_images(tmp_path / "images", 3)
+    model = HalfColourModel()
+    assert encode_images(model, paths, batch_size=2).dtype == torch.float32
+    assert encode_queries(model, paths, ["a", "b", "c"], batch_size=2).dtype == torch.float32
+    assert embed_gallery(model, paths, "ckpt", tmp_path / "cache").dtype == torch.float32
+    assert embed_gallery(model, paths, "ckpt", tmp_path / "cache").dtype == torch.float32  # cached

@@ -117,6 +117,61 @@ def test_chunked_topk_equals_stable_full_sort_with_ties(seed):
     assert torch.equal(indices, full)
 
 
+def _reference_ranking(scores, k, targets, exclude, subsets):
+    """What rank() must return, from a stable full sort of each row (excluded columns removed)."""
+    tops, target_ranks, subset_orders, subset_ranks = [], [], [], []
+    for row, target, excluded, subset in zip(scores.tolist(), targets, exclude, subsets, strict=True):
+        kept = [i for i in range(len(row)) if i not in excluded]
+        order = sorted(kept, key=lambda i: (-row[i], i))  # stable: ties by the lower index
+        tops.append((order + [-1] * k)[:k])
+        target_ranks.append(order.index(target) if target in order else -1)
+        by_score = sorted(subset, key=lambda i: (-row[i], i))
+        subset_orders.append(by_score)
+        subset_ranks.append(by_score.index(target) if target in by_score else -1)
+    return tops, target_ranks, subset_orders, subset_ranks
+
+
+@pytest.mark.parametrize(("seed", "n_gallery"), [(0, 211), (1, 211), (2, 97), (3, 30)])
+def test_randomised_rank_equals_full_sort_with_exclusions_subsets_and_chunks(seed, n_gallery):
+    rng = np.random.default_rng(seed)
+    n_queries, k = 41, 50
+    queries = torch.as_tensor(rng.integers(-2, 3, (n_queries, 3)), dtype=torch.float32)  # many ties
+    gallery = torch.as_tensor(rng.integers(-2, 3, (n_gallery, 3)), dtype=torch.float32)
+    targets = rng.integers(-1, n_gallery, n_queries).tolist()
+    exclude, subsets = [], []
+    for q in range(n_queries):
+        picked = rng.choice(n_gallery, size=9, replace=False).tolist()
+        n_excluded = int(rng.integers(0, 4))
+        if targets[q] >= 0 and rng.random() < 0.2:  # sometimes the target itself is removed
+            picked = [targets[q], *[i for i in picked if i != targets[q]]]
+        exclude.append(picked[:n_excluded])
+        subset = picked[n_excluded : n_excluded + int(rng.integers(0, 6))]
+        if targets[q] >= 0 and targets[q] not in exclude[-1] and rng.random() < 0.7:
+            subset = list(dict.fromkeys([*subset, targets[q]]))
+        subsets.append(subset)
+    tops, target_ranks, subset_orders, subset_ranks = _reference_ranking(
+        queries @ gallery.T, k, targets, exclude, subsets
+    )
+    width = max(len(s) for s in subsets)
+    padded_orders = [order + [-1] * (width - len(order)) for order in subset_orders]
+    for query_chunk, gallery_chunk in ((7, 1), (7, 13), (64, 50), (3, n_gallery), (41, None)):
+        result = rank(
+            queries,
+            gallery,
+            k=k,
+            targets=targets,
+            exclude=exclude,
+            subsets=subsets,
+            query_chunk=query_chunk,
+            gallery_chunk=gallery_chunk,
+        )
+        case = (query_chunk, gallery_chunk)
+        assert result.top_indices.tolist() == tops, case
+        assert result.target_rank.tolist() == target_ranks, case
+        assert result.subset_order.tolist() == padded_orders, case
+        assert result.subset_target_rank.tolist() == subset_ranks, case
+
+
 def test_results_merge_keeps_other_entries(tmp_path):
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"lasco/val": {"old": {"R@1": 1.0}}, "cirr/val": {"zs": {"R@1": 2.0}}}))

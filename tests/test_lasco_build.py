@@ -63,6 +63,8 @@ def test_counts_and_texts(world, built):
         assert sample["txt"].decode() == meta["text"]
         assert states_answer(meta["text"], meta["target_answer"], meta["answer_type"]), meta
         assert meta["qid"] // 1000 == meta["query_image"][0]  # qid is the query side's question
+        assert len(meta["query_answers"]) == len(meta["target_answers"]) == 10
+        assert meta["question"] and all(isinstance(a, str) for a in meta["target_answers"])
         for field in ("query.jpg", "target.jpg"):
             image = Image.open(io.BytesIO(sample[field]))
             assert image.format == "JPEG" and min(image.size) == 48
@@ -190,3 +192,18 @@ def test_from_official_without_corpus_uses_the_triplet_images(world, built, tmp_
     official = json.loads((built / "lasco_val.json").read_text())
     used = sorted({i for o in official for i in (o["query-image"][0], o["target-image"][0])})
     assert [c["id"] for c in json.loads((out / "lasco_val_corpus.json").read_text())] == used
+
+
+def test_kill_during_parts_clean_up_still_reruns_and_finalizes(world, built, tmp_path):
+    out = tmp_path / "cleanup"
+    assert run_command(LASCO, lasco_args(world, out)) == 0
+    # as a kill during shutil.rmtree(_parts) leaves it: manifest.json written, plan.json already gone
+    parts = out / "triplets" / "_parts"
+    parts.mkdir()
+    (parts / "triplets-000001.json").write_bytes(b"{}")
+    assert run_command(LASCO, lasco_args(world, out)) == 0
+    assert not parts.exists()
+    parts.mkdir()
+    (parts / "triplets-000000.json").write_bytes(b"{}")
+    assert run_command(LASCO, ["--out", str(out), "--finalize"]) == 0
+    assert folder_bytes(out) == folder_bytes(built)

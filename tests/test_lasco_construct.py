@@ -149,3 +149,55 @@ def test_checked_in_config_loads():
     path = Path(__file__).resolve().parents[1] / "configs" / "data" / "lasco.yaml"
     config = load_config(LascoBuildConfig, path, ["coco=/c", "out=/o"])
     assert config.split == "train" and config.images.size == 384 and config.rephraser.kind == "rule"
+
+
+def _pair_world(question, answer1, answer2, atype="other"):
+    questions = [VQAQuestion(1000, 1, question), VQAQuestion(2000, 2, question)]
+    annotations = [
+        VQAAnnotation(
+            1000, 1, "what is", atype, answer1, tuple(VQAAnswer(answer1, "yes", j + 1) for j in range(10))
+        ),
+        VQAAnnotation(
+            2000,
+            2,
+            "what brand",
+            "yes/no" if atype == "other" else atype,
+            answer2,
+            tuple(VQAAnswer(answer2 if j < 9 else "other", "maybe", j + 1) for j in range(10)),
+        ),
+    ]
+    return questions, annotations, [(1000, 2000)]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "raw_words", "normalised_words"),
+    [
+        ("What is in the bowl?", "None", "none", " 0 "),
+        ("What brand is the phone?", "T-Mobile", "t-mobile", "t mobile"),
+        ("Which dog is bigger?", "One on left", "one on left", "1 on left"),
+    ],
+)
+def test_rephraser_gets_the_raw_answer_wording(question, answer, raw_words, normalised_words):
+    from coir.datasets.lasco.rephrase import RuleRephraser
+
+    questions, annotations, pairs = _pair_world(question, "something else", answer)
+    echo = EchoRephraser()
+    construct_triplets(questions, annotations, pairs, echo, LascoFilters())
+    assert (question, raw_words) in echo.calls[0]
+    result = construct_triplets(questions, annotations, pairs, RuleRephraser(), LascoFilters())
+    to_target = next(t for t in result.triplets if t.target_qid == 2000)
+    assert raw_words in to_target.text and normalised_words not in f" {to_target.text} "
+    assert to_target.target_answer != raw_words  # the normalised answer is kept for comparing
+
+
+def test_triplet_carries_target_side_types_and_both_sides_answers():
+    questions, annotations, pairs = _pair_world("What brand is the phone?", "apple", "t-mobile")
+    result = construct_triplets(questions, annotations, pairs, EchoRephraser(), LascoFilters())
+    by_target = {t.target_qid: t for t in result.triplets}
+    to_2000, to_1000 = by_target[2000], by_target[1000]
+    assert (to_2000.question_type, to_2000.answer_type) == ("what brand", "yes/no")
+    assert (to_1000.question_type, to_1000.answer_type) == ("what is", "other")
+    assert (
+        to_2000.target_answers == ("t-mobile",) * 9 + ("other",) and to_2000.query_answers == ("apple",) * 10
+    )
+    assert to_1000.target_answers == to_2000.query_answers and to_1000.query_answers == to_2000.target_answers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -296,7 +297,8 @@ def test_lm_rephraser_batches_caches_and_never_recomputes(tiny_lm: Path, tmp_pat
     assert lm.batches_run == 3  # 5 distinct pairs in batches of 2
     rows = [json.loads(line) for line in cache.read_text().splitlines()]
     assert [(r["question"], r["answer"]) for r in rows] == list(dict.fromkeys(PAIRS))
-    assert all(r["model"] == "model" and isinstance(r["generation"], str) for r in rows)
+    assert all(r["model"] == "model" and r["key"] == lm.cache_key for r in rows)
+    assert all(isinstance(r["generation"], str) for r in rows)
     # random weights give gibberish that does not state the answer: every text falls back to the rules
     rules = RuleRephraser().rephrase(PAIRS)
     assert texts == [
@@ -305,11 +307,15 @@ def test_lm_rephraser_batches_caches_and_never_recomputes(tiny_lm: Path, tmp_pat
     assert all(states_answer(t, a) for t, (_, a) in zip(texts, PAIRS, strict=True))
     assert sum(lm.stats.values()) == len(PAIRS)
 
-    shutil.rmtree(model_dir)  # a rerun must not need (or load) the model
-    again = LMRephraser(model_dir, cache, batch_size=2)
+    again = LMRephraser(model_dir, cache, batch_size=2, max_new_tokens=6)  # a rerun never loads the model
     assert again.rephrase(PAIRS) == texts and again.batches_run == 0 and again._model is None
+    weights = next(model_dir.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert LMRephraser(model_dir, cache, max_new_tokens=6).cache_key != lm.cache_key  # other weights
+    assert LMRephraser(model_dir, cache, max_new_tokens=7).cache_key != again.cache_key
+    shutil.rmtree(model_dir)
     with pytest.raises(MissingInputError, match="language model folder"):
-        again.rephrase([("Is it sunny?", "yes")])
+        LMRephraser(model_dir, cache, batch_size=2).rephrase([("Is it sunny?", "yes")])
 
 
 class ScriptedLM(LMRephraser):
@@ -352,3 +358,17 @@ def test_lm_outputs_are_validated_and_torn_cache_lines_ignored(tmp_path: Path) -
     ]
     lm3 = ScriptedLM({}, tmp_path / "no-model", cache)
     assert lm3.rephrase([("Is there a cat?", "no")]) == ["there is no cat"] and lm3.batches_run == 0
+
+
+def test_lm_cache_misses_when_the_prompt_changes(tmp_path: Path) -> None:
+    cache = tmp_path / "c.jsonl"
+    pairs = [("What color is the bus?", "red")]
+    first = ScriptedLM({"bus": "the bus is red"}, tmp_path / "no-model", cache)
+    assert first.rephrase(pairs) == ["the bus is red"] and first.batches_run == 1
+    same = ScriptedLM({"bus": "the bus is blue"}, tmp_path / "no-model", cache)
+    assert same.rephrase(pairs) == ["the bus is red"] and same.batches_run == 0
+    prompt = "Say it as a statement.\nQ: {question}\nA: {answer}\n"
+    other = ScriptedLM({"bus": "a red bus"}, tmp_path / "no-model", cache, prompt=prompt)
+    assert other.rephrase(pairs) == ["a red bus"] and other.batches_run == 1
+    longer = ScriptedLM({"bus": "red it is"}, tmp_path / "no-model", cache, max_new_tokens=64)
+    assert longer.rephrase(pairs) == ["red it is"] and longer.batches_run == 1

@@ -356,3 +356,100 @@ def _children(parent: int) -> list[int]:
         if int(fields[1]) == parent:  # field 4 of /proc/PID/stat: the parent pid
             found.append(int(stat.parent.name))
     return found
+
+
+def _tiny_recipe(tmp_path: Path) -> Path:
+    """A train config whose inputs exist (enough for load_train_config's checks; nothing is trained)."""
+    from test_train_support import write_recipe
+
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "a.tar").write_bytes(b"")
+    (tmp_path / "tokenizer").mkdir()
+    return write_recipe(tmp_path, tmp_path / "shards", tmp_path / "tokenizer")
+
+
+def test_submitted_train_task_resumes_auto_from_the_first_attempt(tmp_path, monkeypatch):
+    """SLURM's own requeues (PreemptMode=REQUEUE, a node failure) re-run the first pickle: it must resume."""
+    from types import SimpleNamespace
+
+    from coir.launch import api
+
+    submitted = []
+
+    class FakeExecutor:
+        def submit(self, task):
+            submitted.append(task)
+            return SimpleNamespace(job_id="77", paths=SimpleNamespace(folder=tmp_path / "submitit"))
+
+    monkeypatch.setattr(api, "make_executor", lambda *args: FakeExecutor())
+    cluster = ClusterConfig(cluster="slurm", partition="debug")
+    api.submit_train(_tiny_recipe(tmp_path), ["optim.total_steps=4"], cluster, tmp_path / "run")
+    api.submit_selftest(3, 0.1, cluster, tmp_path / "selftest")
+    train, selftest = submitted
+    assert train.target == "coir.launch.jobs:train" and train.requeues == 0
+    assert train.kwargs["resume"] == "auto" and selftest.kwargs["resume"] == "auto"
+    assert pickle.loads(pickle.dumps(train)).kwargs["resume"] == "auto"  # what sbatch runs
+    assert train.resumed().kwargs["resume"] == "auto"
+
+
+def test_resume_auto_prefers_the_runs_checkpoint_over_a_given_one(tmp_path):
+    from coir.launch.jobs import resume_overrides
+
+    recipe = _tiny_recipe(tmp_path)
+    run = [f"run_dir={tmp_path / 'run'}"]
+    assert resume_overrides(str(recipe), run, "auto") == [*run, "checkpoint.resume=auto"]  # fresh: no-op
+    given = tmp_path / "pretrained_ckpt"
+    given.mkdir()
+    by_hand = [*run, f"checkpoint.resume={given}"]
+    assert resume_overrides(str(recipe), by_hand, "auto") == by_hand  # first attempt: the given one
+    step = tmp_path / "run" / "checkpoints" / "step_3"
+    step.mkdir(parents=True)
+    (step / "trainer.json").write_text("{}")
+    assert resume_overrides(str(recipe), by_hand, "auto")[-1] == "checkpoint.resume=auto"  # requeued
+    assert resume_overrides(str(recipe), run, None) == run
+
+
+class _FakeScheduler:
+    """A state source for Submission.wait and a clock that advances by each poll's sleep."""
+
+    def __init__(self, states: list[str]) -> None:
+        self.states = iter(states)
+        self.now = 0.0
+
+    def state(self, record, job):
+        state = next(self.states)
+        return {"state": state, "reason": "", "result": {"step": 4} if state == "COMPLETED" else None}
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _wait_with(monkeypatch, tmp_path, states: list[str]):
+    from coir.launch import api, runs
+
+    fake = _FakeScheduler(states)
+    monkeypatch.setattr(api.Submission, "_state", lambda self, record, job: fake.state(record, job))
+    monkeypatch.setattr(api, "_clock", lambda: fake.now)
+    monkeypatch.setattr(api, "_sleep", fake.sleep)
+    record = runs.JobRecord("train", "5", "slurm", str(tmp_path))
+    return fake, api.Submission(tmp_path, [record], [None])
+
+
+def test_wait_rides_out_a_scheduler_that_does_not_answer(tmp_path, monkeypatch):
+    """squeue and scontrol failing (UNKNOWN) for less than a minute at a time is no failure."""
+    states = ["RUNNING", *["UNKNOWN"] * 6, "RUNNING", *["UNKNOWN"] * 6, "PENDING", "COMPLETED"]
+    fake, submission = _wait_with(monkeypatch, tmp_path, states)
+    assert submission.wait(poll_s=10) == [{"step": 4}]  # 2 x 50 s of UNKNOWN, with a RUNNING between
+    assert fake.now == 10 * (len(states) - 1)
+
+
+def test_wait_gives_up_on_a_job_unknown_for_a_minute(tmp_path, monkeypatch):
+    from coir.launch.api import JobFailed
+
+    fake, submission = _wait_with(monkeypatch, tmp_path, ["RUNNING", *["UNKNOWN"] * 20])
+    with pytest.raises(JobFailed, match="train 5: UNKNOWN.*60 s"):
+        submission.wait(poll_s=10)
+    assert fake.now == 10 + 60  # first seen UNKNOWN at 10 s, given up at 70 s
+    fake, submission = _wait_with(monkeypatch, tmp_path, ["RUNNING", "FAILED"])
+    with pytest.raises(JobFailed, match="train 5: FAILED"):
+        submission.wait(poll_s=10)

@@ -77,6 +77,39 @@ def test_query_depends_on_the_right_inputs(tok_dir, name, uses_image, uses_text)
     assert (not torch.allclose(q, qt, atol=1e-5)) == uses_text
 
 
+def test_case_query_cross_attends_to_every_patch_token(tok_dir):
+    model = make(tok_dir).eval()
+    b = batch_of(model, 2)
+    vision = model.blip_config.vision_config
+    patches = (SIZE // vision.patch_size) ** 2
+    seen = []
+    hooks = [
+        layer.crossattention.register_forward_pre_hook(
+            lambda mod, args, kwargs: seen.append(tuple(kwargs["encoder_hidden_states"].shape)),
+            with_kwargs=True,
+        )
+        for layer in model.text_encoder.encoder.layer
+    ]
+    with torch.no_grad():
+        q = query(model, b)
+    for hook in hooks:
+        hook.remove()
+    # every cross-attention layer gets the [CLS] token and all patch tokens of the reference image
+    assert seen == [(2, 1 + patches, vision.hidden_size)] * len(model.text_encoder.encoder.layer)
+
+    ids, mask = b["input_ids"], b["attention_mask"]
+    with torch.no_grad():
+        tokens = model.vision_tokens(b["query_image"])
+        torch.testing.assert_close(model.grounded_query(tokens, ids, mask), q)
+        cls_only = model.grounded_query(tokens[:, :1], ids, mask)
+        # one patch token changed; the [CLS] token and the other patches kept as they are
+        one_patch = tokens.clone()
+        one_patch[:, 1 + patches // 2] += 3 * tokens[:, 1:].std()
+        q_patch = model.grounded_query(one_patch, ids, mask)
+    assert not torch.allclose(cls_only, q, atol=1e-4)
+    assert not torch.allclose(q_patch, q, atol=1e-4)
+
+
 def test_encoder_token_replaces_the_first_token(tok_dir):
     model = make(tok_dir).eval()
     b = batch_of(model, 2)

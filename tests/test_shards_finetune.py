@@ -105,7 +105,11 @@ def test_fashioniq_keeps_both_captions_and_joins_them(tmp_path):
     assert len(triplets) == 9 and triplets[0]["__key__"] == "dress_000000"
     meta = json.loads(triplets[0]["json"])
     assert meta["captions"] == ["is darker.", "has long sleeves"] and meta["category"] == "dress"
-    assert triplets[0]["txt"] == b"is darker and has long sleeves"
+    assert triplets[0]["txt"] == b"Is darker and has long sleeves"  # CLIP4Cir joining, as eval does
+    from coir.eval.tasks import fashioniq_tasks
+
+    evaluated = [q.text for task in fashioniq_tasks(root, "val") for q in task.queries]
+    assert [t["txt"].decode() for t in triplets] == evaluated
     gallery = samples(out / "gallery")
     assert len(gallery) == 12 and gallery[0]["__key__"] == "dress_B000000000"
     one = tmp_path / "dress"

@@ -198,3 +198,61 @@ def test_first_host_of_a_nodelist(nodelist: str, first: str, monkeypatch) -> Non
 
     monkeypatch.setenv("PATH", "/nonexistent")  # no scontrol: the parser answers
     assert distributed.first_host(nodelist) == first
+
+
+def _complete_checkpoint(folder: Path, step: int) -> Path:
+    path = folder / checkpoint.tag_of(step)
+    path.mkdir(parents=True)
+    (path / "mp_rank_00_model_states.pt").write_bytes(b"weights of an earlier run")
+    (path / checkpoint.MARKER).write_text(json.dumps({"step": step}))
+    return path
+
+
+def test_fresh_run_into_a_folder_with_checkpoints_is_refused(recipe: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "run" / "checkpoints"
+    (folder / checkpoint.tag_of(12)).mkdir(parents=True)  # incomplete: no reason to refuse
+    checkpoint.refuse_fresh_start_over(None, folder)
+    old = _complete_checkpoint(folder, 8)
+    for resume in ("auto", str(old)):
+        checkpoint.refuse_fresh_start_over(resume, folder)
+    with pytest.raises(ConfigError, match="--resume auto") as refused:
+        checkpoint.refuse_fresh_start_over(None, folder)
+    assert str(folder) in str(refused.value) and "run_dir" in str(refused.value)
+    # through the CLI: exit 2 before any process group or model is built; the old run is untouched
+    assert train_main([str(recipe)]) == 2
+    assert str(folder) in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == [checkpoint.tag_of(8), checkpoint.tag_of(12)]
+    assert json.loads((old / checkpoint.MARKER).read_text()) == {"step": 8}
+
+
+class _FakeEngine:
+    """Stands in for a DeepSpeed engine: save_checkpoint writes one file (or fails, as a crash would)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.marker_present: list[bool] = []
+
+    def save_checkpoint(self, directory: str, tag: str, client_state: dict) -> None:
+        path = Path(directory) / tag
+        self.marker_present.append((path / checkpoint.MARKER).exists())
+        if self.fail:
+            raise RuntimeError("killed while saving")
+        path.mkdir(exist_ok=True)
+        (path / "mp_rank_00_model_states.pt").write_bytes(json.dumps(client_state).encode())
+
+
+def test_saving_over_an_old_folder_of_the_same_step_marks_it_incomplete_first(tmp_path: Path) -> None:
+    old = _complete_checkpoint(tmp_path, 4)
+    # a crash while DeepSpeed writes must not leave the old trainer.json beside new files
+    crashing = _FakeEngine(fail=True)
+    with pytest.raises(RuntimeError):
+        checkpoint.save(crashing, tmp_path, 4, {"step": 4, "run": "new"}, {"rng": None}, 0, keep_last=2)
+    assert crashing.marker_present == [False]
+    assert checkpoint.complete(tmp_path) == [] and checkpoint.newest(tmp_path) is None
+
+    engine = _FakeEngine()
+    path = checkpoint.save(engine, tmp_path, 4, {"step": 4, "run": "new"}, {"rng": None}, 0, keep_last=2)
+    assert path == old and engine.marker_present == [False]
+    assert json.loads((path / checkpoint.MARKER).read_text()) == {"step": 4, "run": "new"}
+    assert torch.load(path / "rank_00000.pt", weights_only=False) == {"rng": None}
+    assert checkpoint.complete(tmp_path) == [path]

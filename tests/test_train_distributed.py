@@ -1,10 +1,12 @@
 """Two ranks, DeepSpeed ZeRO-2 on CPU (gloo), tiny CASE: SIGTERM -> collective checkpoint and status
 "preempted"; `torchrun --nproc_per_node 2 ... --resume auto` finishes the full step count with no repeated
-or lost steps; the loss falls; the ranks read disjoint shards."""
+or lost steps; the loss falls; the ranks read disjoint shards. One optimizer step of 2 ranks x B samples
+(negatives gathered across ranks) equals one process on the 2B concatenated samples."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from test_train_support import (
     launch,
     make_tokenizer,
     read_jsonl,
+    texts,
     wait_all,
     write_recipe,
     write_shards,
@@ -99,3 +102,129 @@ def test_two_ranks_sigterm_then_torchrun_resume(tmp_path: Path) -> None:
         seen[rank] = {Path(s).name for r in rows for s in r["shards"]}
     print("shards per rank:", seen)
     assert seen[0] == {shards[0].name, shards[2].name} and seen[1] == {shards[1].name, shards[3].name}
+
+
+GLOBAL_BATCH = 8
+
+
+def _fixed_batch(processor, size: int) -> dict:
+    import torch
+
+    g = torch.Generator().manual_seed(11)
+    return {
+        "query_image": torch.randn(GLOBAL_BATCH, 3, size, size, generator=g),
+        "target_image": torch.randn(GLOBAL_BATCH, 3, size, size, generator=g),
+        **processor.text(texts()[:GLOBAL_BATCH]),
+    }
+
+
+def _deepspeed_step(rank: int, world: int, port: int, recipe: str) -> dict:
+    """The engine's DeepSpeed set-up and micro-step (forward, backward, optimizer step) on this rank's
+    share of the fixed batch: the loss (mean over ranks) and the updated weights."""
+    from coir.pipeline import distributed, engine
+    from coir.pipeline.config import load_train_config
+
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    config = load_train_config(recipe, [f"data.batch_size={GLOBAL_BATCH // world}"])
+    dist_env = distributed.setup_environment()
+    distributed.init_process_group(dist_env, False)
+    try:
+        trainer = engine._Trainer(config, [], None, dist_env, False)
+        trainer._build()
+        batch = _fixed_batch(trainer.processor, config.model.image_size)
+        losses = trainer._micro_step({k: v.chunk(world)[rank] for k, v in batch.items()})
+        assert trainer.engine.global_steps == 1  # one optimizer step was taken
+        (loss,) = distributed.all_reduce_sum([float(losses["loss"])])
+        state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
+        return {"loss": loss / world, "state": state}
+    finally:
+        distributed.shutdown()
+
+
+def _single_process_step(recipe: str) -> dict:
+    """The same step done by hand in one process (no process group) on the whole batch: the engine's
+    initial weights, AdamW groups, schedule and gradient clipping."""
+    import torch
+
+    from coir.pipeline import engine
+    from coir.pipeline.config import load_train_config
+    from coir.pipeline.models.registry import build_model
+
+    config = load_train_config(recipe, [f"data.batch_size={GLOBAL_BATCH}"])
+    optim = config.optim
+    engine._seed_all(config.seed)
+    model = build_model(config.model).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = [
+        {k: v for k, v in g.items() if k != "names"} for g in engine.param_groups(model, optim.weight_decay)
+    ]
+    factor = engine.WarmupCosine(optim.warmup_steps, optim.total_steps, optim.min_lr / optim.lr)(0)
+    optimizer = torch.optim.AdamW(groups, lr=optim.lr * factor, betas=tuple(optim.betas), eps=optim.eps)
+    losses = model.loss(_fixed_batch(model.processor(), config.model.image_size))
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+    optimizer.step()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    moved = max(float((state[k] - before[k]).abs().max()) for k in state)
+    return {"loss": float(losses["loss"]), "state": state, "moved": moved}
+
+
+def _two_ranks_then_one(rank: int, port: int, recipe: str, out: str) -> None:
+    """Spawned: 2 ranks x GLOBAL_BATCH/2 through DeepSpeed; then rank 0 alone, with no process group left,
+    1 x GLOBAL_BATCH."""
+    import torch
+
+    os.environ.update(child_env())
+    torch.set_num_threads(1)
+    results = {"two": _deepspeed_step(rank, 2, port, recipe)}
+    if rank == 0:
+        results["one"] = _single_process_step(recipe)
+    torch.save(results, out)
+
+
+def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: Path) -> None:
+    """Gathered negatives through DeepSpeed ZeRO-2: 2 ranks x 4 samples give the loss (rank mean) and the
+    updated weights of one process x 8 samples, after one optimizer step."""
+    import torch
+    import torch.multiprocessing as mp
+
+    tok = make_tokenizer(tmp_path / "tok")
+    # warm-up 0: the step uses the full lr; a larger Adam eps keeps the first update (~ lr * g / |g|)
+    # smooth in g, so float noise in near-zero gradients cannot flip whole updates
+    recipe = write_recipe(
+        tmp_path,
+        tmp_path / "no_shards",
+        tok,
+        **{"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": 1.0},
+    )
+    port = free_port()
+    outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_two_ranks_then_one, args=(rank, port, str(recipe), str(outs[rank])))
+        for rank in (0, 1)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    if any(p.is_alive() for p in procs):
+        for p in procs:
+            p.kill()
+        raise AssertionError("one-step processes timed out")
+    assert [p.exitcode for p in procs] == [0, 0]
+
+    one = torch.load(outs[0], weights_only=False)["one"]
+    assert one["moved"] > 1e-3  # the step changed the weights well beyond the tolerance below
+    for out in outs:
+        two = torch.load(out, weights_only=False)["two"]
+        assert abs(two["loss"] - one["loss"]) < 1e-5 * max(1.0, abs(one["loss"])), (two["loss"], one["loss"])
+        assert two["state"].keys() == one["state"].keys()
+        worst = max(float((two["state"][k] - one["state"][k]).abs().max()) for k in one["state"])
+        assert worst < 1e-5, f"{out.name}: max weight difference {worst}"

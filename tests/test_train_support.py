@@ -7,10 +7,13 @@ the text says which ("the circle is red"). A few samples can be made corrupt on 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,25 +156,44 @@ def fake_validator(model, data_root: str, split: str, device) -> dict[str, float
     return {"main": FAKE_VALIDATOR_SCORES[count], "R@1": 10.0 * count}
 
 
-def train_command_with_fake_validator(recipe: Path, *args: str) -> list[str]:
+def signalling_validator(model, data_root: str, split: str, device) -> dict[str, float]:
+    """A slow stand-in validator during which SIGUSR2 (a preemption notice) arrives; then scores as
+    fake_validator does."""
+    os.kill(os.getpid(), signal.SIGUSR2)
+    time.sleep(0.5)  # the handler has run; validation still goes on for a while
+    return fake_validator(model, data_root, split, device)
+
+
+def train_command_with_fake_validator(
+    recipe: Path, *args: str, validator: str = "fake_validator"
+) -> list[str]:
+    """The trainer CLI with `validator` (a function of this module) standing in for the registered one."""
     code = (
         f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_train_support as s; "
-        "import coir.pipeline.engine as e; e.find_validator = lambda config: s.fake_validator; "
+        f"import coir.pipeline.engine as e; e.find_validator = lambda config: s.{validator}; "
         "from coir.pipeline.train_cli import main; sys.exit(main(sys.argv[1:]))"
     )
     return [sys.executable, "-c", code, str(recipe), *args]
 
 
 def launch(
-    recipe: Path, world: int, *args: str, port: int, fake_validator: bool = False, **env: str
+    recipe: Path, world: int, *args: str, port: int, fake_validator: bool | str = False, **env: str
 ) -> list[subprocess.Popen]:
-    """Start `world` trainer processes with RANK/WORLD_SIZE set (what torchrun would do)."""
-    command = train_command_with_fake_validator if fake_validator else train_command
+    """Start `world` trainer processes with RANK/WORLD_SIZE set (what torchrun would do). `fake_validator`:
+    True or the name of a validator function of this module. Each process writes its output to a log file
+    next to the recipe (`proc.log_path`; nothing to drain); read it with `output(proc)`."""
+    if fake_validator:
+        name = fake_validator if isinstance(fake_validator, str) else "fake_validator"
+        command = train_command_with_fake_validator(recipe, *args, validator=name)
+    else:
+        command = train_command(recipe, *args)
+    launched = next(n for n in itertools.count() if not (recipe.parent / f"launch{n}-rank0.log").exists())
     procs = []
     for rank in range(world):
-        procs.append(
-            subprocess.Popen(
-                command(recipe, *args),
+        log_path = recipe.parent / f"launch{launched}-rank{rank}.log"
+        with log_path.open("wb") as log_file:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                command,
                 env=child_env(
                     RANK=str(rank),
                     WORLD_SIZE=str(world),
@@ -180,26 +202,37 @@ def launch(
                     MASTER_PORT=str(port),
                     **env,
                 ),
-                stdout=subprocess.PIPE,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
-                text=True,
                 cwd=str(REPO),
             )
-        )
+        proc.log_path = log_path
+        procs.append(proc)
     return procs
 
 
+def output(proc: subprocess.Popen) -> str:
+    """Everything a launched process wrote so far (stdout and stderr)."""
+    return proc.log_path.read_text(errors="replace")
+
+
+def tail(proc: subprocess.Popen, chars: int = 3000) -> str:
+    return f"--- {proc.log_path.name} (exit {proc.poll()}) ---\n{output(proc)[-chars:]}"
+
+
 def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str]]:
-    results = []
+    """Wait for every process; (exit code, output) per process."""
+    deadline = time.monotonic() + timeout
     for proc in procs:
         try:
-            out, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             for p in procs:
-                p.kill()
-            pytest.fail("training processes timed out")
-        results.append((proc.returncode, out))
-    return results
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            pytest.fail("training processes timed out:\n" + "\n".join(tail(p) for p in procs))
+    return [(proc.returncode, output(proc)) for proc in procs]
 
 
 def free_port() -> int:

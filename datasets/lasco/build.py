@@ -106,8 +106,10 @@ def _triplet_sample(t: Triplet, split: str, coco: Path) -> SampleSpec:
         "question": t.question,
         "query_answer": t.query_answer,
         "target_answer": t.target_answer,
-        "question_type": t.question_type,
+        "question_type": t.question_type,  # target side's, like text and target_answer
         "answer_type": t.answer_type,
+        "query_answers": list(t.query_answers),
+        "target_answers": list(t.target_answers),
     }
     row = {
         "qid": t.qid,

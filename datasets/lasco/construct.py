@@ -6,9 +6,11 @@ q2, and a text stating q2's answer (and the reverse). A triplet's qid is the que
 query side, as in the official lasco_{split}.json.
 
 Filters (each counted in the report): answer type, annotator agreement on the consensus answer,
-identical answers after normalisation, rephraser failure, text length. Inputs that cannot be used
-at all (a pair naming an unknown question, a question without annotation) are errors: recorded
-with their reason, not fatal.
+identical answers after normalisation, rephraser failure, text length. Normalised answers are only
+for comparing (filters, agreement, de-duplication); the rephraser gets the raw consensus answer,
+lightly cleaned, so texts keep its wording ("none", "t-mobile", "one on left"). Inputs that cannot
+be used at all (a pair naming an unknown question, a question without annotation) are errors:
+recorded with their reason, not fatal.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class Triplet:
     question: str
     query_answer: str  # normalised
     target_answer: str  # normalised
-    question_type: str
-    answer_type: str
+    question_type: str  # of the target side, like text and target_answer
+    answer_type: str  # of the target side
+    query_answers: tuple[str, ...] = ()  # the 10 annotator answers of the query side, as given
+    target_answers: tuple[str, ...] = ()  # the 10 annotator answers of the target side, as given
 
     @property
     def key(self) -> str:
@@ -53,6 +57,11 @@ class Construction:
     report: dict[str, Any]
     errors: list[dict[str, str]]
     gallery_image_ids: list[int]  # every image of the split's questions (near-duplicates included)
+
+
+def rephraser_answer(annotation: VQAAnnotation) -> str:
+    """The consensus answer as the rephraser sees it: lower case, whitespace collapsed, not normalised."""
+    return " ".join(annotation.multiple_choice_answer.lower().split())
 
 
 def agreement(annotation: VQAAnnotation) -> int:
@@ -135,7 +144,7 @@ def construct_triplets(
 
     requests = sorted(
         {
-            (q.question, normalize_answer(a.multiple_choice_answer))
+            (q.question, rephraser_answer(a))
             for c in candidates
             for q, a in ((c[0], c[3]), (c[2], c[1]))
         }
@@ -146,8 +155,7 @@ def construct_triplets(
     for q1, a1, q2, a2 in candidates:
         both = []
         for (qa, aa), (qb, ab) in (((q1, a1), (q2, a2)), ((q2, a2), (q1, a1))):
-            answer = normalize_answer(ab.multiple_choice_answer)
-            text = texts[(qa.question, answer)]
+            text = texts[(qa.question, rephraser_answer(ab))]
             both.append(
                 (
                     text,
@@ -159,9 +167,11 @@ def construct_triplets(
                         text or "",
                         qa.question,
                         normalize_answer(aa.multiple_choice_answer),
-                        answer,
-                        aa.question_type,
-                        aa.answer_type,
+                        normalize_answer(ab.multiple_choice_answer),
+                        ab.question_type,
+                        ab.answer_type,
+                        tuple(a.answer for a in aa.answers),
+                        tuple(a.answer for a in ab.answers),
                     ),
                 )
             )

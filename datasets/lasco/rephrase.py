@@ -2,12 +2,14 @@
 
 Two implementations of one interface: RuleRephraser (deterministic, the default; see rules.py) and
 LMRephraser, which runs a local `transformers` model directory in batches and caches every output
-on disk keyed by (question, answer), so a rerun never recomputes it. Generations that are empty,
+on disk keyed by (model identity, prompt, max_new_tokens, question, answer), so a rerun never
+recomputes it and a changed model or prompt never reuses a stale output. Generations that are empty,
 too long or do not state the answer fall back to the rules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -34,12 +36,30 @@ DEFAULT_PROMPT = (
     "Question: {question}\nAnswer: {answer}\nStatement:"
 )
 MAX_TEXT_CHARS = 200
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack")
+IDENTITY_FILES = ("config.json", "generation_config.json")
 
 
 class Rephraser(Protocol):
     def rephrase(self, pairs: list[tuple[str, str]]) -> list[str | None]:
         """(question, target answer) -> modification text stating the answer; None when it cannot."""
         ...
+
+
+def generation_key(model_dir: Path, prompt: str, max_new_tokens: int) -> str:
+    """What decides a greedy generation besides its input: the model (its resolved folder's config
+    files, by content, and weight files, by size and mtime), the prompt template, max_new_tokens."""
+    folder = model_dir.resolve()
+    files: dict[str, object] = {}
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.name in IDENTITY_FILES and path.is_file():
+                files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            elif path.name.endswith(WEIGHT_SUFFIXES) and path.is_file():
+                stat = path.stat()
+                files[path.name] = [stat.st_size, stat.st_mtime_ns]
+    identity = {"files": files, "prompt": prompt, "max_new_tokens": max_new_tokens}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def clean_generation(text: str) -> str:
@@ -51,7 +71,8 @@ def clean_generation(text: str) -> str:
 class LMRephraser:
     """Batched generation with a local seq2seq or causal LM; outputs cached in a JSONL file.
 
-    Cache lines: {"model": <model folder name>, "question", "answer", "generation"}. A batch is
+    Cache lines: {"model": <model folder name>, "key": <cache_key>, "question", "answer", "generation"};
+    only lines with this instance's key are used (see generation_key). A batch is
     appended with one write and fsync; a torn last line (a killed run) is ignored on load. The model
     is loaded only when some pair is not in the cache.
     """
@@ -77,7 +98,8 @@ class LMRephraser:
         self.device = device
         self.prompt = prompt
         self.fallback = fallback or RuleRephraser()
-        self.model_key = self.model_dir.name
+        self.model_name = self.model_dir.name
+        self.cache_key = generation_key(self.model_dir, prompt, max_new_tokens)
         self.stats: Counter[str] = Counter()
         self.batches_run = 0  # generate() calls made by this instance
         self._model: Any = None
@@ -97,7 +119,7 @@ class LMRephraser:
                     break  # torn final line of an interrupted run
                 try:
                     row = json.loads(line)
-                    if row.get("model") == self.model_key:
+                    if row.get("key") == self.cache_key:
                         cache[(row["question"], row["answer"])] = str(row["generation"])
                 except (json.JSONDecodeError, KeyError, AttributeError):
                     continue
@@ -179,7 +201,8 @@ class LMRephraser:
                 prompts = [self.prompt.format(question=q, answer=a) for q, a in batch]
                 generations = self.generate(prompts)
                 rows = [
-                    {"model": self.model_key, "question": q, "answer": a, "generation": g}
+                    {"model": self.model_name, "key": self.cache_key, "question": q, "answer": a}
+                    | {"generation": g}
                     for (q, a), g in zip(batch, generations, strict=True)
                 ]
                 self._append_cache(rows)

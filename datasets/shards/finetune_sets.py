@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.datasets.errors import CoirError, ConfigError, MissingInputError
+from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.shards.build import build_sets
 from coir.datasets.shards.images import ImageEncoder
@@ -41,15 +42,11 @@ class BenchmarkShardsConfig:
     gallery_shard_size: int = 2000
     workers: int = 1
     image_cache_mb: int = 512
+    fashioniq_template: str = FASHIONIQ_TEMPLATE  # how the two captions become one text (fashioniq only)
 
 
 def _key(text: str) -> str:
     return text.replace(".", "_").replace("/", "_")
-
-
-def join_captions(captions: tuple[str, ...] | list[str]) -> str:
-    """FashionIQ's two relative captions as one text: "is red and has long sleeves"."""
-    return " and ".join(c.strip().strip(".?,;! ") for c in captions if c.strip())
 
 
 def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
@@ -126,7 +123,7 @@ def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], li
             fields = [("query.jpg", str(fashioniq_image_path(root, t.candidate)))]
             if t.target is not None:
                 fields.append(("target.jpg", str(fashioniq_image_path(root, t.target))))
-            text = join_captions(t.captions)
+            text = join_fashioniq_captions(t.captions, config.fashioniq_template)
             meta = {
                 "category": category,
                 "candidate": t.candidate,

@@ -67,10 +67,13 @@ def finalize_folder(folder: str | Path) -> dict[str, Any]:
     """Merge the part files of a fully written shard folder; returns the manifest.
 
     Raises CoirError naming the missing shards when some task has not finished its range.
-    Finalizing an already finalized folder just returns its manifest.
+    Finalizing an already finalized folder just returns its manifest. manifest.json is written last
+    (after index and errors), so when it exists the folder is finished: a `_parts/` beside it is the
+    remains of a clean-up that was killed, and is removed.
     """
     folder = Path(folder)
-    if (folder / MANIFEST).is_file() and not (folder / PARTS).exists():
+    if (folder / MANIFEST).is_file():
+        shutil.rmtree(folder / PARTS, ignore_errors=True)
         return read_manifest(folder)
     plan_path = folder / PARTS / PLAN
     if not plan_path.is_file():
