@@ -116,8 +116,9 @@ def evaluate_detailed(
     if redundancy:
         for kind, path in (("image-only", image_only), ("text-only", text_only)):
             if path is not None:
+                # a trained baseline is a model of its own: it keeps its own name ("image-only")
                 loaded, loaded_fingerprint = _resolve(path, device)
-                models.append((loaded, f"{model_name}-{kind}", loaded_fingerprint))
+                models.append((loaded, getattr(loaded, "name", "") or kind, loaded_fingerprint))
             else:
                 models.append((_derive(model, kind), f"{model_name}-{kind}", fingerprint))
 

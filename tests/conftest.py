@@ -21,3 +21,14 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.fail(f"real annotation files not found at {REAL_DATA} (shared/ must sit beside the repo)")
     return REAL_DATA
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Code under test may export rank variables (RANK, WORLD_SIZE, MASTER_* …) into os.environ;
+    a later test would then see a multi-rank job. Every test starts from the same environment."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
