@@ -135,13 +135,14 @@ def test_loss_falls_when_overfitting_a_fixed_batch(tok_dir):
     b = batch_of(model, 4)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(60):
         loss = model.loss(b)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.3 * losses[0], losses
+    # single steps are noisy (Adam on 4 samples); the tail of the curve is not
+    assert sum(losses[-5:]) / 5 < 0.3 * losses[0], losses
 
 
 def test_reverse_and_symmetric_terms(tok_dir):
