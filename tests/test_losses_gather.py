@@ -128,7 +128,10 @@ def test_averaged_rank_gradients_equal_single_process_gradients(distributed_run)
     assert "temp" in grads and any(n.startswith("vision_model.") for n in grads)
     for name, g in grads.items():
         averaged = sum(r["grads"][name] for r in ranks) / WORLD  # what DDP / DeepSpeed apply
-        torch.testing.assert_close(averaged, g, atol=1e-6, rtol=1e-4, msg=name)
+        # float32 summation order differs between 2 x 4 and 1 x 8 samples: tolerance scales with the
+        # gradient's own magnitude (a bias gradient sums many terms that nearly cancel)
+        scale = g.abs().max().item()
+        torch.testing.assert_close(averaged, g, atol=1e-6 + 1e-5 * scale, rtol=1e-4, msg=name)
 
 
 def test_uneven_shares_gather_with_gradients(distributed_run):

@@ -30,6 +30,10 @@ PRESETS: dict[str, dict[str, Any]] = {
             num_hidden_layers=3,
             num_attention_heads=4,
             max_position_embeddings=64,
+            # BERT's 0.02 leaves attention outputs tiny next to the normalised embeddings at hidden 128,
+            # so a from-scratch [ENC] token barely sees the text or the image and CASE learns like an
+            # image-only model; at 0.1 both reach the first token from step 0
+            initializer_range=0.1,
         ),
         "projection_dim": 64,
     },
