@@ -64,17 +64,16 @@ def _check(config: LascoBuildConfig) -> None:
 
 
 def make_rephraser(config: LascoBuildConfig) -> Any:
+    """The build config's rephraser section -> coir.datasets.lasco.rephrase.make_rephraser."""
     from coir.datasets.lasco.rephrase import make_rephraser as make
 
     options = config.rephraser
-    if options.kind == "rule":
-        return make("rule")
-    if options.kind == "lm":
-        if not options.model_dir:
-            raise ConfigError("rephraser.model_dir is required with rephraser.kind=lm")
-        cache = options.cache_path or str(Path(config.out) / "rephrase_cache.jsonl")
-        return make("lm", model_dir=options.model_dir, cache_path=cache, batch_size=options.batch_size)
-    raise ConfigError(f"rephraser.kind must be rule or lm, got {options.kind!r}")
+    if options.kind != "lm":
+        return make(options.kind)  # "rule", or an unknown kind that make() reports by name
+    if not options.model_dir:
+        raise ConfigError("rephraser.model_dir is required with rephraser.kind=lm")
+    cache = options.cache_path or str(Path(config.out) / "rephrase_cache.jsonl")
+    return make("lm", model_dir=options.model_dir, cache_path=cache, batch_size=options.batch_size)
 
 
 def construct(config: LascoBuildConfig) -> Construction:

@@ -18,17 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from coir.datasets.errors import CoirError
 from coir.datasets.lasco.config import LascoFilters
 from coir.datasets.lasco.normalize import normalize_answer
+from coir.datasets.lasco.rephrase import Rephraser
 from coir.datasets.records import VQAAnnotation, VQAQuestion
 from coir.datasets.shards.spec import error_record
-
-
-class Rephraser(Protocol):
-    def rephrase(self, pairs: list[tuple[str, str]]) -> list[str | None]: ...
 
 
 @dataclass(frozen=True)
