@@ -29,11 +29,13 @@ counted per worker (the count travels with each batch into the train log) and sk
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import random
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,6 +255,22 @@ def make_loader(stream: TrainStream, config: DataConfig, seed: int, use_cuda: bo
         persistent_workers=False,
         generator=generator,
     )
+
+
+@contextlib.contextmanager
+def open_batches(loader: DataLoader) -> Iterator[Iterator[dict[str, Any]]]:
+    """iter(loader), with its worker processes shut down however the block is left.
+
+    Workers ignore SIGTERM (see _worker_init), so workers left behind by an exception would block
+    the interpreter's exit, where multiprocessing terminates and then joins its children.
+    """
+    batches = iter(loader)
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process iterators only
+        if shutdown is not None:
+            shutdown()
 
 
 def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -435,7 +435,7 @@ class _Trainer:
     def _loop(self) -> str:
         import torch
 
-        from coir.pipeline.data import TrainStream, make_loader, split_batch
+        from coir.pipeline.data import TrainStream, make_loader, open_batches, split_batch
 
         config = self.config
         accum, total = config.optim.grad_accumulation, config.optim.total_steps
@@ -449,43 +449,47 @@ class _Trainer:
             stream = TrainStream(
                 self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
             )
-            batches = iter(make_loader(stream, config.data, config.seed, self.use_cuda))
-            # e.g. arrived while the readers started; mid-accumulation (an epoch that ends inside an
-            # optimizer step) the signal waits for the step boundary, or the accumulated gradients are lost
-            if micro == 0 and self._stop_requested():
-                return self._preempt(f"start of epoch {self.stream.epoch}")
-            while self.step < total:
-                started = time.perf_counter()
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    break
-                waited = time.perf_counter() - started
-                inputs, meta = split_batch(batch)
-                inputs = {
-                    k: v.to(self.device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
-                    for k, v in inputs.items()
-                }
-                losses = self._micro_step(inputs)
-                self.stream.consumed(meta)
-                self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
-                window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
-                micro += 1
-                if micro < accum:
-                    continue
-                micro = 0
-                self.step += 1
-                self.samples_seen += global_batch
-                self._after_step(window)
-                if delay:
-                    time.sleep(delay)
-                if self._stop_requested():
-                    return self._preempt("step boundary")
-                every = config.checkpoint.every_steps
-                if every and self.step % every == 0 and self.step < total:
-                    self._save()
-            else:
-                break  # total reached in the middle of an epoch
+            loader = make_loader(stream, config.data, config.seed, self.use_cuda)
+            with open_batches(loader) as batches:
+                # e.g. arrived while the readers started; mid-accumulation (an epoch that ends inside
+                # an optimizer step) the signal waits for the step boundary, or the accumulated
+                # gradients are lost
+                if micro == 0 and self._stop_requested():
+                    return self._preempt(f"start of epoch {self.stream.epoch}")
+                while self.step < total:
+                    started = time.perf_counter()
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    waited = time.perf_counter() - started
+                    inputs, meta = split_batch(batch)
+                    inputs = {
+                        k: v.to(
+                            self.device, dtype=dtype if v.is_floating_point() else None, non_blocking=True
+                        )
+                        for k, v in inputs.items()
+                    }
+                    losses = self._micro_step(inputs)
+                    self.stream.consumed(meta)
+                    self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
+                    window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
+                    micro += 1
+                    if micro < accum:
+                        continue
+                    micro = 0
+                    self.step += 1
+                    self.samples_seen += global_batch
+                    self._after_step(window)
+                    if delay:
+                        time.sleep(delay)
+                    if self._stop_requested():
+                        return self._preempt("step boundary")
+                    every = config.checkpoint.every_steps
+                    if every and self.step % every == 0 and self.step < total:
+                        self._save()
+                else:
+                    break  # total reached in the middle of an epoch
             self.stream.next_epoch()
             every = config.validation.every_epochs
             if self.validator is not None and self.stream.epoch % every == 0:

@@ -118,3 +118,21 @@ def test_epochs_differ_and_repeat_with_the_seed(shards) -> None:
     epoch1 = [b["_keys"] for b in batches(shards, cfg, first)]
     again = [b["_keys"] for b in batches(shards, cfg, StreamState.fresh(1, 1))]
     assert epoch0 == again and epoch0 != epoch1
+
+
+def test_open_batches_shuts_the_workers_down_when_training_fails(shards) -> None:
+    # workers ignore SIGTERM (the main process owns preemption), so workers left behind by an
+    # exception would hang the interpreter's exit, where multiprocessing terminates and joins them
+    import multiprocessing
+
+    from coir.pipeline.data import open_batches
+
+    cfg = config(num_workers=2, samples_per_epoch_per_worker=1000)
+    state = StreamState.fresh(2, 1)
+    stream = TrainStream([str(s) for s in shards], StubProcessor(), cfg, 3, 0, 1, state)
+    with pytest.raises(RuntimeError, match="step failed"):
+        with open_batches(make_loader(stream, cfg, seed=3, use_cuda=False)) as loader_batches:
+            next(loader_batches)
+            assert len(multiprocessing.active_children()) >= 2
+            raise RuntimeError("step failed")
+    assert multiprocessing.active_children() == []

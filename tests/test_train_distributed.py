@@ -118,9 +118,11 @@ def _fixed_batch(processor, size: int) -> dict:
     }
 
 
-def _deepspeed_step(rank: int, world: int, port: int, recipe: str) -> dict:
-    """The engine's DeepSpeed set-up and micro-step (forward, backward, optimizer step) on this rank's
-    share of the fixed batch: the loss (mean over ranks) and the updated weights."""
+def _deepspeed_step(
+    rank: int, world: int, port: int, recipe: str, overrides: tuple[str, ...] = (), steps: int = 1
+) -> dict:
+    """The engine's DeepSpeed set-up and `steps` micro-steps (forward, backward, optimizer step) on this
+    rank's share of the fixed batch: the last loss (mean over ranks) and the updated weights."""
     from coir.pipeline import distributed, engine
     from coir.pipeline.config import load_train_config
 
@@ -131,15 +133,16 @@ def _deepspeed_step(rank: int, world: int, port: int, recipe: str) -> dict:
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    config = load_train_config(recipe, [f"data.batch_size={GLOBAL_BATCH // world}"])
+    config = load_train_config(recipe, [f"data.batch_size={GLOBAL_BATCH // world}", *overrides])
     dist_env = distributed.setup_environment()
     distributed.init_process_group(dist_env, False)
     try:
         trainer = engine._Trainer(config, [], None, dist_env, False)
         trainer._build()
         batch = _fixed_batch(trainer.processor, config.model.image_size)
-        losses = trainer._micro_step({k: v.chunk(world)[rank] for k, v in batch.items()})
-        assert trainer.engine.global_steps == 1  # one optimizer step was taken
+        for _ in range(steps):
+            losses = trainer._micro_step({k: v.chunk(world)[rank] for k, v in batch.items()})
+        assert trainer.engine.global_steps == steps  # an optimizer step per micro-step
         (loss,) = distributed.all_reduce_sum([float(losses["loss"])])
         state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
         return {"loss": loss / world, "state": state}
@@ -228,3 +231,53 @@ def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: P
         assert two["state"].keys() == one["state"].keys()
         worst = max(float((two["state"][k] - one["state"][k]).abs().max()) for k in one["state"])
         assert worst < 1e-5, f"{out.name}: max weight difference {worst}"
+
+
+def _zero_stage_steps(stage: int, port: int, recipe: str, out: str) -> None:
+    """Spawned: one process, ZeRO `stage`, three optimizer steps."""
+    import torch
+
+    os.environ.update(child_env())
+    torch.set_num_threads(1)
+    torch.save(_deepspeed_step(0, 1, port, recipe, (f"deepspeed.zero_stage={stage}",), steps=3), out)
+
+
+def test_zero_stages_0_1_2_take_the_same_steps(tmp_path: Path) -> None:
+    """The ZeRO stage changes where optimizer state lives, not the update: three clipped fp32 AdamW steps
+    end at the same weights under stages 0, 1 and 2 (stage 0 clips through DeepSpeed's own fp32 path,
+    stages 1-2 through the ZeRO optimizer)."""
+    import torch
+    import torch.multiprocessing as mp
+
+    tok = make_tokenizer(tmp_path / "tok")
+    # a clip threshold far below the gradient norm, so every step is clipped
+    recipe = write_recipe(
+        tmp_path,
+        tmp_path / "no_shards",
+        tok,
+        **{"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": 0.05},
+    )
+    ctx = mp.get_context("spawn")
+    outs = {stage: tmp_path / f"stage{stage}.pt" for stage in (0, 1, 2)}
+    procs = [
+        ctx.Process(target=_zero_stage_steps, args=(stage, free_port(), str(recipe), str(out)))
+        for stage, out in outs.items()
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    if any(p.is_alive() for p in procs):
+        for p in procs:
+            p.kill()
+        raise AssertionError("ZeRO stage processes timed out")
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+
+    results = {stage: torch.load(out, weights_only=False) for stage, out in outs.items()}
+    reference = results[2]["state"]
+    for stage in (0, 1):
+        state = results[stage]["state"]
+        assert state.keys() == reference.keys()
+        worst = max(float((state[k] - reference[k]).abs().max()) for k in reference)
+        assert worst < 1e-5, f"stage {stage} vs 2: max weight difference {worst}"
+        assert abs(results[stage]["loss"] - results[2]["loss"]) < 1e-5

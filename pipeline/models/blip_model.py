@@ -35,10 +35,12 @@ class BlipRetrievalModel(RetrievalModel):
         native = self.blip_config.vision_config.image_size
         self.image_size = int(cfg.image_size or native)
         self.interpolate_pos = self.image_size != native
+        # shape [1], not a 0-dim scalar: DeepSpeed's fp32 gradient clipping (ZeRO stage 0)
+        # multiplies every gradient in place by a [1]-shaped factor, which a 0-dim gradient refuses
         if cfg.learnable_temperature:
-            self.temp = nn.Parameter(torch.tensor(float(cfg.temperature)))
+            self.temp = nn.Parameter(torch.full((1,), float(cfg.temperature)))
         else:
-            self.register_buffer("temp", torch.tensor(float(cfg.temperature)), persistent=False)
+            self.register_buffer("temp", torch.full((1,), float(cfg.temperature)), persistent=False)
 
     # ---- options -------------------------------------------------------------------------------
     def configure(self) -> None:
@@ -65,7 +67,7 @@ class BlipRetrievalModel(RetrievalModel):
         return [n for n in ("vision_proj", "text_proj", "query_proj") if hasattr(self, n)]
 
     def temperature(self) -> torch.Tensor:
-        return self.temp.clamp(*TEMPERATURE_RANGE)
+        return self.temp.clamp(*TEMPERATURE_RANGE).squeeze(0)
 
     # ---- shared encoders -----------------------------------------------------------------------
     def vision_tokens(self, images: torch.Tensor) -> torch.Tensor:
