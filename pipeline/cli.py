@@ -26,6 +26,7 @@ from coir.datasets.errors import CoirError
 
 GROUP = "coir.commands"
 
+
 def _registered() -> dict[tuple[str, ...], str]:
     return {tuple(ep.name.split(".")): ep.value for ep in entry_points(group=GROUP)}
 

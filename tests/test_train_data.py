@@ -130,9 +130,9 @@ def test_open_batches_shuts_the_workers_down_when_training_fails(shards) -> None
     cfg = config(num_workers=2, samples_per_epoch_per_worker=1000)
     state = StreamState.fresh(2, 1)
     stream = TrainStream([str(s) for s in shards], StubProcessor(), cfg, 3, 0, 1, state)
-    with pytest.raises(RuntimeError, match="step failed"):
-        with open_batches(make_loader(stream, cfg, seed=3, use_cuda=False)) as loader_batches:
-            next(loader_batches)
-            assert len(multiprocessing.active_children()) >= 2
-            raise RuntimeError("step failed")
+    loader = make_loader(stream, cfg, seed=3, use_cuda=False)
+    with pytest.raises(RuntimeError, match="step failed"), open_batches(loader) as loader_batches:
+        next(loader_batches)
+        assert len(multiprocessing.active_children()) >= 2
+        raise RuntimeError("step failed")
     assert multiprocessing.active_children() == []

@@ -140,11 +140,7 @@ def construct_triplets(
             candidates.append((by_qid[q1], a1, by_qid[q2], a2))
 
     requests = sorted(
-        {
-            (q.question, rephraser_answer(a))
-            for c in candidates
-            for q, a in ((c[0], c[3]), (c[2], c[1]))
-        }
+        {(q.question, rephraser_answer(a)) for c in candidates for q, a in ((c[0], c[3]), (c[2], c[1]))}
     )
     texts = dict(zip(requests, rephraser.rephrase(requests), strict=True)) if requests else {}
 
