@@ -34,9 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     parser.add_argument("--scale", default="small", choices=("tiny", "small", "medium"), help="world size")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=150, help="CASE training steps (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=200, help="CASE training steps (default: %(default)s)")
     parser.add_argument(
-        "--baseline-steps", type=int, default=60, help="steps for each baseline (default: %(default)s)"
+        "--baseline-steps",
+        type=int,
+        default=None,
+        help="steps for each baseline (default: as many as CASE, a like-for-like comparison)",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="training batch (default: %(default)s)")
     parser.add_argument("--recipe", default=str(RECIPE), help="training recipe YAML (default: case_tiny)")
@@ -119,7 +122,7 @@ def train_model(name: str, steps: int, args: argparse.Namespace, shards: Path, t
         f"data.shards=[{shards}]",
         f"data.batch_size={args.batch_size}",
         f"optim.total_steps={steps}",
-        f"optim.warmup_steps={max(1, steps // 10)}",
+        f"optim.warmup_steps={max(1, steps // 20)}",
         f"checkpoint.every_steps={max(1, steps // 2)}",
         "--resume",
         "auto",
@@ -181,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     since = _stage("4/5 pretraining CASE and the image-only / text-only baselines")
     exports = {}
     for name in MODELS:
-        steps = args.steps if name == "case" else args.baseline_steps
+        steps = args.steps if name == "case" or args.baseline_steps is None else args.baseline_steps
         exports[name] = train_model(name, steps, args, lasco["train"] / "triplets", tokenizer)
     _done(since)
 

@@ -221,26 +221,21 @@ class _Trainer:
             config.optim.warmup_steps, config.optim.total_steps, config.optim.min_lr / config.optim.lr
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        # DeepSpeed's initial weight broadcast views each parameter as bytes, which fails for 0-dim
-        # parameters (the temperature); it skips parameters marked `ds_optim_param`, so those are
-        # marked during initialize and broadcast here instead.
-        scalars = [p for p in model.parameters() if p.ndim == 0]
-        for param in scalars:
-            param.ds_optim_param = True
-        try:
-            self.engine, _, _, self.scheduler = deepspeed.initialize(
-                model=model,
-                optimizer=optimizer,
-                lr_scheduler=scheduler,
-                config=deepspeed_config(config, self.world, self.bf16),
-                dist_init_required=False,
+        # DeepSpeed's initial weight broadcast views each parameter as bytes and its fp32 gradient
+        # clipping scales gradients in place by a [1]-shaped factor: both fail on 0-dim parameters
+        scalars = [name for name, p in model.named_parameters() if p.ndim == 0]
+        if scalars:
+            raise ValueError(
+                f"model.name={config.model.name}: 0-dim parameters {scalars} are not supported by "
+                "DeepSpeed; give them shape [1]"
             )
-        finally:
-            for param in scalars:
-                del param.ds_optim_param
-        if self.world > 1:
-            for param in scalars:
-                torch.distributed.broadcast(param.data, src=0)
+        self.engine, _, _, self.scheduler = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=deepspeed_config(config, self.world, self.bf16),
+            dist_init_required=False,
+        )
 
     def _restore(self) -> None:
         from coir.pipeline.data import StreamState

@@ -247,3 +247,14 @@ def test_flops_per_sample_is_counted_per_sample(tok_dir):
     assert f2 > 1e6
     assert f4 == pytest.approx(f2, rel=0.05)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_temperature_is_one_element_and_older_zero_dim_saves_still_load(tok_dir):
+    # [1]-shaped for DeepSpeed (0-dim parameters break its fp32 clipping); a 0-dim scalar to the loss
+    model = make(tok_dir)
+    assert model.temp.shape == (1,) and model.temperature().ndim == 0
+    state = model.state_dict()
+    state["temp"] = torch.tensor(0.05)  # as exports written before the change hold it
+    fresh = make(tok_dir)
+    fresh.load_state_dict(state)
+    assert fresh.temp.shape == (1,) and fresh.temperature().item() == pytest.approx(0.05)

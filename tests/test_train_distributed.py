@@ -140,12 +140,13 @@ def _deepspeed_step(
         trainer = engine._Trainer(config, [], None, dist_env, False)
         trainer._build()
         batch = _fixed_batch(trainer.processor, config.model.image_size)
+        initial = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
         for _ in range(steps):
             losses = trainer._micro_step({k: v.chunk(world)[rank] for k, v in batch.items()})
         assert trainer.engine.global_steps == steps  # an optimizer step per micro-step
         (loss,) = distributed.all_reduce_sum([float(losses["loss"])])
         state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
-        return {"loss": loss / world, "state": state}
+        return {"loss": loss / world, "state": state, "initial": initial}
     finally:
         distributed.shutdown()
 
@@ -275,6 +276,9 @@ def test_zero_stages_0_1_2_take_the_same_steps(tmp_path: Path) -> None:
 
     results = {stage: torch.load(out, weights_only=False) for stage, out in outs.items()}
     reference = results[2]["state"]
+    start = results[2]["initial"]
+    moved = max(float((reference[k] - start[k]).abs().max()) for k in reference)
+    assert moved > 1e-3  # the steps changed the weights well beyond the tolerance below
     for stage in (0, 1):
         state = results[stage]["state"]
         assert state.keys() == reference.keys()

@@ -42,6 +42,13 @@ class BlipRetrievalModel(RetrievalModel):
         else:
             self.register_buffer("temp", torch.full((1,), float(cfg.temperature)), persistent=False)
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # exports and checkpoints written before the temperature became [1]-shaped hold it 0-dim
+        old = state_dict.get(prefix + "temp")
+        if old is not None and old.ndim == 0:
+            state_dict[prefix + "temp"] = old.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     # ---- options -------------------------------------------------------------------------------
     def configure(self) -> None:
         """Apply freezing and gradient checkpointing from the config (call after building)."""
