@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from coir.pipeline import distributed
     from coir.pipeline.config import DataConfig, TrainConfig, resolve_shards
-    from coir.pipeline.data import StreamState, TrainStream, make_loader, split_batch
+    from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches, split_batch
     from coir.pipeline.engine import deepspeed_config, param_groups
     from coir.pipeline.models.config import ModelConfig
     from coir.pipeline.models.flops import train_flops_per_sample
@@ -162,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         world_size=1,
         state=StreamState.fresh(args.num_workers, 1),
     )
-    loader = iter(make_loader(stream, data_cfg, seed=0, use_cuda=use_cuda))
+    groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, 0.05) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=1e-5)
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=optimizer, dist_init_required=False, config=deepspeed_config(config, 1, bf16)
+    )
+    module = engine.module
+    module.train()
 
     def to_device(batch: dict) -> dict:
         inputs, _ = split_batch(batch)
@@ -170,25 +176,6 @@ def main(argv: list[str] | None = None) -> int:
             k: v.to(device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
             for k, v in inputs.items()
         }
-
-    first = to_device(next(loader))
-    flops_model = build_model(model_cfg).to(device)
-    flops_batch = {k: v.float() if v.is_floating_point() else v for k, v in first.items()}
-    flops = train_flops_per_sample(flops_model, flops_batch)
-    del flops_model
-
-    groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, 0.05) if g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=1e-5)
-    scalars = [p for p in model.parameters() if p.ndim == 0]
-    for p in scalars:
-        p.ds_optim_param = True  # see engine._build: DeepSpeed's broadcast cannot view 0-dim tensors
-    engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer, dist_init_required=False, config=deepspeed_config(config, 1, bf16)
-    )
-    for p in scalars:
-        del p.ds_optim_param
-    module = engine.module
-    module.train()
 
     def sync() -> None:
         if use_cuda:
@@ -198,26 +185,33 @@ def main(argv: list[str] | None = None) -> int:
         engine.backward(module.loss(batch)["loss"])
         engine.step()
 
-    # warm-up on streamed batches (warms the kernels and the loader alike), then compute only (the same
-    # batch again and again), then the full pipeline
-    for _ in range(args.warmup):
-        step(to_device(next(loader)))
-    sync()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step(first)
-    sync()
-    compute_s = time.perf_counter() - start
+    with open_batches(make_loader(stream, data_cfg, seed=0, use_cuda=use_cuda)) as loader:
+        first = to_device(next(loader))
+        flops_model = build_model(model_cfg).to(device)
+        flops_batch = {k: v.float() if v.is_floating_point() else v for k, v in first.items()}
+        flops = train_flops_per_sample(flops_model, flops_batch)
+        del flops_model
 
-    wait = 0.0
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        batch = next(loader)
-        wait += time.perf_counter() - t0
-        step(to_device(batch))
-    sync()
-    stream_s = time.perf_counter() - start
+        # warm-up on streamed batches (warms the kernels and the loader alike), then compute only (the
+        # same batch again and again), then the full pipeline
+        for _ in range(args.warmup):
+            step(to_device(next(loader)))
+        sync()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step(first)
+        sync()
+        compute_s = time.perf_counter() - start
+
+        wait = 0.0
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            batch = next(loader)
+            wait += time.perf_counter() - t0
+            step(to_device(batch))
+        sync()
+        stream_s = time.perf_counter() - start
 
     samples = args.steps * args.batch_size
     rows = []

@@ -183,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
 
     since = _stage("4/5 pretraining CASE and the image-only / text-only baselines")
     exports = {}
+    baseline_steps = args.baseline_steps or args.steps
     for name in MODELS:
-        steps = args.steps if name == "case" or args.baseline_steps is None else args.baseline_steps
+        steps = args.steps if name == "case" else baseline_steps
         exports[name] = train_model(name, steps, args, lasco["train"] / "triplets", tokenizer)
     _done(since)
 

@@ -141,12 +141,14 @@ def _deepspeed_step(
         trainer._build()
         batch = _fixed_batch(trainer.processor, config.model.image_size)
         initial = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
+        grad_norms = []  # before clipping; DeepSpeed reports it under ZeRO stages 1-2 only
         for _ in range(steps):
             losses = trainer._micro_step({k: v.chunk(world)[rank] for k, v in batch.items()})
+            grad_norms.append(trainer.engine.get_global_grad_norm())
         assert trainer.engine.global_steps == steps  # an optimizer step per micro-step
         (loss,) = distributed.all_reduce_sum([float(losses["loss"])])
         state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
-        return {"loss": loss / world, "state": state, "initial": initial}
+        return {"loss": loss / world, "state": state, "initial": initial, "grad_norms": grad_norms}
     finally:
         distributed.shutdown()
 
@@ -175,8 +177,38 @@ def _single_process_step(recipe: str) -> dict:
     torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
     optimizer.step()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    moved = max(float((state[k] - before[k]).abs().max()) for k in state)
-    return {"loss": float(losses["loss"]), "state": state, "moved": moved}
+    return {"loss": float(losses["loss"]), "state": state, "moved": _max_difference(state, before)}
+
+
+def _max_difference(state: dict, reference: dict) -> float:
+    assert state.keys() == reference.keys()
+    return max(float((state[k] - reference[k]).abs().max()) for k in reference)
+
+
+def _step_recipe(tmp_path: Path, grad_clip: float) -> Path:
+    """The tiny recipe for fixed-batch steps: warm-up 0, so the first step uses the full lr; a larger Adam
+    eps keeps the first update (~ lr * g / |g|) smooth in g, so float noise in near-zero gradients cannot
+    flip whole updates."""
+    tok = make_tokenizer(tmp_path / "tok")
+    overrides = {"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": grad_clip}
+    return write_recipe(tmp_path, tmp_path / "no_shards", tok, **overrides)
+
+
+def _run_spawned(target, args: list[tuple], timeout: float = 240) -> None:
+    """target(*a) in a fresh spawned process for each a in args, all at once; each must exit 0."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=target, args=a) for a in args]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=timeout)
+    if any(p.is_alive() for p in procs):
+        for p in procs:
+            p.kill()
+        raise AssertionError(f"{target.__name__} processes timed out")
+    assert [p.exitcode for p in procs] == [0] * len(procs)
 
 
 def _two_ranks_then_one(rank: int, port: int, recipe: str, out: str) -> None:
@@ -196,41 +228,18 @@ def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: P
     """Gathered negatives through DeepSpeed ZeRO-2: 2 ranks x 4 samples give the loss (rank mean) and the
     updated weights of one process x 8 samples, after one optimizer step."""
     import torch
-    import torch.multiprocessing as mp
 
-    tok = make_tokenizer(tmp_path / "tok")
-    # warm-up 0: the step uses the full lr; a larger Adam eps keeps the first update (~ lr * g / |g|)
-    # smooth in g, so float noise in near-zero gradients cannot flip whole updates
-    recipe = write_recipe(
-        tmp_path,
-        tmp_path / "no_shards",
-        tok,
-        **{"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": 1.0},
-    )
+    recipe = _step_recipe(tmp_path, grad_clip=1.0)
     port = free_port()
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
-    ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_two_ranks_then_one, args=(rank, port, str(recipe), str(outs[rank])))
-        for rank in (0, 1)
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=240)
-    if any(p.is_alive() for p in procs):
-        for p in procs:
-            p.kill()
-        raise AssertionError("one-step processes timed out")
-    assert [p.exitcode for p in procs] == [0, 0]
+    _run_spawned(_two_ranks_then_one, [(rank, port, str(recipe), str(outs[rank])) for rank in (0, 1)])
 
     one = torch.load(outs[0], weights_only=False)["one"]
     assert one["moved"] > 1e-3  # the step changed the weights well beyond the tolerance below
     for out in outs:
         two = torch.load(out, weights_only=False)["two"]
         assert abs(two["loss"] - one["loss"]) < 1e-5 * max(1.0, abs(one["loss"])), (two["loss"], one["loss"])
-        assert two["state"].keys() == one["state"].keys()
-        worst = max(float((two["state"][k] - one["state"][k]).abs().max()) for k in one["state"])
+        worst = _max_difference(two["state"], one["state"])
         assert worst < 1e-5, f"{out.name}: max weight difference {worst}"
 
 
@@ -248,40 +257,19 @@ def test_zero_stages_0_1_2_take_the_same_steps(tmp_path: Path) -> None:
     end at the same weights under stages 0, 1 and 2 (stage 0 clips through DeepSpeed's own fp32 path,
     stages 1-2 through the ZeRO optimizer)."""
     import torch
-    import torch.multiprocessing as mp
 
-    tok = make_tokenizer(tmp_path / "tok")
-    # a clip threshold far below the gradient norm, so every step is clipped
-    recipe = write_recipe(
-        tmp_path,
-        tmp_path / "no_shards",
-        tok,
-        **{"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": 0.05},
-    )
-    ctx = mp.get_context("spawn")
+    clip = 0.05
+    recipe = _step_recipe(tmp_path, grad_clip=clip)
     outs = {stage: tmp_path / f"stage{stage}.pt" for stage in (0, 1, 2)}
-    procs = [
-        ctx.Process(target=_zero_stage_steps, args=(stage, free_port(), str(recipe), str(out)))
-        for stage, out in outs.items()
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=240)
-    if any(p.is_alive() for p in procs):
-        for p in procs:
-            p.kill()
-        raise AssertionError("ZeRO stage processes timed out")
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    _run_spawned(
+        _zero_stage_steps, [(stage, free_port(), str(recipe), str(out)) for stage, out in outs.items()]
+    )
 
     results = {stage: torch.load(out, weights_only=False) for stage, out in outs.items()}
-    reference = results[2]["state"]
-    start = results[2]["initial"]
-    moved = max(float((reference[k] - start[k]).abs().max()) for k in reference)
-    assert moved > 1e-3  # the steps changed the weights well beyond the tolerance below
+    reference = results[2]
+    assert min(reference["grad_norms"]) > 2 * clip  # every step was clipped
+    assert _max_difference(reference["state"], reference["initial"]) > 1e-3  # far beyond the tolerance
     for stage in (0, 1):
-        state = results[stage]["state"]
-        assert state.keys() == reference.keys()
-        worst = max(float((state[k] - reference[k]).abs().max()) for k in reference)
+        worst = _max_difference(results[stage]["state"], reference["state"])
         assert worst < 1e-5, f"stage {stage} vs 2: max weight difference {worst}"
-        assert abs(results[stage]["loss"] - results[2]["loss"]) < 1e-5
+        assert abs(results[stage]["loss"] - reference["loss"]) < 1e-5
