@@ -56,6 +56,7 @@ def synthetic_inputs(folder: Path, image_size: int, samples: int) -> tuple[Path,
     import webdataset as wds
     from PIL import Image
 
+    from coir.common import fields
     from coir.pipeline.models.tokenizer import train_wordpiece
 
     rng = np.random.default_rng(0)
@@ -91,9 +92,9 @@ def synthetic_inputs(folder: Path, image_size: int, samples: int) -> tuple[Path,
                 sink.write(
                     {
                         "__key__": f"b{s}_{i:06d}",
-                        "query.jpg": jpegs[0],
-                        "target.jpg": jpegs[1],
-                        "txt": texts[s * per_shard + i],
+                        fields.QUERY_IMAGE: jpegs[0],
+                        fields.TARGET_IMAGE: jpegs[1],
+                        fields.TEXT: texts[s * per_shard + i],
                     }
                 )
     return shard_dir, train_wordpiece(texts, folder / "tokenizer", vocab_size=200)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError, DataFormatError
-from coir.datasets.json_io import Record, expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.errors import ConfigError, DataFormatError
+from coir.common.json_io import Record, expect_dict, expect_list, load_json, records, write_json_atomic
 from coir.datasets.records import CIRRImageSet, CIRRTriplet
 
 CIRR_SPLITS = ("train", "val", "test1")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError, DataFormatError
-from coir.datasets.json_io import expect_list, load_json, records, write_json_atomic
+from coir.common.errors import ConfigError, DataFormatError
+from coir.common.json_io import expect_list, load_json, records, write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
 
 FASHIONIQ_SPLITS = ("train", "val", "test")

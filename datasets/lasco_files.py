@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError, DataFormatError
-from coir.datasets.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.errors import ConfigError, DataFormatError
+from coir.common.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
 from coir.datasets.records import CorpusImage, LascoTriplet
 
 LASCO_SPLITS = ("train", "val")

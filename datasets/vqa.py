@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from coir.datasets.errors import ConfigError, DataFormatError
-from coir.datasets.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.errors import ConfigError, DataFormatError
+from coir.common.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
 from coir.datasets.records import VQAAnnotation, VQAAnswer, VQAQuestion
 
 VQA_SPLITS = ("train2014", "val2014")

@@ -191,7 +191,8 @@ def _write_outputs(
     results_file: str | Path | None,
     pictures: bool,
 ) -> None:
-    from coir.datasets.json_io import write_bytes_atomic, write_json_atomic
+    from coir.common.atomic import write_bytes_atomic
+    from coir.common.json_io import write_json_atomic
     from coir.eval.redundancy import redundancy_markdown
     from coir.eval.report import retrieval_grid, retrieval_html, write_markdown
     from coir.eval.submission import write_cirr_submissions
@@ -211,7 +212,7 @@ def _write_outputs(
         merged_summaries = {}
         redundancy_file = out / "redundancy.json"
         if redundancy_file.is_file():
-            from coir.datasets.json_io import load_json
+            from coir.common.json_io import load_json
 
             previous = load_json(redundancy_file)
             merged_summaries = previous if isinstance(previous, dict) else {}

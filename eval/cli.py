@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ks(text: str) -> list[int]:
-    from coir.datasets.errors import ConfigError
+    from coir.common.errors import ConfigError
 
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -89,7 +89,7 @@ def _ks(text: str) -> list[int]:
 
 def build_config(args: argparse.Namespace):
     """EvalConfig from defaults < --config < overrides < flags; checked."""
-    from coir.datasets.structured_config import load_config
+    from coir.common.config import load_config
     from coir.eval.config import EvalConfig, check_eval_config
 
     config = load_config(EvalConfig, args.config, list(args.overrides))

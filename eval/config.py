@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from coir.datasets.errors import ConfigError
+from coir.common.errors import ConfigError
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from coir.datasets.errors import DataFormatError, MissingInputError
+from coir.common.atomic import atomic_path
+from coir.common.errors import DataFormatError, MissingInputError
 
 CACHE_VERSION = 1
 
@@ -205,15 +205,8 @@ def gallery_cache_key(fingerprint: str, model: Any, paths: Sequence[Path]) -> st
 
 
 def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_cached(path: Path, key: str, n: int) -> torch.Tensor | None:

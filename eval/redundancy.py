@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from coir.datasets.json_io import load_json
+from coir.common.json_io import load_json
 
 LABELS = ("both", "image", "text", "either")
 COMPATIBLE = {"both": {"both"}, "image": {"image", "either"}, "text": {"text", "either"}}

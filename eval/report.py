@@ -13,8 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import DataFormatError
-from coir.datasets.json_io import load_json, write_bytes_atomic, write_json_atomic
+from coir.common.atomic import atomic_path, write_bytes_atomic
+from coir.common.errors import DataFormatError
+from coir.common.json_io import load_json, write_json_atomic
 
 METRIC_ORDER = ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "avg", "queries")
 Results = dict[str, dict[str, dict[str, float]]]
@@ -142,12 +143,9 @@ def retrieval_grid(
             canvas.paste(_thumb(task.gallery_paths[target], cell - 6), (x + 3, y + 3))
             draw.rectangle([x, y, x + cell - 1, y + cell - 1], outline="#00b000", width=3)
             draw.text((x + 5, y + cell - 16), "target", fill="#00b000")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path, fsync=False) as tmp:
+        canvas.save(tmp, format="PNG")
+    return Path(path)
 
 
 def _thumb(path: Path, size: int) -> Any:

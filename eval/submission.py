@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import DataFormatError
-from coir.datasets.json_io import write_json_atomic
+from coir.common.errors import DataFormatError
+from coir.common.json_io import write_json_atomic
 
 RECALL_K = 50
 SUBSET_K = 3

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError, DataFormatError
+from coir.common.errors import ConfigError, DataFormatError
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import CoirError, ConfigError, MissingInputError
+from coir.common.errors import CoirError, ConfigError, MissingInputError
 from coir.launch.cluster_config import ClusterConfig
 from coir.launch.executor import make_executor
 from coir.launch.runs import JobRecord, add_jobs, now

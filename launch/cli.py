@@ -256,7 +256,7 @@ def _dry_run(cluster: Any, run_dir: Path, kind: str, array: int | None = None) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.errors import ConfigError
+    from coir.common.errors import ConfigError
 
     command = args.launch_command
     if command is None:

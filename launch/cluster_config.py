@@ -2,7 +2,7 @@
 
 A cluster file holds what a user sets once (partition, account, qos, constraint, signal delay,
 setup lines); the `coir launch` flags override it for one submission. Both go through
-coir.datasets.structured_config.load_config, so an unknown key or a wrong type names the key.
+coir.common.config.load_config, so an unknown key or a wrong type names the key.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import ConfigError
-from coir.datasets.structured_config import load_config
+from coir.common.config import load_config
+from coir.common.errors import ConfigError
 
 
 @dataclass

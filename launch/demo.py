@@ -67,9 +67,9 @@ def build_world_once(folder: Path, seed: int, scale: str) -> dict[str, Any]:
 
 
 def build_lasco_split(world: Path, out: Path, split: str) -> dict[str, Any]:
+    from coir.common.config import load_config
     from coir.datasets.lasco.build import build_lasco, finalize_build
     from coir.datasets.lasco.config import LascoBuildConfig
-    from coir.datasets.structured_config import load_config
 
     config = load_config(
         LascoBuildConfig,

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import CoirError
+from coir.common.atomic import write_text_atomic
+from coir.common.errors import CoirError
 
 POLL_S = 2.0
 
@@ -185,9 +186,7 @@ def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None)
                 status = "preempted"
                 break
         if rank == 0:
-            tmp = ckpt.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"step": step}))
-            os.replace(tmp, ckpt)
+            write_text_atomic(ckpt, json.dumps({"step": step}))
         dist.barrier()
     finally:
         for signum, handler in previous.items():

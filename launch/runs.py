@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import DataFormatError, MissingInputError
+from coir.common.atomic import write_text_atomic
+from coir.common.errors import DataFormatError, MissingInputError
 
 JOBS_FILE = "jobs.json"
 
@@ -64,12 +65,9 @@ def read_jobs(run_dir: str | Path) -> list[JobRecord]:
 def add_jobs(run_dir: str | Path, records: list[JobRecord]) -> Path:
     """Append `records` to RUN_DIR/jobs.json (atomically)."""
     path = jobs_path(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
     existing = read_jobs(run_dir) if path.is_file() else []
     payload = {"jobs": [asdict(r) for r in existing + records]}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
     return path
 
 

@@ -40,13 +40,14 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
-import os
 import subprocess
 import sys
 import time
 from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
+
+from coir.common.atomic import atomic_path
 
 LOGGER = logging.getLogger("coir.launch")
 WAIT_FOR_REQUEUE_S = 300  # a task that asked for (or waits for) the requeue waits this long to be stopped
@@ -159,9 +160,8 @@ class LaunchedTask(Checkpointable):
         current = DelayedSubmission.load(paths.submitted_pickle)
         delayed = DelayedSubmission(task)
         delayed.set_timeout(current._timeout_min, current._timeout_countdown)
-        tmp = paths.submitted_pickle.with_name(paths.submitted_pickle.name + ".requeue.tmp")
-        delayed.dump(tmp)
-        os.replace(tmp, paths.submitted_pickle)  # the next attempt runs `task` (resume="auto")
+        with atomic_path(paths.submitted_pickle) as tmp:  # the next attempt runs `task` (resume="auto")
+            delayed.dump(tmp)
         LOGGER.warning(
             "preempted at step %s, checkpoint %s written: requeueing job %s (requeue %d of %d)",
             result.get("step"),

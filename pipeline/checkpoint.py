@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.atomic import write_bytes_atomic
+from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import distributed
 
 log = logging.getLogger("coir.checkpoint")
@@ -92,17 +91,6 @@ def refuse_fresh_start_over(resume: str | None, directory: Path) -> None:
         )
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": random.getstate(),
@@ -147,10 +135,10 @@ def save(
     path.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(rank_state, buffer)
-    atomic_write_bytes(path / f"rank_{rank:05d}.pt", buffer.getvalue())
+    write_bytes_atomic(path / f"rank_{rank:05d}.pt", buffer.getvalue())
     distributed.barrier()
     if rank == 0:
-        atomic_write_bytes(path / MARKER, json.dumps(trainer_state, indent=1).encode())
+        write_bytes_atomic(path / MARKER, json.dumps(trainer_state, indent=1).encode())
         prune(directory, keep_last)
     distributed.barrier()
     return path

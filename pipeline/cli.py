@@ -22,7 +22,7 @@ import sys
 from importlib.metadata import entry_points
 from types import ModuleType
 
-from coir.datasets.errors import CoirError
+from coir.common.errors import CoirError
 
 GROUP = "coir.commands"
 

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError, MissingInputError
-from coir.datasets.structured_config import load_config
+from coir.common.config import load_config
+from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline.models.config import ModelConfig
 
 

@@ -42,7 +42,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from coir.datasets.errors import DataFormatError
+from coir.common import fields
+from coir.common.errors import DataFormatError
 from coir.pipeline.config import DataConfig
 
 log = logging.getLogger("coir.data")
@@ -114,11 +115,11 @@ class _Decoder:
             return self.processor.image(img.convert(self.mode))
 
     def __call__(self, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, str]:
-        for key in ("query.jpg", "target.jpg", "txt"):
+        for key in (fields.QUERY_IMAGE, fields.TARGET_IMAGE, fields.TEXT):
             if key not in sample:
                 raise KeyError(f"missing field {key!r}")
-        text = sample["txt"].decode("utf-8").strip()
-        return self.image(sample["query.jpg"]), self.image(sample["target.jpg"]), text
+        text = sample[fields.TEXT].decode("utf-8").strip()
+        return self.image(sample[fields.QUERY_IMAGE]), self.image(sample[fields.TARGET_IMAGE]), text
 
 
 class TrainStream(IterableDataset):

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from coir.datasets.errors import ConfigError
+from coir.common.errors import ConfigError
 from coir.pipeline import checkpoint, distributed
 from coir.pipeline.config import TrainConfig, check_paths, check_values
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from coir.datasets.errors import CoirError
+    from coir.common.errors import CoirError
 
     parser = argparse.ArgumentParser(
         prog="coir train",

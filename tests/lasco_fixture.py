@@ -191,7 +191,7 @@ def run_command(module_name: str, argv: list[str]) -> int:
     import importlib
     import sys
 
-    from coir.datasets.errors import CoirError
+    from coir.common.errors import CoirError
 
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=module_name)

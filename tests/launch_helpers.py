@@ -8,7 +8,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from coir.datasets.errors import CoirError
+from coir.common.errors import CoirError
 
 REPO = Path(__file__).resolve().parents[1]
 TESTBED_CLUSTER = REPO / "configs" / "cluster" / "testbed.yaml"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from coir.datasets.errors import ConfigError, MissingInputError
-from coir.datasets.structured_config import load_config, to_dict
+from coir.common.config import load_config, to_dict
+from coir.common.errors import ConfigError, MissingInputError
 
 
 @dataclass

@@ -166,7 +166,7 @@ def test_two_ranks_give_the_single_process_result(tmp_path):
 
 @pytest.mark.parametrize("bad", ["missing", "corrupt"])
 def test_bad_gallery_image_names_the_file(tmp_path, bad):
-    from coir.datasets.errors import CoirError
+    from coir.common.errors import CoirError
 
     paths = write_images(tmp_path / "images", 3)
     if bad == "missing":

@@ -360,7 +360,7 @@ def test_redundancy_labels_and_truth_agreement():
 
 @pytest.mark.parametrize("name", ["cirr", "fashioniq", "lasco"])
 def test_zeroshot_configs_load(name):
-    from coir.datasets.structured_config import load_config
+    from coir.common.config import load_config
     from coir.eval.config import EvalConfig, check_eval_config
 
     config = load_config(EvalConfig, REPO / "configs" / "zeroshot" / f"{name}.yaml", ["checkpoint=x"])
@@ -372,7 +372,7 @@ def test_zeroshot_configs_load(name):
 def test_finetune_recipes_load_and_name_a_registered_validator(name):
     from importlib.metadata import entry_points
 
-    from coir.datasets.structured_config import load_config
+    from coir.common.config import load_config
     from coir.pipeline.config import TrainConfig, check_values
 
     config = load_config(TrainConfig, REPO / "configs" / "finetune" / f"{name}.yaml")
@@ -383,7 +383,7 @@ def test_finetune_recipes_load_and_name_a_registered_validator(name):
 
 
 def test_cli_errors_name_the_problem(world, tmp_path):
-    from coir.datasets.errors import ConfigError, MissingInputError
+    from coir.common.errors import ConfigError, MissingInputError
 
     with pytest.raises(ConfigError, match="checkpoint"):
         coir_eval("--benchmark", "cirr", "--data-root", world / "cirr")

@@ -12,6 +12,8 @@ import webdataset as wds
 from lasco_fixture import folder_bytes, make_vqa_world, run_command, states_answer, tar_samples
 from PIL import Image
 
+from coir.common import fields
+
 LASCO = "coir.datasets.lasco.cli"
 
 
@@ -59,13 +61,13 @@ def test_counts_and_texts(world, built):
     samples = [s for shard in sorted((built / "triplets").glob("*.tar")) for s in tar_samples(shard)]
     assert len(samples) == manifest["num_samples"]
     for sample in samples:
-        meta = json.loads(sample["json"])
-        assert sample["txt"].decode() == meta["text"]
+        meta = json.loads(sample[fields.META])
+        assert sample[fields.TEXT].decode() == meta["text"]
         assert states_answer(meta["text"], meta["target_answer"], meta["answer_type"]), meta
         assert meta["qid"] // 1000 == meta["query_image"][0]  # qid is the query side's question
         assert len(meta["query_answers"]) == len(meta["target_answers"]) == 10
         assert meta["question"] and all(isinstance(a, str) for a in meta["target_answers"])
-        for field in ("query.jpg", "target.jpg"):
+        for field in (fields.QUERY_IMAGE, fields.TARGET_IMAGE):
             image = Image.open(io.BytesIO(sample[field]))
             assert image.format == "JPEG" and min(image.size) == 48
 
@@ -73,11 +75,11 @@ def test_counts_and_texts(world, built):
 def test_webdataset_tarfile_index_and_official_json_agree(built):
     shards = sorted(str(p) for p in (built / "triplets").glob("triplets-*.tar"))
     by_wds = [
-        (s["__key__"], s["txt"].decode(), json.loads(s["json"])["qid"])
+        (s["__key__"], s[fields.TEXT].decode(), json.loads(s[fields.META])["qid"])
         for s in wds.WebDataset(shards, shardshuffle=False, empty_check=False)
     ]
     by_tar = [
-        (s["__key__"], s["txt"].decode(), json.loads(s["json"])["qid"])
+        (s["__key__"], s[fields.TEXT].decode(), json.loads(s[fields.META])["qid"])
         for p in shards
         for s in tar_samples(Path(p))
     ]
@@ -161,7 +163,7 @@ def test_from_official_files(world, built, tmp_path):
     assert (out / "lasco_val_corpus.json").read_bytes() == (built / "lasco_val_corpus.json").read_bytes()
 
     def ident(sample):
-        meta = json.loads(sample["json"])
+        meta = json.loads(sample[fields.META])
         return meta["qid"], meta["target_image"][0]
 
     mine = {ident(s): s for p in sorted((built / "triplets").glob("*.tar")) for s in tar_samples(p)}
@@ -169,8 +171,11 @@ def test_from_official_files(world, built, tmp_path):
     assert len(theirs) == len(mine)
     for sample in theirs:
         twin = mine[ident(sample)]
-        assert sample["query.jpg"] == twin["query.jpg"] and sample["target.jpg"] == twin["target.jpg"]
-        assert sample["txt"] == twin["txt"]
+        assert (
+            sample[fields.QUERY_IMAGE] == twin[fields.QUERY_IMAGE]
+            and sample[fields.TARGET_IMAGE] == twin[fields.TARGET_IMAGE]
+        )
+        assert sample[fields.TEXT] == twin[fields.TEXT]
 
 
 def test_from_official_without_corpus_uses_the_triplet_images(world, built, tmp_path):

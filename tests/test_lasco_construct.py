@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from coir.datasets.errors import ConfigError
+from coir.common.config import load_config
+from coir.common.errors import ConfigError
 from coir.datasets.lasco.config import LascoBuildConfig, LascoFilters, manifest_config
 from coir.datasets.lasco.construct import agreement, construct_triplets
 from coir.datasets.records import VQAAnnotation, VQAAnswer, VQAQuestion
-from coir.datasets.structured_config import load_config
 
 
 class EchoRephraser:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 from coir.datasets.lasco.normalize import normalize_answer
 from coir.datasets.lasco.rephrase import (
     LMRephraser,

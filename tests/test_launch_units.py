@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from launch_helpers import REPO, coir_launch, launch_parser
 
-from coir.datasets.errors import ConfigError, DataFormatError, MissingInputError
+from coir.common.errors import ConfigError, DataFormatError, MissingInputError
 from coir.launch.cluster_config import ClusterConfig, load_cluster_config, parse_time
 from coir.launch.executor import render_sbatch
 

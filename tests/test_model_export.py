@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from coir.datasets.errors import ConfigError, DataFormatError, MissingInputError
+from coir.common.errors import ConfigError, DataFormatError, MissingInputError
 from coir.pipeline.models.config import ModelConfig
 from coir.pipeline.models.export import load_export, save_export
 from coir.pipeline.models.registry import build_model, derive_baseline

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from coir.common.errors import CoirError, ConfigError, DataFormatError, MissingInputError
 from coir.datasets.cirr import (
     read_cirr_image_split,
     read_cirr_triplets,
     write_cirr_image_split,
     write_cirr_triplets,
 )
-from coir.datasets.errors import CoirError, ConfigError, DataFormatError, MissingInputError
 from coir.datasets.fashioniq import (
     read_fashioniq_image_split,
     read_fashioniq_triplets,

@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from lasco_fixture import folder_bytes, make_cirr, make_fashioniq, run_command, tar_samples
 
+from coir.common import fields
+
 SHARDS = "coir.datasets.shards.cli"
 
 
@@ -35,10 +37,13 @@ def test_cirr_val_triplets_and_gallery(tmp_path):
     assert run_command(SHARDS, args) == 0
     triplets = samples(out / "triplets")
     assert [s["__key__"] for s in triplets] == [str(i) for i in range(6)]
-    assert all(set(s) == {"__key__", "query.jpg", "target.jpg", "txt", "json"} for s in triplets)
-    meta = json.loads(triplets[2]["json"])
+    assert all(
+        set(s) == {"__key__", fields.QUERY_IMAGE, fields.TARGET_IMAGE, fields.TEXT, fields.META}
+        for s in triplets
+    )
+    meta = json.loads(triplets[2][fields.META])
     assert meta["reference"] == "dev-2-0-img0" and meta["target_hard"] == "dev-3-0-img1"
-    assert len(meta["img_set"]["members"]) == 6 and triplets[2]["txt"] == b"make it brighter 2"
+    assert len(meta["img_set"]["members"]) == 6 and triplets[2][fields.TEXT] == b"make it brighter 2"
     gallery = samples(out / "gallery")
     assert sorted(s["__key__"] for s in gallery) == sorted(f"dev-{i}-0-img{i % 2}" for i in range(7))
     index = pq.read_table(out / "triplets" / "index.parquet").to_pylist()
@@ -62,7 +67,9 @@ def test_cirr_test1_gives_queries_without_targets(tmp_path):
     )
     assert not (out / "triplets").exists()
     queries = samples(out / "queries")
-    assert len(queries) == 3 and all("target.jpg" not in s and "query.jpg" in s for s in queries)
+    assert len(queries) == 3 and all(
+        fields.TARGET_IMAGE not in s and fields.QUERY_IMAGE in s for s in queries
+    )
     assert json.loads((out / "queries" / "manifest.json").read_text())["kind"] == "queries"
     assert len(samples(out / "gallery")) == 4
 
@@ -103,13 +110,13 @@ def test_fashioniq_keeps_both_captions_and_joins_them(tmp_path):
     assert run_command(SHARDS, args) == 0
     triplets = samples(out / "triplets")
     assert len(triplets) == 9 and triplets[0]["__key__"] == "dress_000000"
-    meta = json.loads(triplets[0]["json"])
+    meta = json.loads(triplets[0][fields.META])
     assert meta["captions"] == ["is darker.", "has long sleeves"] and meta["category"] == "dress"
-    assert triplets[0]["txt"] == b"Is darker and has long sleeves"  # CLIP4Cir joining, as eval does
+    assert triplets[0][fields.TEXT] == b"Is darker and has long sleeves"  # CLIP4Cir joining, as eval does
     from coir.eval.tasks import fashioniq_tasks
 
     evaluated = [q.text for task in fashioniq_tasks(root, "val") for q in task.queries]
-    assert [t["txt"].decode() for t in triplets] == evaluated
+    assert [t[fields.TEXT].decode() for t in triplets] == evaluated
     gallery = samples(out / "gallery")
     assert len(gallery) == 12 and gallery[0]["__key__"] == "dress_B000000000"
     one = tmp_path / "dress"
@@ -126,7 +133,7 @@ def test_fashioniq_test_split_and_missing_file(tmp_path, capsys):
         )
         == 0
     )
-    assert all("target.jpg" not in s for s in samples(out / "queries"))
+    assert all(fields.TARGET_IMAGE not in s for s in samples(out / "queries"))
     (root / "captions" / "cap.shirt.test.json").unlink()
     assert (
         run_command(

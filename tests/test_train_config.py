@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_train_support import REPO, write_shards
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import checkpoint
 from coir.pipeline.config import TrainConfig, check_paths, load_train_config, resolve_shards
 from coir.pipeline.engine import WarmupCosine, deepspeed_config, find_validator, param_groups

@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from coir.common import fields
+from coir.common.errors import CoirError, ConfigError, MissingInputError
 from coir.datasets.coco import coco_relpath
-from coir.datasets.errors import CoirError, ConfigError, MissingInputError
 from coir.datasets.lasco.config import LascoBuildConfig, manifest_config
 from coir.datasets.lasco.construct import Construction, Triplet, construct_triplets, require_triplets
 from coir.datasets.lasco_files import (
@@ -120,7 +121,11 @@ def _triplet_sample(t: Triplet, split: str, coco: Path) -> SampleSpec:
         "text": t.text,
     }
     return SampleSpec(
-        t.key, (("query.jpg", str(coco / qpath)), ("target.jpg", str(coco / tpath))), t.text, meta, row
+        t.key,
+        ((fields.QUERY_IMAGE, str(coco / qpath)), (fields.TARGET_IMAGE, str(coco / tpath))),
+        t.text,
+        meta,
+        row,
     )
 
 
@@ -142,14 +147,18 @@ def _official_sample(t: LascoTriplet, key: str, coco: Path) -> SampleSpec:
         "text": t.query_text,
     }
     return SampleSpec(
-        key, (("query.jpg", str(coco / qpath)), ("target.jpg", str(coco / tpath))), t.query_text, meta, row
+        key,
+        ((fields.QUERY_IMAGE, str(coco / qpath)), (fields.TARGET_IMAGE, str(coco / tpath))),
+        t.query_text,
+        meta,
+        row,
     )
 
 
 def _gallery_sample(image_id: int, relpath: str, coco: Path) -> SampleSpec:
     return SampleSpec(
         str(image_id),
-        (("jpg", str(coco / relpath)),),
+        ((fields.GALLERY_IMAGE, str(coco / relpath)),),
         None,
         {"id": image_id, "path": relpath},
         {"image_id": image_id, "path": relpath},

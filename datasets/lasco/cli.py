@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_build_config(args: argparse.Namespace) -> Any:
+    from coir.common.config import load_config
     from coir.datasets.lasco.config import LascoBuildConfig
-    from coir.datasets.structured_config import load_config
 
     flags = [
         f"{key}={json.dumps(getattr(args, name))}"
@@ -98,7 +98,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.errors import ConfigError
+    from coir.common.errors import ConfigError
     from coir.datasets.lasco.build import build_lasco, finalize_build
 
     if args.finalize:

@@ -1,6 +1,6 @@
 """Settings of a LaSCo build (`coir data lasco`): inputs, filters, images, shards, execution.
 
-Loaded with coir.datasets.structured_config.load_config: defaults here, then an optional YAML file
+Loaded with coir.common.config.load_config: defaults here, then an optional YAML file
 (`--config`), then the CLI flags, then `--set key=value` overrides. Fields under RUNTIME_FIELDS
 change how the build runs, not what it writes, so they stay out of the manifest: a build with
 4 workers gives the same bytes as one with 1.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coir.datasets.structured_config import to_dict
+from coir.common.config import to_dict
 
 
 @dataclass

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coir.datasets.errors import CoirError
+from coir.common.errors import CoirError
 from coir.datasets.lasco.config import LascoFilters
 from coir.datasets.lasco.normalize import normalize_answer
 from coir.datasets.lasco.rephrase import Rephraser

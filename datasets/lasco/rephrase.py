@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Protocol
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 from coir.datasets.lasco.english import states_answer
 from coir.datasets.lasco.rules import RuleRephraser, format_coverage, print_coverage, rule_coverage
 

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import CoirError
-from coir.datasets.json_io import dump_json, write_bytes_atomic
+from coir.common import fields as shard_fields
+from coir.common.atomic import write_bytes_atomic
+from coir.common.errors import CoirError
+from coir.common.json_io import dump_json
 from coir.datasets.shards.images import EncodedImageCache, ImageEncoder, ImageProblem
 from coir.datasets.shards.plan import shard_name, split_ranges, task_range
 from coir.datasets.shards.spec import MANIFEST, PARTS, PLAN, SampleSpec, ShardSet, error_record
@@ -72,8 +74,8 @@ def shard_done(shard_set: ShardSet, index: int) -> bool:
 def _sample_fields(sample: SampleSpec, cache: EncodedImageCache) -> dict[str, bytes]:
     fields = {name: cache.get(path) for name, path in sample.images}
     if sample.text is not None:
-        fields["txt"] = sample.text.encode()
-    fields["json"] = dump_json(sample.meta)
+        fields[shard_fields.TEXT] = sample.text.encode()
+    fields[shard_fields.META] = dump_json(sample.meta)
     return fields
 
 

@@ -44,13 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.errors import ConfigError
+    from coir.common.config import load_config
+    from coir.common.errors import ConfigError
     from coir.datasets.shards.finetune_sets import (
         BenchmarkShardsConfig,
         build_benchmark_shards,
         finalize_benchmark_shards,
     )
-    from coir.datasets.structured_config import load_config
 
     if args.finalize:
         if not args.out:

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import CoirError, ConfigError, MissingInputError
+from coir.common import fields as shard_fields
+from coir.common.config import to_dict
+from coir.common.errors import CoirError, ConfigError, MissingInputError
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.shards.build import build_sets
 from coir.datasets.shards.images import ImageEncoder
 from coir.datasets.shards.manifest import finalize_folder
 from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
-from coir.datasets.structured_config import to_dict
 
 TEST_SPLITS = ("test1", "test")
 
@@ -70,9 +71,9 @@ def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[Sa
                 )
             )
             continue
-        fields = [("query.jpg", str(cirr_image_path(root, images[t.reference])))]
+        fields = [(shard_fields.QUERY_IMAGE, str(cirr_image_path(root, images[t.reference])))]
         if t.target_hard is not None:
-            fields.append(("target.jpg", str(cirr_image_path(root, images[t.target_hard]))))
+            fields.append((shard_fields.TARGET_IMAGE, str(cirr_image_path(root, images[t.target_hard]))))
         meta = {
             "pairid": t.pairid,
             "reference": t.reference,
@@ -97,7 +98,7 @@ def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[Sa
     gallery = [
         SampleSpec(
             _key(name),
-            (("jpg", str(cirr_image_path(root, rel))),),
+            ((shard_fields.GALLERY_IMAGE, str(cirr_image_path(root, rel))),),
             None,
             {"id": name, "path": rel},
             {"image_id": name, "category": "", "path": rel},
@@ -120,9 +121,9 @@ def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], li
         if category not in FASHIONIQ_CATEGORIES:
             raise ConfigError(f"categories: {category!r} is not one of {', '.join(FASHIONIQ_CATEGORIES)}")
         for i, t in enumerate(read_fashioniq_triplets(root, category, split)):
-            fields = [("query.jpg", str(fashioniq_image_path(root, t.candidate)))]
+            fields = [(shard_fields.QUERY_IMAGE, str(fashioniq_image_path(root, t.candidate)))]
             if t.target is not None:
-                fields.append(("target.jpg", str(fashioniq_image_path(root, t.target))))
+                fields.append((shard_fields.TARGET_IMAGE, str(fashioniq_image_path(root, t.target))))
             text = join_fashioniq_captions(t.captions, config.fashioniq_template)
             meta = {
                 "category": category,
@@ -138,7 +139,7 @@ def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], li
             gallery.append(
                 SampleSpec(
                     _key(f"{category}_{asin}"),
-                    (("jpg", str(fashioniq_image_path(root, asin))),),
+                    ((shard_fields.GALLERY_IMAGE, str(fashioniq_image_path(root, asin))),),
                     None,
                     {"id": asin, "category": category, "path": rel},
                     {"image_id": asin, "category": category, "path": rel},

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from coir.common import fields
+
 HELP = "summarise and verify a shard folder (sha256 of every shard), show samples, draw a contact sheet"
 EXAMPLE = """\
 coir data inspect runs/lasco/triplets
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def shard_folders(root: Path) -> list[Path]:
-    from coir.datasets.errors import MissingInputError
+    from coir.common.errors import MissingInputError
 
     if (root / "manifest.json").is_file():
         return [root]
@@ -61,9 +63,9 @@ def describe(sample: dict[str, Any]) -> str:
     for field, value in sample.items():
         if field == "__key__":
             continue
-        if field == "txt":
+        if field == fields.TEXT:
             parts.append(f"txt={value.decode()!r}")
-        elif field == "json":
+        elif field == fields.META:
             parts.append(f"json={json.dumps(json.loads(value), ensure_ascii=False)[:160]}")
         else:
             parts.append(f"{field}={len(value)} B")
@@ -93,7 +95,7 @@ def contact_sheet(rows: list[tuple[str, dict[str, Any]]], path: str | Path, thum
                 sheet.paste(image, (x, y))
                 draw.text((x, y + image.height - 12), field, fill="yellow")
                 x += thumb + 8
-        text = sample.get("txt", b"").decode()
+        text = sample.get(fields.TEXT, b"").decode()
         caption = f"{folder_name}/{sample['__key__']}\n" + "\n".join(textwrap.wrap(text, 48)[:8])
         draw.multiline_text((width_images * (thumb + 8) + 4, y), caption, fill="black")
     path = Path(path)

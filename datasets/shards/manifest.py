@@ -20,8 +20,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from coir.datasets.errors import CoirError, DataFormatError, MissingInputError
-from coir.datasets.json_io import write_bytes_atomic, write_json_atomic
+from coir.common.atomic import write_bytes_atomic
+from coir.common.errors import CoirError, DataFormatError, MissingInputError
+from coir.common.json_io import write_json_atomic
 from coir.datasets.shards.plan import shard_name
 from coir.datasets.shards.spec import ERROR_COLUMNS, ERRORS, INDEX, MANIFEST, PARTS, PLAN
 from coir.datasets.shards.writer import TMP_MARK, sha256_file

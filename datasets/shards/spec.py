@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.json_io import dump_json
+from coir.common.json_io import dump_json
 from coir.datasets.shards.plan import num_shards_for, shard_name
 
 PARTS = "_parts"

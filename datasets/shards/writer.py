@@ -14,6 +14,8 @@ import tarfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from coir.common.atomic import atomic_path
+
 TMP_MARK = ".tmp-"
 
 
@@ -77,19 +79,12 @@ def write_shard(
     `before_rename(sha256, size)` runs once the temp file is complete, before it takes its name.
     """
     path = Path(path)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    try:
+    with atomic_path(path, temp_name=f"{path.name}{TMP_MARK}{os.getpid()}") as tmp:
         with open(tmp, "wb") as raw:
             hashing = _HashingFile(raw)
             write_tar(hashing, samples)
-            raw.flush()
-            os.fsync(raw.fileno())
         if before_rename is not None:
             before_rename(hashing.sha.hexdigest(), hashing.size)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return hashing.sha.hexdigest(), hashing.size
 
 

@@ -7,8 +7,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from coir.datasets.errors import ConfigError
-from coir.datasets.json_io import write_json_atomic
+from coir.common.errors import ConfigError
+from coir.common.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.synth import cirr_world, fashion_world, vqa_world
 from coir.datasets.synth.fashion_world import IDENTITIES

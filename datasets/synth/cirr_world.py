@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from coir.common.json_io import write_json_atomic
 from coir.datasets.cirr import write_cirr_image_split, write_cirr_triplets
-from coir.datasets.json_io import write_json_atomic
 from coir.datasets.records import CIRRImageSet, CIRRTriplet
 from coir.datasets.synth import labels as lab
 from coir.datasets.synth.render import (

@@ -12,12 +12,12 @@ import random
 import string
 from pathlib import Path
 
+from coir.common.json_io import write_json_atomic
 from coir.datasets.fashioniq import (
     fashioniq_image_path,
     write_fashioniq_image_split,
     write_fashioniq_triplets,
 )
-from coir.datasets.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
 from coir.datasets.synth import labels as lab
 from coir.datasets.synth.render import (

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from coir.common.atomic import write_bytes_atomic
 
 # Object colours: far apart in RGB (min pairwise distance > 80) so a pixel maps back to its name.
 COMMON_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -266,14 +266,5 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Atomic write (temp name in the same folder, then rename); no fsync, images are many and small."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic write without fsync: images are many, small and regenerable."""
+    write_bytes_atomic(path, data, fsync=False)

@@ -322,7 +322,7 @@ def build_split(
     write_vqa_annotations(paths.annotations, annotations, split)
     write_complementary_pairs(paths.complementary_pairs, pairs)
     truth = out / "truth"
-    from coir.datasets.json_io import write_json_atomic
+    from coir.common.json_io import write_json_atomic
 
     write_json_atomic(truth / f"coco_scenes_{split}.json", scene_json, indent=1)
     write_json_atomic(truth / f"vqa_queries_{split}.json", queries, indent=1)

@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from coir.common.atomic import write_text_atomic
+
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "srun", "squeue", "scontrol", "scancel", "sinfo")
@@ -262,9 +264,7 @@ MessageTimeout=60
 {node_line}
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """
-        tmp = self.conf.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.conf)
+        write_text_atomic(self.conf, text)
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ, PATH=SBIN_PATH, SLURM_CONF=str(self.conf), **self._marks())

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import DataFormatError, MissingInputError
+from coir.common.errors import DataFormatError, MissingInputError
 from coir.pipeline.models.base import RetrievalModel
 
 WEIGHTS = "model.safetensors"

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import ConfigError
+from coir.common.errors import ConfigError
 from coir.pipeline.models.baselines import ImageOnly, TextOnly, copy_parts
 from coir.pipeline.models.blip import BlipParts, config_from_dict, load_pretrained, preset_config
 from coir.pipeline.models.blip_model import BlipRetrievalModel

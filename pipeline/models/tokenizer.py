@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 
 PAD, UNK, CLS, SEP, MASK, ENC = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ENC]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK, ENC]  # [PAD] = 0, as BLIP's text config expects

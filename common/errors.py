@@ -1,6 +1,6 @@
 """User-facing errors. The CLI prints them as `coir: error: …` (exit 2) without a traceback.
 
-They live in coir.datasets, the lowest layer, so every other package can raise them.
+They live in coir.common, below every other package, so each of them can raise them.
 """
 
 from __future__ import annotations

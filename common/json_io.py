@@ -1,18 +1,17 @@
 """JSON file helpers shared by the format readers and writers.
 
 Readers get a clear error for a missing file, invalid JSON or a malformed record (file, record
-index and field named); writers are atomic (temp file + os.replace) and deterministic.
+index and field named); writers are atomic (coir.common.atomic) and deterministic.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from coir.datasets.errors import DataFormatError, MissingInputError
+from coir.common.atomic import write_bytes_atomic
+from coir.common.errors import DataFormatError, MissingInputError
 
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", list: "list", dict: "object", bool: "boolean"}
 
@@ -102,24 +101,6 @@ def records(path: Path, items: list) -> list[Record]:
 def dump_json(obj: Any, *, indent: int | None = None) -> bytes:
     """Deterministic JSON bytes: the caller's key order (records are built in a fixed order)."""
     return (json.dumps(obj, indent=indent, allow_nan=False) + ("\n" if indent else "")).encode()
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file in the same folder, fsync, then os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, indent: int | None = None) -> Path:
