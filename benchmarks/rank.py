@@ -24,7 +24,6 @@ import time
 
 import torch
 
-from coir.eval.config import DEFAULT_GALLERY_CHUNK
 from coir.eval.ranking import rank
 
 
@@ -70,9 +69,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--query-chunk", type=int, default=1024, help="coir: queries ranked at a time")
-    parser.add_argument(
-        "--gallery-chunk", type=int, default=DEFAULT_GALLERY_CHUNK, help="coir: gallery columns at a time"
-    )
+    parser.add_argument("--gallery-chunk", type=int, default=8192, help="coir: gallery columns at a time")
     parser.add_argument("--baseline-block", type=int, default=2048, help="baseline: queries sorted at a time")
     parser.add_argument("--duplicates", type=float, default=0.02, help="share of gallery rows duplicated")
     parser.add_argument("--seed", type=int, default=0)

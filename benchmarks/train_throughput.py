@@ -57,7 +57,7 @@ def synthetic_inputs(folder: Path, image_size: int, samples: int) -> tuple[Path,
     from PIL import Image
 
     from coir.common import fields
-    from coir.pipeline.models.tokenizer import train_wordpiece
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
 
     rng = np.random.default_rng(0)
     words = [
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from coir.pipeline.config import DataConfig, TrainConfig, resolve_shards
     from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches, split_batch
     from coir.pipeline.engine import deepspeed_config, param_groups
-    from coir.pipeline.models.config import ModelConfig
+    from coir.pipeline.models.blip.config import BlipModelConfig
     from coir.pipeline.models.flops import train_flops_per_sample
     from coir.pipeline.models.registry import build_model
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     torch.manual_seed(0)
-    model_cfg = ModelConfig(
+    model_cfg = BlipModelConfig(
         preset=args.preset,
         tokenizer=str(tokenizer),
         image_size=image_size,

@@ -19,9 +19,11 @@ from coir.common.errors import ConfigError, MissingInputError
 T = TypeVar("T")
 
 
-def _describe(error: OmegaConfBaseException) -> str:
+def _describe(error: OmegaConfBaseException, key_prefix: str = "") -> str:
     key = getattr(error, "full_key", None)
     message = str(error).splitlines()[0]
+    if key and key_prefix:
+        key = f"{key_prefix}.{key}"
     return f"key {key!r}: {message}" if key else message
 
 
@@ -30,10 +32,12 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     base: dict[str, Any] | None = None,
+    key_prefix: str = "",
 ) -> T:
     """Build `schema` from its defaults, then `base`, then the YAML file, then the overrides.
 
-    Unknown keys and values of the wrong type raise ConfigError naming the key.
+    Unknown keys and values of the wrong type raise ConfigError naming the key (as
+    `<key_prefix>.<key>` when the schema is one section of a larger config).
     """
     merged = OmegaConf.structured(schema)
     sources: list[tuple[str, Any]] = []
@@ -53,16 +57,16 @@ def load_config(
         try:
             sources.append((f"override {item!r}", OmegaConf.from_dotlist([item])))
         except OmegaConfBaseException as error:
-            raise ConfigError(f"override {item!r}: {_describe(error)}") from error
+            raise ConfigError(f"override {item!r}: {_describe(error, key_prefix)}") from error
     for origin, source in sources:
         try:
             merged = OmegaConf.merge(merged, source)
         except OmegaConfBaseException as error:
-            raise ConfigError(f"{origin}: {_describe(error)}") from error
+            raise ConfigError(f"{origin}: {_describe(error, key_prefix)}") from error
     try:
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as error:
-        raise ConfigError(_describe(error)) from error
+        raise ConfigError(_describe(error, key_prefix)) from error
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.datasets.records import FASHIONIQ_CATEGORIES
-from coir.eval.config import DEFAULT_GALLERY_CHUNK
+from coir.eval.config import DEFAULT_MEMORY_GB
 from coir.eval.metrics import mean_metrics
 from coir.eval.report import write_results
 from coir.eval.tasks import FASHIONIQ_TEMPLATE, build_tasks
@@ -72,8 +72,7 @@ def evaluate_detailed(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     k: int = 50,
-    query_chunk: int = 1024,
-    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
+    memory_gb: float = DEFAULT_MEMORY_GB,
     pictures: bool = True,
     progress: bool = False,
     results_file: str | Path | None = None,
@@ -107,8 +106,7 @@ def evaluate_detailed(
             device=device,
             num_workers=num_workers,
             k=k,
-            query_chunk=query_chunk,
-            gallery_chunk=gallery_chunk,
+            memory_gb=memory_gb,
             progress=progress,
         )
 
@@ -154,7 +152,7 @@ def _resolve(model_or_checkpoint: Any, device: str) -> tuple[Any, str | None]:
 def _derive(model: Any, kind: str) -> Any:
     from coir.pipeline.models.registry import derive_baseline
 
-    return derive_baseline(model, kind).eval()
+    return derive_baseline(model, kind)
 
 
 def _redundancy(

@@ -23,8 +23,8 @@ torchrun --nproc_per_node 4 $(which coir) eval --checkpoint CKPT --benchmark cir
 # flag -> EvalConfig key, for flags whose value replaces the config's
 _VALUE_FLAGS = (
     "checkpoint", "benchmark", "split", "data_root", "image_root", "model_name", "baseline", "image_only",
-    "text_only", "caption_template", "batch_size", "device", "num_workers", "cache_dir", "query_chunk",
-    "gallery_chunk", "out", "results",
+    "text_only", "caption_template", "batch_size", "device", "num_workers", "cache_dir", "memory_gb",
+    "out", "results",
 )  # fmt: skip
 
 
@@ -72,9 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="always recompute gallery embeddings")
     parser.add_argument(
-        "--query-chunk", type=int, help="queries ranked at a time (memory bound; default 1024)"
+        "--memory-gb",
+        type=float,
+        help="working memory of the ranking; sizes the query x gallery chunks (default 1.0)",
     )
-    parser.add_argument("--gallery-chunk", type=int, help="gallery columns scored at a time (default 8192)")
     parser.add_argument("--no-pictures", action="store_true", help="skip the PNG grid and the HTML page")
 
 
@@ -154,8 +155,7 @@ def run(args: argparse.Namespace) -> int:
         num_workers=config.num_workers,
         cache=config.cache,
         cache_dir=config.cache_dir,
-        query_chunk=config.query_chunk,
-        gallery_chunk=config.gallery_chunk,
+        memory_gb=config.memory_gb,
         pictures=config.pictures,
         progress=True,
         results_file=config.results,

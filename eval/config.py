@@ -8,9 +8,9 @@ from coir.common.errors import ConfigError
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 
-# Gallery columns scored at a time: with query_chunk, bounds the score block held in memory
-# (1024 x 8192 float32 = 32 MiB). None scores the whole gallery at once.
-DEFAULT_GALLERY_CHUNK = 8192
+# Working memory of the ranking (scores and masks of one query chunk x gallery chunk block, plus
+# what the model's score needs per pair); the chunks are sized from it (ranking.chunk_sizes).
+DEFAULT_MEMORY_GB = 1.0
 
 
 @dataclass
@@ -34,8 +34,7 @@ class EvalConfig:
     num_workers: int = 2
     cache: bool = True  # gallery embeddings cached on disk per checkpoint and image list
     cache_dir: str | None = None  # default: $COIR_CACHE_DIR or ~/.cache/coir/gallery
-    query_chunk: int = 1024
-    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK  # null: the whole gallery at once
+    memory_gb: float = DEFAULT_MEMORY_GB  # ranking working memory; sizes the query x gallery chunks
     pictures: bool = True
     out: str | None = None  # report folder
     results: str | None = None  # results.json to merge into (default: <out>/results.json)
@@ -50,9 +49,9 @@ def check_eval_config(config: EvalConfig) -> None:
         raise ConfigError(f"key 'benchmark': must be cirr, fashioniq or lasco, got {config.benchmark!r}")
     if config.baseline not in (None, "image-only", "text-only"):
         raise ConfigError(f"key 'baseline': must be image-only or text-only, got {config.baseline!r}")
-    if config.batch_size < 1 or config.query_chunk < 1 or config.num_workers < 0:
-        raise ConfigError("keys 'batch_size' and 'query_chunk' must be >= 1, 'num_workers' >= 0")
-    if config.gallery_chunk is not None and config.gallery_chunk < 1:
-        raise ConfigError(f"key 'gallery_chunk': must be >= 1 (or null), got {config.gallery_chunk}")
+    if config.batch_size < 1 or config.num_workers < 0:
+        raise ConfigError("key 'batch_size' must be >= 1, 'num_workers' >= 0")
+    if not config.memory_gb > 0:
+        raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:
         raise ConfigError(f"key 'redundancy_k': cut-offs must be >= 1, got {config.redundancy_k}")

@@ -1,10 +1,11 @@
 """Embedding galleries and queries: batched DataLoaders, an on-disk gallery cache, several ranks.
 
-Gallery embeddings are cached per (checkpoint, model variant, ordered image list, transform): the
-key hashes the identity of the checkpoint's files (path, size, mtime), the model's export config,
+States (see coir.pipeline.models.state) are a tensor or a tree of tensors, batch first; every
+function here handles both. Gallery states are cached per (checkpoint, model variant, ordered
+image list, transform): the key hashes the identity of the checkpoint's files (path, size, mtime),
 every image in order (path, size, mtime) and the processor's transform settings. A changed list, or
-an image rewritten at the same path, misses. Embeddings are float32 on every path (one rank, several
-ranks, from the cache), whatever precision the model computes in.
+an image rewritten at the same path, misses. Floating states are float32 on every path (one rank,
+several ranks, from the cache), whatever precision the model computes in.
 
 With torch.distributed initialised, each rank embeds a contiguous slice of the gallery and the
 slices are all-gathered (gloo on CPU, NCCL on GPU); rank 0 writes the cache.
@@ -27,8 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from coir.common.atomic import atomic_path
 from coir.common.errors import DataFormatError, MissingInputError
+from coir.pipeline.models.state import State, to_float32, tree_cat, tree_len, tree_map, tree_to
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the cache holds a state tree
 
 
 def default_cache_dir() -> Path:
@@ -82,7 +84,7 @@ class _QueryCollate:
     def __call__(self, items: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
         images = torch.stack([image for image, _ in items])
         tokens = self.processor.text([text for _, text in items])
-        return {"images": images, **tokens}
+        return {"query_image": images, **tokens}
 
 
 def check_images_exist(paths: Sequence[Path], what: str = "image") -> None:
@@ -119,14 +121,14 @@ def encode_images(
     num_workers: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """model.encode_target over the images, in order -> [N, D] float32 on `device`."""
+    """model.encode_target over the images, in order -> gallery state on `device` (None: no images)."""
     check_images_exist(paths, "gallery image")
     loader = _loader(ImageDataset(paths, model.processor()), batch_size, num_workers)
     out = [
-        model.encode_target(images.to(device, non_blocking=True)).float()
+        to_float32(model.encode_target(images.to(device, non_blocking=True)))
         for images in _progress(loader, len(loader), "gallery", progress)
     ]
-    return torch.cat(out) if out else torch.empty((0, 0), device=device)
+    return tree_cat(out) if out else None
 
 
 @torch.no_grad()
@@ -139,20 +141,16 @@ def encode_queries(
     num_workers: int = 0,
     progress: bool = False,
 ) -> torch.Tensor:
-    """model.encode_query over (reference image, text) pairs, in order -> [Q, D] float32 on `device`."""
+    """model.encode_query over (reference image, text) pairs, in order -> query state on `device`
+    (None: no queries)."""
     check_images_exist(paths, "reference image")
     processor = model.processor()
     loader = _loader(QueryDataset(paths, texts, processor), batch_size, num_workers, _QueryCollate(processor))
-    out = []
-    for batch in _progress(loader, len(loader), "queries", progress):
-        out.append(
-            model.encode_query(
-                batch["images"].to(device, non_blocking=True),
-                batch["input_ids"].to(device, non_blocking=True),
-                batch["attention_mask"].to(device, non_blocking=True),
-            ).float()
-        )
-    return torch.cat(out) if out else torch.empty((0, 0), device=device)
+    out = [
+        to_float32(model.encode_query(tree_to(batch, device)))
+        for batch in _progress(loader, len(loader), "queries", progress)
+    ]
+    return tree_cat(out) if out else None
 
 
 # ---------------------------------------------------------------- cache key
@@ -209,7 +207,7 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def _load_cached(path: Path, key: str, n: int) -> torch.Tensor | None:
+def _load_cached(path: Path, key: str, n: int) -> State | None:
     if not path.is_file():
         return None
     try:
@@ -218,10 +216,15 @@ def _load_cached(path: Path, key: str, n: int) -> torch.Tensor | None:
         return None
     if not isinstance(payload, dict):
         return None
-    embeddings = payload.get("embeddings")
-    if payload.get("key") != key or not isinstance(embeddings, torch.Tensor) or embeddings.shape[0] != n:
+    state = payload.get("state")
+    if payload.get("key") != key or state is None:
         return None
-    return embeddings.float()
+    try:
+        if tree_len(state) != n:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return to_float32(state)
 
 
 # ---------------------------------------------------------------- ranks
@@ -256,23 +259,41 @@ def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
-def gather_rows(local: torch.Tensor, n_total: int) -> torch.Tensor:
-    """All-gather contiguous row slices of unequal length (padded to the largest, then trimmed)."""
+def gather_rows(local: State | None, n_total: int) -> State:
+    """All-gather contiguous row slices of a state (each rank holds rows shard_bounds gives it;
+    a rank may hold none). Leaves are padded to the largest slice, gathered, then trimmed."""
     import torch.distributed as dist
 
     rank, world_size = world()
     if world_size == 1:
         return local
+    # every rank needs the tree's structure, leaf shapes and dtypes: the first rank with rows sends it
+    layout = None if local is None else tree_map(lambda leaf: (tuple(leaf.shape[1:]), leaf.dtype), local)
+    layouts: list[Any] = [None] * world_size
+    dist.all_gather_object(layouts, layout)
+    layout = next(item for item in layouts if item is not None)
+    if local is None:
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        local = _empty_like_layout(layout, device)
     sizes = [shard_bounds(n_total, r, world_size) for r in range(world_size)]
     largest = max(stop - start for start, stop in sizes)
-    width = torch.tensor([local.shape[1] if local.numel() else 0], device=local.device)
-    dist.all_reduce(width, op=dist.ReduceOp.MAX)
-    padded = torch.zeros((largest, int(width.item())), dtype=torch.float32, device=local.device)
-    if local.numel():
-        padded[: local.shape[0]] = local.float()
-    parts = [torch.empty_like(padded) for _ in range(world_size)]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[: stop - start] for part, (start, stop) in zip(parts, sizes, strict=True)])
+
+    def gather_leaf(leaf: torch.Tensor) -> torch.Tensor:
+        padded = leaf.new_zeros((largest, *leaf.shape[1:]))
+        padded[: leaf.shape[0]] = leaf
+        parts = [torch.empty_like(padded) for _ in range(world_size)]
+        dist.all_gather(parts, padded)
+        return torch.cat([part[: stop - start] for part, (start, stop) in zip(parts, sizes, strict=True)])
+
+    return tree_map(gather_leaf, local)
+
+
+def _empty_like_layout(layout: Any, device: str) -> State:
+    if isinstance(layout, tuple) and len(layout) == 2 and isinstance(layout[1], torch.dtype):
+        return torch.empty((0, *layout[0]), dtype=layout[1], device=device)
+    if isinstance(layout, dict):
+        return {key: _empty_like_layout(value, device) for key, value in layout.items()}
+    return type(layout)(_empty_like_layout(value, device) for value in layout)
 
 
 def all_ranks_agree(flag: bool) -> bool:
@@ -295,8 +316,8 @@ def embed_gallery(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
-) -> torch.Tensor:
-    """Gallery embeddings [N, D] on `device`, from the cache when the key matches.
+) -> State:
+    """The gallery's state on `device`, from the cache when the key matches.
 
     Caching needs a checkpoint fingerprint (an in-memory model being trained has none).
     """
@@ -307,10 +328,12 @@ def embed_gallery(
         cache_file = Path(cache_dir) / f"gallery-{key}.pt"
         hit = _load_cached(cache_file, key, len(paths))
         if all_ranks_agree(hit is not None):
-            return hit.to(device)
+            return tree_to(hit, device)
     start, stop = shard_bounds(len(paths), rank, world_size)
     local = encode_images(model, paths[start:stop], batch_size, device, num_workers, progress and rank == 0)
-    embeddings = gather_rows(local, len(paths))
+    state = gather_rows(local, len(paths))
+    if state is None:
+        raise DataFormatError(Path(paths[0]).parent if paths else Path("."), "the gallery holds no images")
     if cache_file is not None and rank == 0:
-        _save_atomic(cache_file, {"key": key, "embeddings": embeddings.detach().cpu()})
-    return embeddings
+        _save_atomic(cache_file, {"key": key, "state": tree_map(lambda leaf: leaf.detach().cpu(), state)})
+    return state

@@ -6,8 +6,11 @@ the first k columns of `torch.sort(scores, descending=True, stable=True)` — ne
 
 The similarity matrix is never materialised: queries are processed `query_chunk` rows at a time
 against `gallery_chunk` columns at a time, so memory is bounded by query_chunk x gallery_chunk
-scores. Per chunk we keep the running top-k, the exact rank of each query's target (counts are
-additive across gallery chunks), and the scores of each query's subset members (CIRR).
+pairs (`chunk_sizes` picks both from a memory budget and what one pair costs the model's score).
+Query and gallery states may be any tree of tensors (coir.pipeline.models.state); only the
+model's score function looks inside them. Per chunk we keep the running top-k, the exact rank of
+each query's target (counts are additive across gallery chunks), and the scores of each query's
+subset members (CIRR).
 """
 
 from __future__ import annotations
@@ -18,10 +21,31 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coir.eval.config import DEFAULT_GALLERY_CHUNK
+from coir.pipeline.models.state import State, leaves, tree_len, tree_slice
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+ScoreFn = Callable[[State, State], torch.Tensor]
 NEG_INF = float("-inf")
+# working memory of the ranking itself per (query, candidate) pair: the float32 score block plus
+# the boolean masks and comparisons of the exact target-rank pass (measured in benchmarks/rank.py)
+RANK_BYTES_PER_PAIR = 16
+MIN_GALLERY_CHUNK = 256
+
+
+def chunk_sizes(
+    n_queries: int, n_gallery: int, score_bytes_per_pair: int, memory_bytes: int, max_query_chunk: int = 1024
+) -> tuple[int, int]:
+    """(query_chunk, gallery_chunk) whose working set, query_chunk x gallery_chunk pairs at
+    RANK_BYTES_PER_PAIR + score_bytes_per_pair each, fits `memory_bytes`. Prefers long gallery
+    chunks (fewer top-k merges); shrinks the query chunk when even MIN_GALLERY_CHUNK columns do not fit.
+    The states themselves (the whole gallery, one query chunk) are not counted."""
+    per_pair = RANK_BYTES_PER_PAIR + max(0, int(score_bytes_per_pair))
+    pairs = max(1, int(memory_bytes) // per_pair)
+    query_chunk = max(1, min(n_queries, max_query_chunk))
+    gallery_floor = min(max(n_gallery, 1), MIN_GALLERY_CHUNK)
+    if query_chunk * gallery_floor > pairs:
+        query_chunk = max(1, pairs // gallery_floor)
+    gallery_chunk = max(1, min(max(n_gallery, 1), pairs // query_chunk))
+    return query_chunk, gallery_chunk
 
 
 def dot_score(query_state: torch.Tensor, gallery_state: torch.Tensor) -> torch.Tensor:
@@ -95,15 +119,15 @@ class Ranking:
 
 
 def rank(
-    query_states: torch.Tensor,
-    gallery_states: torch.Tensor,
+    query_states: State,
+    gallery_states: State,
     k: int = 50,
     targets: list[int] | None = None,
     exclude: list[list[int]] | None = None,
     subsets: list[list[int]] | None = None,
     score_fn: ScoreFn = dot_score,
     query_chunk: int = 1024,
-    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
+    gallery_chunk: int | None = None,
 ) -> Ranking:
     """Rank every query against the gallery in chunks.
 
@@ -113,9 +137,13 @@ def rank(
     gallery_chunk: columns scored at a time (None: the whole gallery); the result does not depend
     on it, nor on query_chunk.
     """
-    n_queries, n_gallery = query_states.shape[0], gallery_states.shape[0]
+    n_queries = 0 if query_states is None else tree_len(query_states)  # None: no queries on this rank
+    n_gallery = tree_len(gallery_states)
+    if not n_queries:
+        empty = np.zeros((0, k), dtype=np.int64)
+        return Ranking(empty, empty.astype(np.float32), empty[:, 0], empty[:, :0], empty[:, 0])
     gallery_chunk = gallery_chunk or max(n_gallery, 1)
-    device = query_states.device
+    device = leaves(query_states)[0].device
     target_t = torch.as_tensor(targets if targets is not None else [-1] * n_queries, dtype=torch.long)
     target_t = target_t.to(device)
     exclude_t = pad_index_lists(exclude, n_queries).to(device)
@@ -125,7 +153,7 @@ def rank(
     tops, top_values, ranks, subset_orders, subset_ranks = [], [], [], [], []
     for q0 in range(0, n_queries, query_chunk):
         q1 = min(q0 + query_chunk, n_queries)
-        queries = query_states[q0:q1]
+        queries = tree_slice(query_states, q0, q1)
         target = target_t[q0:q1]
         excluded = exclude_t[q0:q1]
         subset = subset_t[q0:q1]
@@ -184,13 +212,13 @@ def rank(
 
 def _chunk_scores(
     score_fn: ScoreFn,
-    queries: torch.Tensor,
-    gallery_states: torch.Tensor,
+    queries: State,
+    gallery_states: State,
     excluded: torch.Tensor,
     g0: int,
     g1: int,
 ) -> torch.Tensor:
-    scores = score_fn(queries, gallery_states[g0:g1]).float()
+    scores = score_fn(queries, tree_slice(gallery_states, g0, g1)).float()
     _mask_columns(scores, excluded, g0, g1)
     return scores
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from coir.eval.config import DEFAULT_GALLERY_CHUNK
+from coir.eval.config import DEFAULT_MEMORY_GB
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
 from coir.eval.metrics import cirr_metrics, fashioniq_metrics, recall_at_k
-from coir.eval.ranking import Ranking, rank
+from coir.eval.ranking import Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ def run_task(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     k: int = 50,
-    query_chunk: int = 1024,
-    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
+    memory_gb: float = DEFAULT_MEMORY_GB,
     progress: bool = False,
 ) -> TaskResult:
     model.eval()
@@ -106,6 +105,12 @@ def run_task(
         device,
         num_workers,
         progress and rank_id == 0,
+    )
+    query_chunk, gallery_chunk = chunk_sizes(
+        len(queries),
+        len(task.gallery_paths),
+        getattr(model, "score_bytes_per_pair", 0),
+        int(memory_gb * 2**30),
     )
     targets = [task.index_of(q.target) for q in queries]
     missing = sum(t < 0 for t, q in zip(targets, queries, strict=True) if q.target is not None)

@@ -92,7 +92,7 @@ def train_tokenizer(world: Path, lasco_train: Path, out: Path) -> Path:
     from coir.datasets.fashioniq import read_fashioniq_triplets
     from coir.datasets.lasco_files import read_lasco_triplets
     from coir.datasets.records import FASHIONIQ_CATEGORIES
-    from coir.pipeline.models.tokenizer import train_wordpiece
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
 
     if (out / "tokenizer.json").is_file():
         return out

@@ -12,10 +12,11 @@ import glob
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coir.common.config import load_config
 from coir.common.errors import ConfigError, MissingInputError
-from coir.pipeline.models.config import ModelConfig
+from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
 
 @dataclass
@@ -85,7 +86,9 @@ class ValidationConfig:
 class TrainConfig:
     run_dir: str = "runs/train"
     seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # the model section: `family` selects a family in the model registry and the rest is validated
+    # against that family's own config dataclass (load_train_config replaces the mapping by it)
+    model: Any = field(default_factory=lambda: {"family": DEFAULT_FAMILY})
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
@@ -105,6 +108,9 @@ class TrainConfig:
 def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """YAML + overrides -> a checked TrainConfig (ConfigError / MissingInputError naming the key or path)."""
     config = load_config(TrainConfig, path, list(overrides))
+    if not isinstance(config.model, dict):
+        raise ConfigError(f"key 'model': expected a mapping of model options, got {config.model!r}")
+    config.model = model_config(config.model)
     check_values(config)
     return config
 
@@ -203,11 +209,7 @@ def _shard_name(entry: object) -> str:
 def check_paths(config: TrainConfig) -> list[str]:
     """Check every input path before training starts; returns the resolved shard list."""
     shards = resolve_shards(config.data.shards)
-    for key, value in (
-        ("model.tokenizer", config.model.tokenizer),
-        ("model.pretrained", config.model.pretrained),
-        ("model.init_from", config.model.init_from),
-    ):
+    for key, value in config.model.input_paths().items():
         if value and not Path(value).exists():
             raise MissingInputError(value, f"{key} directory")
     resume = config.checkpoint.resume

@@ -225,12 +225,10 @@ class TrainStream(IterableDataset):
 
     def _collate(self, rows: list[tuple[torch.Tensor, torch.Tensor, str]]) -> dict[str, Any]:
         queries, targets, texts = zip(*rows, strict=True)
-        tokens = self.processor.text(list(texts))
         return {
             "query_image": torch.stack(queries),
             "target_image": torch.stack(targets),
-            "input_ids": tokens["input_ids"],
-            "attention_mask": tokens["attention_mask"],
+            **self.processor.text(list(texts)),  # the model's text fields
         }
 
 

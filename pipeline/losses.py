@@ -66,6 +66,12 @@ def contrastive_loss(
         targets, offset = gather_with_grad(target)
     else:
         targets, offset = target, 0
-    logits = query @ targets.T / temperature
-    labels = torch.arange(query.shape[0], device=query.device) + offset
-    return F.cross_entropy(logits.float(), labels)
+    return batch_cross_entropy(query @ targets.T / temperature, offset)
+
+
+def batch_cross_entropy(scores: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Cross-entropy over a batch score matrix: row i of `scores` [B, N] (this rank's queries
+    against every gathered candidate, already scaled by the temperature) has its positive in
+    column offset + i. Every method whose objective is a softmax over the batch shares this."""
+    labels = torch.arange(scores.shape[0], device=scores.device) + offset
+    return F.cross_entropy(scores.float(), labels)

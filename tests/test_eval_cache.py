@@ -50,7 +50,8 @@ class ColourModel(RetrievalModel):
         self.encoded_images += images.shape[0]
         return torch.nn.functional.normalize(images.flatten(1) @ self.image_proj, dim=1)
 
-    def encode_query(self, images, input_ids, attention_mask):
+    def encode_query(self, batch):
+        images, input_ids, attention_mask = batch["query_image"], batch["input_ids"], batch["attention_mask"]
         text = (self.text_emb[input_ids] * attention_mask[..., None]).sum(1)
         return torch.nn.functional.normalize(images.flatten(1) @ self.image_proj + text, dim=1)
 
@@ -132,7 +133,7 @@ def _worker(rank: int, world_size: int, folder: str, port: int) -> None:
     try:
         model = ColourModel()
         task = small_task(Path(folder) / "images", write=False)
-        result = run_task(model, task, batch_size=4, query_chunk=5)
+        result = run_task(model, task, batch_size=4, memory_gb=1e-6)
         np.savez(
             Path(folder) / f"rank{rank}.npz",
             top=result.ranking.top_indices,
@@ -202,8 +203,8 @@ class HalfColourModel(ColourModel):
     def encode_target(self, images):
         return super().encode_target(images).half()
 
-    def encode_query(self, images, input_ids, attention_mask):
-        return super().encode_query(images, input_ids, attention_mask).half()
+    def encode_query(self, batch):
+        return super().encode_query(batch).half()
 
 
 def test_embeddings_are_float32_on_one_rank_too(tmp_path):

@@ -184,3 +184,55 @@ def test_results_merge_keeps_other_entries(tmp_path):
     assert read_results(path)["cirr/val"]["case"] == {"R@5": 3.0}
     table = results_markdown(read_results(path))
     assert "### cirr/val" in table and "| zs | 2 |" in table.replace("2.00", "2")
+
+
+def _joint_score(query: dict, gallery: dict) -> torch.Tensor:
+    """A late-fusion score over tree states: a per-query weight and a per-candidate bias."""
+    return (query["text"] @ gallery["image"].T) * query["weight"][:, None] + gallery["bias"]["value"][None, :]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_tree_states_rank_like_the_full_sort_under_any_chunking(seed):
+    generator = torch.Generator().manual_seed(seed)
+    queries = {
+        "text": torch.randint(-2, 3, (29, 4), generator=generator).float(),
+        "weight": torch.randint(1, 3, (29,), generator=generator).float(),
+    }
+    gallery = {
+        "image": torch.randint(-2, 3, (173, 4), generator=generator).float(),
+        "bias": {"value": torch.randint(0, 2, (173,), generator=generator).float()},
+    }
+    scores = _joint_score(queries, gallery)
+    targets = torch.randint(0, 173, (29,), generator=generator).tolist()
+    exclude = [[(t + 5) % 173] if i % 3 == 0 else [] for i, t in enumerate(targets)]
+    subsets = [[(t + j) % 173 for j in range(4)] for t in targets]
+    expected = _reference_ranking(scores, 20, targets, exclude, subsets)
+    for query_chunk, gallery_chunk in ((4, 9), (29, None), (1, 173), (7, 60)):
+        result = rank(
+            queries,
+            gallery,
+            k=20,
+            targets=targets,
+            exclude=exclude,
+            subsets=subsets,
+            score_fn=_joint_score,
+            query_chunk=query_chunk,
+            gallery_chunk=gallery_chunk,
+        )
+        assert np.array_equal(result.top_indices, expected[0])
+        assert np.array_equal(result.target_rank, expected[1])
+        assert np.array_equal(result.subset_target_rank, expected[3])
+
+
+@pytest.mark.parametrize(
+    ("queries", "gallery", "score_bytes", "budget"),
+    [(5000, 40000, 0, 2**30), (5000, 40000, 48, 2**24), (10, 100, 0, 2**30), (3000, 50000, 2048, 2**20)],
+)
+def test_chunk_sizes_fit_the_budget(queries, gallery, score_bytes, budget):
+    from coir.eval.ranking import RANK_BYTES_PER_PAIR, chunk_sizes
+
+    query_chunk, gallery_chunk = chunk_sizes(queries, gallery, score_bytes, budget)
+    assert 1 <= query_chunk <= min(queries, 1024) and 1 <= gallery_chunk <= gallery
+    assert query_chunk * gallery_chunk * (RANK_BYTES_PER_PAIR + score_bytes) <= budget
+    if queries * gallery * (RANK_BYTES_PER_PAIR + score_bytes) <= budget:
+        assert (query_chunk, gallery_chunk) == (queries, gallery)  # fits: one block

@@ -51,9 +51,9 @@ def fashioniq_images(real_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_case(real_data, tmp_path_factory):
-    from coir.pipeline.models.config import ModelConfig
+    from coir.pipeline.models.blip.config import BlipModelConfig
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
     from coir.pipeline.models.registry import build_model
-    from coir.pipeline.models.tokenizer import train_wordpiece
 
     captions = [
         c["caption"] for c in json.loads((real_data / "cirr" / "captions" / "cap.rc2.val.json").read_text())
@@ -61,7 +61,7 @@ def tiny_case(real_data, tmp_path_factory):
     tokenizer = train_wordpiece(captions[:1000], tmp_path_factory.mktemp("tok") / "tokenizer", vocab_size=300)
     torch.manual_seed(0)
     return build_model(
-        ModelConfig(preset="tiny", tokenizer=str(tokenizer), image_size=16, max_length=8)
+        BlipModelConfig(preset="tiny", tokenizer=str(tokenizer), image_size=16, max_length=8)
     ).eval()
 
 

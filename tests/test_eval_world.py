@@ -28,16 +28,18 @@ def world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def export(world, tmp_path_factory) -> Path:
-    from coir.pipeline.models.config import ModelConfig
+    from coir.pipeline.models.blip.config import BlipModelConfig
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
     from coir.pipeline.models.export import save_export
     from coir.pipeline.models.registry import build_model
-    from coir.pipeline.models.tokenizer import train_wordpiece
 
     captions = json.loads((world / "cirr" / "captions" / "cap.rc2.train.json").read_text())
     folder = tmp_path_factory.mktemp("export")
     tokenizer = train_wordpiece([c["caption"] for c in captions], folder / "tokenizer-src", vocab_size=200)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(preset="tiny", tokenizer=str(tokenizer), image_size=32, max_length=16))
+    model = build_model(
+        BlipModelConfig(preset="tiny", tokenizer=str(tokenizer), image_size=32, max_length=16)
+    )
     return save_export(model, folder / "export")
 
 
@@ -136,8 +138,8 @@ def reference_colour_model():
     from test_eval_cache import ColourModel
 
     class ReferenceColourModel(ColourModel):
-        def encode_query(self, images, input_ids, attention_mask):
-            return torch.nn.functional.normalize(images.flatten(1) @ self.image_proj, dim=1)
+        def encode_query(self, batch):
+            return torch.nn.functional.normalize(batch["query_image"].flatten(1) @ self.image_proj, dim=1)
 
     return ReferenceColourModel()
 
@@ -239,8 +241,8 @@ def pixel_image_only_model():
         def encode_target(self, images):
             return images.flatten(1).double()
 
-        def encode_query(self, images, input_ids, attention_mask):
-            return images.flatten(1).double()
+        def encode_query(self, batch):
+            return batch["query_image"].flatten(1).double()
 
         def score(self, q, g):
             return 2 * q @ g.T - (q * q).sum(1, keepdim=True) - (g * g).sum(1)[None, :]
@@ -301,7 +303,8 @@ def fact_text_only_model(world: Path, split: str = "val"):
                 out[row, -1] = tie_breaker
             return out
 
-        def encode_query(self, images, input_ids, attention_mask):
+        def encode_query(self, batch):
+            input_ids = batch["input_ids"]
             out = torch.zeros((len(input_ids), len(vocab) + 1), dtype=torch.float64)
             for row, fact in enumerate(input_ids[:, 0].tolist()):
                 if fact > 0:
@@ -393,3 +396,35 @@ def test_cli_errors_name_the_problem(world, tmp_path):
         coir_eval(
             "--checkpoint", tmp_path, "--benchmark", "cirr", "--data-root", world / "cirr", "batch_size=0"
         )
+
+
+@pytest.mark.parametrize("memory_gb", [1.0, 1e-7])  # one block; 1 query x 6 candidates at a time
+def test_case_ranking_under_a_memory_budget_equals_the_full_dot_product_sort(world, export, memory_gb):
+    """The CASE path before model states and memory budgets: embed, score the whole query x gallery
+    dot-product matrix, stable-sort each row. Rankings and metrics must be the same, chunked or not."""
+    from test_eval_metrics import _reference_ranking
+
+    from coir.eval.api import load_model
+    from coir.eval.encode import encode_images, encode_queries
+    from coir.eval.metrics import cirr_metrics
+    from coir.eval.runner import run_task
+    from coir.eval.tasks import cirr_task
+
+    model = load_model(export)
+    task = cirr_task(world / "cirr", "val")
+    with torch.no_grad():
+        gallery = encode_images(model, task.gallery_paths)
+        queries = encode_queries(
+            model, [q.reference_path for q in task.queries], [q.text for q in task.queries]
+        )
+    scores = queries @ gallery.T
+    targets = [task.index_of(q.target) for q in task.queries]
+    exclude = [[task.index_of(n) for n in q.exclude] for q in task.queries]
+    subsets = [[task.index_of(n) for n in q.subset] for q in task.queries]
+    tops, target_ranks, _, subset_ranks = _reference_ranking(scores, 50, targets, exclude, subsets)
+    result = run_task(model, task, memory_gb=memory_gb)
+    assert np.array_equal(result.ranking.top_indices, tops)
+    assert np.array_equal(result.ranking.target_rank, target_ranks)
+    assert np.array_equal(result.ranking.subset_target_rank, subset_ranks)
+    expected = cirr_metrics(np.array(target_ranks), np.array(subset_ranks), task.ks, task.subset_ks)
+    assert {k: v for k, v in result.metrics.items() if k != "queries"} == expected

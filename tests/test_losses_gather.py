@@ -16,9 +16,9 @@ import torch
 import torch.multiprocessing as mp
 
 from coir.pipeline.losses import contrastive_loss, gather_with_grad
-from coir.pipeline.models.config import ModelConfig
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.tokenizer import train_wordpiece
 from coir.pipeline.models.registry import build_model
-from coir.pipeline.models.tokenizer import train_wordpiece
 
 TEXTS = [
     "the circle is red",
@@ -40,8 +40,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def model_cfg(tok_dir: str) -> ModelConfig:
-    return ModelConfig(tokenizer=tok_dir, image_size=SIZE, max_length=12, symmetric=True, reverse_weight=0.5)
+def model_cfg(tok_dir: str) -> BlipModelConfig:
+    return BlipModelConfig(
+        tokenizer=tok_dir, image_size=SIZE, max_length=12, symmetric=True, reverse_weight=0.5
+    )
 
 
 def vectors() -> tuple[torch.Tensor, torch.Tensor]:

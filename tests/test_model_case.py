@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from coir.pipeline.models.config import ModelConfig
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.tokenizer import ENC, train_wordpiece
 from coir.pipeline.models.flops import train_flops_per_sample
 from coir.pipeline.models.registry import build_model
-from coir.pipeline.models.tokenizer import ENC, train_wordpiece
 
 TEXTS = [
     "the circle is red",
@@ -33,7 +33,7 @@ def tok_dir(tmp_path_factory):
 
 def make(tok_dir: str, **kw):
     torch.manual_seed(0)
-    return build_model(ModelConfig(tokenizer=tok_dir, image_size=SIZE, **{"max_length": 12, **kw}))
+    return build_model(BlipModelConfig(tokenizer=tok_dir, image_size=SIZE, **{"max_length": 12, **kw}))
 
 
 def batch_of(model, n: int = 8, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -47,7 +47,7 @@ def batch_of(model, n: int = 8, seed: int = 1) -> dict[str, torch.Tensor]:
 
 
 def query(model, b):
-    return model.encode_query(b["query_image"], b["input_ids"], b["attention_mask"])
+    return model.encode_query(b)
 
 
 @pytest.mark.parametrize("name", ["case", "image-only", "text-only"])
@@ -143,7 +143,7 @@ def test_encoder_token_replaces_the_first_token(tok_dir):
     ids = b["input_ids"].clone()
     ids[:, 0] = model.tokenizer.mask_token_id
     with torch.no_grad():
-        torch.testing.assert_close(model.encode_query(b["query_image"], ids, b["attention_mask"]), q)
+        torch.testing.assert_close(model.encode_query({**b, "input_ids": ids}), q)
 
 
 def test_loss_falls_when_overfitting_a_fixed_batch(tok_dir):

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from coir.common.errors import ConfigError, DataFormatError, MissingInputError
-from coir.pipeline.models.config import ModelConfig
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.tokenizer import train_wordpiece
 from coir.pipeline.models.export import load_export, save_export
 from coir.pipeline.models.registry import build_model, derive_baseline
-from coir.pipeline.models.tokenizer import train_wordpiece
 
 TEXTS = ["the circle is red", "make the square blue", "add a green triangle", "remove the small star"]
 SIZE = 32
@@ -26,7 +26,7 @@ def tok_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def case(tok_dir):
     torch.manual_seed(0)
-    return build_model(ModelConfig(tokenizer=tok_dir, image_size=SIZE, symmetric=True)).eval()
+    return build_model(BlipModelConfig(tokenizer=tok_dir, image_size=SIZE, symmetric=True)).eval()
 
 
 def batch_of(model, n: int = 3) -> dict[str, torch.Tensor]:
@@ -41,7 +41,7 @@ def batch_of(model, n: int = 3) -> dict[str, torch.Tensor]:
 def embeddings(model, b):
     with torch.no_grad():
         return (
-            model.encode_query(b["query_image"], b["input_ids"], b["attention_mask"]),
+            model.encode_query(b),
             model.encode_target(b["target_image"]),
         )
 
@@ -76,7 +76,7 @@ def test_derived_baselines_reuse_case_weights(case):
     with torch.no_grad():
         # image-only: the query is CASE's target embedding of the reference image
         torch.testing.assert_close(
-            image_only.encode_query(b["query_image"], b["input_ids"], b["attention_mask"]),
+            image_only.encode_query(b),
             case.encode_target(b["query_image"]),
         )
         # text-only: CASE's text encoder over the text, no image ([CLS] kept), CASE's text projection
@@ -84,7 +84,7 @@ def test_derived_baselines_reuse_case_weights(case):
             input_ids=b["input_ids"], attention_mask=b["attention_mask"]
         ).last_hidden_state
         torch.testing.assert_close(
-            text_only.encode_query(b["query_image"], b["input_ids"], b["attention_mask"]),
+            text_only.encode_query(b),
             F.normalize(case.text_proj(hidden[:, 0]), dim=-1),
         )
         for model in (image_only, text_only):
@@ -132,9 +132,9 @@ def test_loads_a_local_blip_retrieval_checkpoint(tmp_path):
     hf.save_pretrained(ckpt)
     hf.eval()
 
-    model = build_model(ModelConfig(pretrained=str(ckpt))).eval()
+    model = build_model(BlipModelConfig(pretrained=str(ckpt))).eval()
     assert model.image_size == SIZE and len(model.tokenizer) == len(
-        build_model(ModelConfig(pretrained=str(ckpt), tokenizer=str(ckpt))).tokenizer
+        build_model(BlipModelConfig(pretrained=str(ckpt), tokenizer=str(ckpt))).tokenizer
     )
     b = batch_of(model)
     with torch.no_grad():
@@ -152,22 +152,20 @@ def test_loads_a_local_blip_retrieval_checkpoint(tmp_path):
             encoder_attention_mask=torch.ones(ref_tokens.shape[:2], dtype=torch.long),
         )
         expected_query = F.normalize(hf.text_proj(hidden.last_hidden_state[:, 0]), dim=-1)
-        torch.testing.assert_close(
-            model.encode_query(b["query_image"], b["input_ids"], b["attention_mask"]), expected_query
-        )
+        torch.testing.assert_close(model.encode_query(b), expected_query)
 
 
 def test_config_errors_name_the_key(tok_dir, tmp_path):
     with pytest.raises(ConfigError, match="model.tokenizer"):
-        build_model(ModelConfig())
+        build_model(BlipModelConfig())
     with pytest.raises(MissingInputError, match="tokenizer"):
-        build_model(ModelConfig(tokenizer=str(tmp_path / "nope")))
+        build_model(BlipModelConfig(tokenizer=str(tmp_path / "nope")))
     with pytest.raises(MissingInputError, match="nope"):
-        build_model(ModelConfig(pretrained=str(tmp_path / "nope")))
+        build_model(BlipModelConfig(pretrained=str(tmp_path / "nope")))
     with pytest.raises(ConfigError, match="model.preset"):
-        build_model(ModelConfig(tokenizer=tok_dir, preset="huge"))
+        build_model(BlipModelConfig(tokenizer=tok_dir, preset="huge"))
     with pytest.raises(ConfigError, match="model.name"):
-        build_model(ModelConfig(tokenizer=tok_dir, name="tirg-x"))
+        build_model(BlipModelConfig(tokenizer=tok_dir, name="tirg-x"))
 
 
 def test_load_export_names_what_is_wrong(case, tmp_path):
@@ -181,8 +179,17 @@ def test_load_export_names_what_is_wrong(case, tmp_path):
     (d / "moved").rename(d / "model.safetensors")
     with pytest.raises(DataFormatError, match="model.safetensors"):
         load_export(d)
-    (d / "coir_model.json").write_text('{"name": "case"}')
+    (d / "coir_model.json").write_text('{"family": "blip", "name": "case"}')
     with pytest.raises(DataFormatError, match="coir_model.json.*config"):
+        load_export(d)
+    (d / "coir_model.json").write_text('{"name": "case", "config": {}}')
+    with pytest.raises(DataFormatError, match="coir_model.json.*family"):
+        load_export(d)
+    (d / "coir_model.json").write_text('{"family": "no-such", "name": "case", "config": {}}')
+    with pytest.raises(ConfigError, match="no-such.*choose from.*blip"):
+        load_export(d)
+    (d / "coir_model.json").write_text('{"family": "blip", "name": "artemis", "config": {}}')
+    with pytest.raises(DataFormatError, match="'artemis' is not a model of the blip family"):
         load_export(d)
     (d / "coir_model.json").write_text("{")
     with pytest.raises(DataFormatError, match="coir_model.json"):
@@ -193,22 +200,24 @@ def test_init_from_a_coir_export_starts_finetuning_from_its_weights(case, tmp_pa
     with torch.no_grad():
         case.temp.fill_(0.042)
     export = save_export(case, tmp_path / "pretrained")
-    finetune = build_model(ModelConfig(init_from=str(export), freeze_vision=True, reverse_weight=0.0)).eval()
+    finetune = build_model(
+        BlipModelConfig(init_from=str(export), freeze_vision=True, reverse_weight=0.0)
+    ).eval()
     b = batch_of(case)
     for mine, theirs in zip(embeddings(finetune, b), embeddings(case, b), strict=True):
         assert torch.equal(mine, theirs)
     assert finetune.temp.item() == pytest.approx(0.042)
     assert finetune.cfg.reverse_weight == 0.0
     assert not any(p.requires_grad for n, p in finetune.named_parameters() if n.startswith("vision_model."))
-    image_only = build_model(ModelConfig(name="image-only", init_from=str(export))).eval()
+    image_only = build_model(BlipModelConfig(name="image-only", init_from=str(export))).eval()
     with torch.no_grad():
         reference_as_target = case.encode_target(b["query_image"])
-        query = image_only.encode_query(b["query_image"], b["input_ids"], b["attention_mask"])
+        query = image_only.encode_query(b)
     assert torch.allclose(query, reference_as_target, atol=1e-6)
 
 
 def test_init_from_and_pretrained_are_exclusive(tmp_path):
     with pytest.raises(ConfigError, match="init_from"):
-        build_model(ModelConfig(init_from=str(tmp_path), pretrained=str(tmp_path)))
+        build_model(BlipModelConfig(init_from=str(tmp_path), pretrained=str(tmp_path)))
     with pytest.raises(MissingInputError):
-        build_model(ModelConfig(init_from=str(tmp_path / "missing")))
+        build_model(BlipModelConfig(init_from=str(tmp_path / "missing")))

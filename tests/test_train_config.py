@@ -44,11 +44,23 @@ def test_shipped_recipes_load(recipe_file: Path) -> None:
         ("deepspeed.zero_stage=3", "deepspeed.zero_stage"),
         ("optim.warmup_steps=-1", "optim.warmup_steps"),
         ("bogus=1", "bogus"),
+        ("model.reverse_weigth=1", "model.reverse_weigth"),
+        ("model.temperature=hot", "model.temperature"),
+        ("model.family=nosuch", "model.family"),
+        ("model.name=tirg", "model.name"),
     ],
 )
 def test_bad_keys_and_values_are_named(recipe: Path, override: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         load_train_config(recipe, [override])
+
+
+def test_model_section_is_the_family_config(recipe: Path) -> None:
+    from coir.pipeline.models.blip.config import BlipModelConfig
+
+    config = load_train_config(recipe, ["model.reverse_weight=0"])
+    assert isinstance(config.model, BlipModelConfig)
+    assert (config.model.family, config.model.name, config.model.reverse_weight) == ("blip", "case", 0.0)
 
 
 def test_missing_paths_are_named(recipe: Path, tmp_path: Path) -> None:

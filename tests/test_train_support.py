@@ -87,7 +87,7 @@ def write_shards(
 
 
 def make_tokenizer(folder: Path) -> Path:
-    from coir.pipeline.models.tokenizer import train_wordpiece
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
 
     return train_wordpiece(texts() * 3, folder, vocab_size=60)
 

@@ -1,28 +1,31 @@
-"""The interface every retrieval model implements (CASE, its baselines, the other methods).
+"""The interface every retrieval model implements, whatever its family (CASE, ARTEMIS, ...).
 
-Training, checkpoints, evaluation and launching only use what is defined here; none of them
-special-cases a model.
+Training, checkpoints, export, evaluation and launching only use what is defined here and the
+family's spec in `registry`; none of them names a family.
 
-Batches are dicts of tensors, built in DataLoader workers by the model's `Processor`:
+Batches are dicts of tensors built in DataLoader workers by the model's `Processor`:
 
     query_image      float [B, 3, H, W]   the reference image, already transformed
-    target_image     float [B, 3, H, W]
-    input_ids        long  [B, L]         the modification text, tokenised
-    attention_mask   long  [B, L]
+    target_image     float [B, 3, H, W]   (training only)
+    <text fields>    whatever `Processor.text` returns: BLIP's input_ids + attention_mask,
+                     a word-vocabulary model's input_ids + lengths
 
-Ranking goes through `score(query_state, gallery_state)` so that models which score a query
-against a candidate jointly (the ARTEMIS family) plug in; the default is a dot product of the
-L2-normalised embeddings.
+`encode_query(batch)` and `encode_target(images)` return a *state*: a tensor or a tree of tensors
+with the batch as first dimension (see `state`). Ranking scores chunks of query states against
+chunks of gallery states with `score`; the default is the dot product of two [N, D] embeddings
+(L2-normalised by the model), and a model that scores a pair jointly overrides it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from PIL import Image
 from torch import nn
+
+from coir.pipeline.models.state import State
 
 
 class Processor(Protocol):
@@ -33,28 +36,32 @@ class Processor(Protocol):
         ...
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """A list of texts -> {"input_ids": [B, L], "attention_mask": [B, L]} (padded)."""
+        """A list of texts -> the model's text fields, each [B, ...] (fixed size, so batches collate)."""
         ...
 
 
 class RetrievalModel(nn.Module, ABC):
     """A composed-image-retrieval model: (reference image, text) -> target image."""
 
-    #: name in the model registry; written into exported checkpoints
-    name: str = ""
+    #: the family in the model registry (its spec builds, exports and re-imports the model)
+    family: ClassVar[str] = ""
+    #: the model's name within its family (e.g. case, image-only); written into exports
+    name: ClassVar[str] = ""
+    #: memory one (query, candidate) pair takes while `score` runs, in bytes, beyond the [q, g]
+    #: float32 result; the ranker sizes its chunks from it and the memory budget
+    score_bytes_per_pair: ClassVar[int] = 0
 
     @abstractmethod
-    def encode_query(
-        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        """[B, 3, H, W] reference images + tokenised texts -> query state [B, D]."""
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> State:
+        """query_image [B, 3, H, W] + the text fields -> query state (batch first)."""
 
     @abstractmethod
-    def encode_target(self, images: torch.Tensor) -> torch.Tensor:
-        """[N, 3, H, W] candidate images -> gallery state [N, D]."""
+    def encode_target(self, images: torch.Tensor) -> State:
+        """[N, 3, H, W] candidate images -> gallery state (batch first)."""
 
-    def score(self, query_state: torch.Tensor, gallery_state: torch.Tensor) -> torch.Tensor:
-        """[Q, D] x [N, D] -> similarities [Q, N]. Callers pass chunks; keep it memory-bounded."""
+    def score(self, query_state: State, gallery_state: State) -> torch.Tensor:
+        """Query states [q, ...] x gallery states [g, ...] -> similarities [q, g] (higher = better).
+        Callers pass chunks sized by the memory budget."""
         return query_state @ gallery_state.T
 
     @abstractmethod
@@ -67,8 +74,8 @@ class RetrievalModel(nn.Module, ABC):
 
     @abstractmethod
     def processor(self) -> Processor:
-        """The image transform and tokenizer this model expects."""
+        """The image transform and text encoding this model expects."""
 
     @abstractmethod
     def export_config(self) -> dict[str, Any]:
-        """JSON-ready arguments that rebuild this model (with its weights) from an export."""
+        """JSON-ready description that rebuilds this architecture from an export (see the spec)."""

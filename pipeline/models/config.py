@@ -1,4 +1,9 @@
-"""The model section of every training/evaluation config."""
+"""The model section of a run config: the options every family has; each family extends it.
+
+A family's config is a dataclass subclassing ModelConfig (e.g. blip/config.py). The run config
+names the family (`model.family`) and is validated against that family's own dataclass, so an
+option of another family is an error naming the key (registry.model_config).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,12 @@ from dataclasses import dataclass
 
 @dataclass
 class ModelConfig:
-    name: str = "case"  # registry name: case | image-only | text-only
-    preset: str = "tiny"  # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px)
-    pretrained: str | None = None  # local Hugging Face BLIP retrieval checkpoint directory
-    # a coir export (e.g. LaSCo-pretrained CASE) whose architecture, weights and tokenizer start
-    # this run; the training options below still come from this config (finetuning)
+    family: str = ""  # the family in the model registry (blip, artemis, ...)
+    name: str = ""  # the model within the family (blip: case | image-only | text-only)
+    # a coir export (e.g. LaSCo-pretrained CASE) whose architecture, weights and text encoding
+    # start this run; the training options still come from this config (finetuning)
     init_from: str | None = None
-    tokenizer: str | None = None  # local tokenizer directory; default: the pretrained one's
-    image_size: int | None = None  # default: the preset's (tiny 64, base 384)
-    temperature: float = 0.07
-    learnable_temperature: bool = True
-    reverse_weight: float = 0.5  # auxiliary reverse-query objective (target + text -> reference)
-    symmetric: bool = False  # add the target -> query direction to the contrastive loss
-    freeze_vision: bool = False
-    freeze_projections: bool = False
-    gradient_checkpointing: bool = False
-    max_length: int = 40  # tokens per text (padded to this length, truncated beyond)
-    projection_dim: int | None = None  # embedding size; default: the preset's (tiny 64, base 256)
+
+    def input_paths(self) -> dict[str, str | None]:
+        """Config key -> local path this model reads, checked before a run starts."""
+        return {"model.init_from": self.init_from}

@@ -1,53 +1,43 @@
-"""Export a trained model for evaluation: model.safetensors + coir_model.json + tokenizer/."""
+"""Export a trained model for evaluation: model.safetensors + coir_model.json + the family's assets.
+
+coir_model.json = {"family": ..., "name": ..., "config": model.export_config()}; the family's spec
+writes what else the model needs (BLIP: tokenizer/, a word-vocabulary model: its vocabulary) and
+rebuilds the architecture from the config when the export is loaded.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
 
+from coir.common.atomic import atomic_path, write_text_atomic
 from coir.common.errors import DataFormatError, MissingInputError
 from coir.pipeline.models.base import RetrievalModel
 
 WEIGHTS = "model.safetensors"
 META = "coir_model.json"
-TOKENIZER = "tokenizer"
 
 
 def save_export(model: RetrievalModel, out_dir: str | Path) -> Path:
-    """Write the model's weights, rebuild config and tokenizer to out_dir (each file atomically)."""
+    """Write the model's weights, its rebuild config and its family's assets to out_dir (each
+    file atomically; coir_model.json last, so a folder with it is complete)."""
     from safetensors.torch import save_file
+
+    from coir.pipeline.models.registry import family_of
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    spec = family_of(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / WEIGHTS)
-    meta = {"name": model.name, "config": model.export_config()}
-    tmp = out / f".{META}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, out / META)
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is not None:
-        staging = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=out))
-        tokenizer.save_pretrained(str(staging))
-        old = out / TOKENIZER
-        if old.exists():
-            trash = out / f".{TOKENIZER}.old"
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(old, trash)
-            os.replace(staging, old)
-            shutil.rmtree(trash)
-        else:
-            os.replace(staging, old)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    spec.save_assets(model, out)
+    meta = {"family": spec.name, "name": model.name, "config": model.export_config()}
+    write_text_atomic(out / META, json.dumps(meta, indent=2, sort_keys=True))
     return out
 
 
-def read_meta(export_dir: str | Path) -> dict[str, Any]:
+def read_meta(export_dir: str | Path) -> dict:
     path = Path(export_dir) / META
     if not Path(export_dir).is_dir():
         raise MissingInputError(export_dir, "model export directory")
@@ -59,9 +49,11 @@ def read_meta(export_dir: str | Path) -> dict[str, Any]:
         raise DataFormatError(path, f"not valid JSON: {e}") from e
     if not isinstance(meta, dict):
         raise DataFormatError(path, "expected a JSON object")
-    for key in ("name", "config"):
+    for key in ("family", "name", "config"):
         if key not in meta:
             raise DataFormatError(path, "missing", field=key)
+    if not isinstance(meta["config"], dict):
+        raise DataFormatError(path, "expected an object", field="config")
     return meta
 
 
@@ -70,21 +62,19 @@ def load_export(export_dir: str | Path, device: str | None = None) -> RetrievalM
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from coir.pipeline.models.registry import build_from_export, model_class
-    from coir.pipeline.models.tokenizer import load_tokenizer
+    from coir.pipeline.models.registry import family
 
     d = Path(export_dir)
     meta = read_meta(d)
-    weights, tok_dir = d / WEIGHTS, d / TOKENIZER
+    weights = d / WEIGHTS
     if not weights.is_file():
         raise MissingInputError(weights, "model weights")
-    if not tok_dir.is_dir():
-        raise MissingInputError(tok_dir, "tokenizer directory")
-    model_class(meta["name"])
-    config = meta["config"]
-    if not isinstance(config, dict) or "model" not in config or "blip" not in config:
-        raise DataFormatError(d / META, "expected {'model': ..., 'blip': ...}", field="config")
-    model = build_from_export(meta["name"], config, load_tokenizer(tok_dir))
+    spec = family(str(meta["family"]))
+    if meta["name"] not in spec.models:
+        raise DataFormatError(
+            d / META, f"{meta['name']!r} is not a model of the {spec.name} family", field="name"
+        )
+    model = spec.rebuild(meta["name"], meta["config"], d)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as e:

@@ -1,109 +1,112 @@
-"""Model registry: ModelConfig -> RetrievalModel, and baselines derived from a trained CASE."""
+"""The model registry: one spec per family, found through the `coir.models` entry points.
+
+A family is a folder under pipeline/models/ whose spec is registered once in pyproject.toml
+(`[project.entry-points."coir.models"]`, name = family). Everything outside the family folders
+builds, exports, re-imports and derives models through these functions only.
+"""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from coir.common.config import load_config
 from coir.common.errors import ConfigError
-from coir.pipeline.models.baselines import ImageOnly, TextOnly, copy_parts
-from coir.pipeline.models.blip import BlipParts, config_from_dict, load_pretrained, preset_config
-from coir.pipeline.models.blip_model import BlipRetrievalModel
-from coir.pipeline.models.case import CASE
 from coir.pipeline.models.config import ModelConfig
-from coir.pipeline.models.tokenizer import load_tokenizer
 
-MODELS: dict[str, type[BlipRetrievalModel]] = {"case": CASE, "image-only": ImageOnly, "text-only": TextOnly}
-MODEL_NAMES = tuple(MODELS)
-BASELINES = ("image-only", "text-only")
+if TYPE_CHECKING:  # torch stays out of config loading and `coir --help`
+    from coir.pipeline.models.base import RetrievalModel
 
-
-def model_class(name: str) -> type[BlipRetrievalModel]:
-    if name not in MODELS:
-        raise ConfigError(f"model.name: unknown model {name!r} (choose from {', '.join(MODELS)})")
-    return MODELS[name]
+ENTRY_POINT_GROUP = "coir.models"
+DEFAULT_FAMILY = "blip"  # a model section without `family` (CASE recipes) means this one
 
 
-def resolve_tokenizer(cfg: ModelConfig) -> Any:
-    if cfg.tokenizer:
-        return load_tokenizer(cfg.tokenizer)
-    if cfg.pretrained:
-        return load_tokenizer(cfg.pretrained)
-    raise ConfigError(
-        "model.tokenizer: a tokenizer directory is required when model.pretrained is not set "
-        "(make one with coir.pipeline.models.tokenizer.train_wordpiece)"
-    )
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    config_class: type[ModelConfig]
+    #: the models of the family (ModelConfig.name values); the first is the default
+    models: tuple[str, ...]
+    #: a model from its config: random weights, local pretrained weights, or config.init_from
+    build: Callable[[Any], RetrievalModel]
+    #: write the files besides the weights an export needs (tokenizer, vocabulary) into a folder
+    save_assets: Callable[[RetrievalModel, Path], None]
+    #: the architecture an export describes (export_config() + the export folder), random weights
+    rebuild: Callable[[str, dict[str, Any], Path], RetrievalModel]
+    #: single-modality baselines derivable from a trained model without training (name -> model)
+    derive: Callable[[RetrievalModel, str], RetrievalModel] | None = None
+    baselines: tuple[str, ...] = ()
 
 
-def assemble(cfg: ModelConfig, parts: BlipParts, tokenizer: Any) -> BlipRetrievalModel:
-    vocab = parts.config.text_config.vocab_size
-    if len(tokenizer) > vocab:
+@functools.cache
+def _specs() -> dict[str, FamilySpec]:
+    specs: dict[str, FamilySpec] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        spec = entry.load()
+        if not isinstance(spec, FamilySpec) or spec.name != entry.name:
+            raise TypeError(
+                f"entry point {ENTRY_POINT_GROUP}:{entry.name} is not the FamilySpec of that name"
+            )
+        specs[entry.name] = spec
+    return specs
+
+
+def families() -> tuple[str, ...]:
+    return tuple(sorted(_specs()))
+
+
+def family(name: str) -> FamilySpec:
+    specs = _specs()
+    if name not in specs:
         raise ConfigError(
-            f"model.tokenizer: {len(tokenizer)} tokens do not fit the text encoder's vocabulary of {vocab}"
+            f"key 'model.family': unknown family {name!r} (choose from {', '.join(sorted(specs))})"
         )
-    model = model_class(cfg.name)(cfg, parts, tokenizer)
-    model.configure()
-    return model
+    return specs[name]
 
 
-def build_model(cfg: ModelConfig) -> BlipRetrievalModel:
-    """A model from its config: weights from cfg.pretrained (a local BLIP retrieval checkpoint) or a
-    randomly initialised size preset."""
-    model_class(cfg.name)
-    if cfg.init_from:
-        if cfg.pretrained:
-            raise ConfigError("model.init_from and model.pretrained are exclusive: give one starting point")
-        return build_from_coir_export(cfg)
-    tokenizer = resolve_tokenizer(cfg)
-    if cfg.pretrained:
-        parts = load_pretrained(cfg.pretrained)
+def family_of(model: Any) -> FamilySpec:
+    return family(getattr(model, "family", "") or "?")
+
+
+def model_config(raw: ModelConfig | Mapping[str, Any]) -> ModelConfig:
+    """The family's typed config from a run config's `model` section (a mapping or a dataclass).
+
+    Unknown keys, options of another family and wrong types raise ConfigError naming `model.<key>`.
+    """
+    if isinstance(raw, ModelConfig):
+        spec = family(raw.family)
+        if not isinstance(raw, spec.config_class):
+            raise ConfigError(f"key 'model.family': {raw.family} expects a {spec.config_class.__name__}")
+        config = raw
     else:
-        parts = BlipParts(preset_config(cfg.preset, len(tokenizer), cfg.image_size, cfg.projection_dim))
-    return assemble(cfg, parts, tokenizer)
+        values = dict(raw)
+        values.setdefault("family", DEFAULT_FAMILY)
+        spec = family(str(values["family"]))
+        config = load_config(spec.config_class, base=values, key_prefix="model")
+    if not config.name:
+        config.name = spec.models[0]
+    if config.name not in spec.models:
+        raise ConfigError(
+            f"key 'model.name': {config.name!r} is not a model of the {spec.name} family "
+            f"(choose from {', '.join(spec.models)})"
+        )
+    return config
 
 
-def build_from_coir_export(cfg: ModelConfig) -> BlipRetrievalModel:
-    """cfg.name initialised from the weights and tokenizer of the coir export cfg.init_from."""
-    from coir.pipeline.models.export import load_export
-
-    source = load_export(cfg.init_from)
-    if not isinstance(source, BlipRetrievalModel):
-        raise ConfigError(f"model.init_from: {cfg.init_from} is not a BLIP-based coir export")
-    start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
-    model = model_class(cfg.name)(start, copy_parts(source.parts()), source.tokenizer)
-    if cfg.learnable_temperature and source.cfg.learnable_temperature:
-        model.temp.data.copy_(source.temp.data)
-    model.configure()
-    return model
+def build_model(config: ModelConfig | Mapping[str, Any]) -> RetrievalModel:
+    """A model from its config section (see model_config)."""
+    config = model_config(config)
+    return family(config.family).build(config)
 
 
-def build_from_export(name: str, config: dict[str, Any], tokenizer: Any) -> BlipRetrievalModel:
-    """The architecture described by an export's config (random weights; the caller loads them)."""
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    model_cfg = ModelConfig(**{k: v for k, v in config["model"].items() if k in fields})
-    model_cfg.name = name
-    return assemble(model_cfg, BlipParts(config_from_dict(config["blip"])), tokenizer)
-
-
-def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
-    """image-only / text-only from a trained CASE's weights, without training (deep copies)."""
-    if kind not in BASELINES:
-        raise ConfigError(f"baseline: unknown baseline {kind!r} (choose from {', '.join(BASELINES)})")
-    if model.name == kind:
-        return copy.deepcopy(model)
-    if not isinstance(model, CASE):
-        raise ConfigError(f"baseline: {kind} can only be derived from a CASE model, not {model.name!r}")
-    cfg = dataclasses.replace(
-        model.cfg, name=kind, pretrained=None, tokenizer=None, image_size=model.image_size
-    )
-    derived = model_class(kind)(cfg, copy_parts(model.parts()), model.tokenizer)
-    if model.cfg.learnable_temperature:
-        derived.temp.data.copy_(model.temp.data)
-    derived.configure()
-    return derived.to(next(model.parameters()).device)
-
-
-def tokenizer_dir(path: str | Path) -> Path:
-    return Path(path) / "tokenizer"
+def derive_baseline(model: RetrievalModel, kind: str) -> RetrievalModel:
+    """A single-modality baseline (e.g. image-only) from a trained model's weights, in eval mode."""
+    spec = family_of(model)
+    if spec.derive is None or kind not in spec.baselines:
+        offered = ", ".join(spec.baselines) or "none"
+        raise ConfigError(f"baseline: the {spec.name} family offers no {kind!r} baseline (offers: {offered})")
+    return spec.derive(model, kind).eval()

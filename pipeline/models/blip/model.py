@@ -12,9 +12,9 @@ from torch import nn
 
 from coir.pipeline.losses import contrastive_loss
 from coir.pipeline.models.base import RetrievalModel
-from coir.pipeline.models.blip import BlipParts
-from coir.pipeline.models.config import ModelConfig
-from coir.pipeline.models.processor import BlipProcessor
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.parts import BlipParts
+from coir.pipeline.models.blip.processor import BlipProcessor
 
 TEMPERATURE_RANGE = (0.001, 0.5)  # BLIP clamps its learnable temperature to this range
 
@@ -22,10 +22,11 @@ TEMPERATURE_RANGE = (0.001, 0.5)  # BLIP clamps its learnable temperature to thi
 class BlipRetrievalModel(RetrievalModel):
     """Base of the BLIP-backbone models. Subclasses define encode_query and `_loss_pairs`."""
 
+    family = "blip"
     #: which BLIP parts the subclass keeps (the others are dropped)
     parts_used: tuple[str, ...] = ("vision_model", "text_encoder", "vision_proj", "text_proj")
 
-    def __init__(self, cfg: ModelConfig, parts: BlipParts, tokenizer: Any) -> None:
+    def __init__(self, cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> None:
         super().__init__()
         self.cfg = cfg
         self.blip_config = parts.config

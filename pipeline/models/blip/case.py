@@ -12,16 +12,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from coir.pipeline.models.blip import BlipParts
-from coir.pipeline.models.blip_model import BlipRetrievalModel
-from coir.pipeline.models.config import ModelConfig
-from coir.pipeline.models.tokenizer import enc_token_id
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.model import BlipRetrievalModel
+from coir.pipeline.models.blip.parts import BlipParts
+from coir.pipeline.models.blip.tokenizer import enc_token_id
 
 
 class CASE(BlipRetrievalModel):
     name = "case"
 
-    def __init__(self, cfg: ModelConfig, parts: BlipParts, tokenizer: Any) -> None:
+    def __init__(self, cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> None:
         super().__init__(cfg, parts, tokenizer)
         self.enc_token_id = enc_token_id(tokenizer, self.blip_config.text_config.vocab_size)
 
@@ -43,10 +43,9 @@ class CASE(BlipRetrievalModel):
         )
         return F.normalize(self.text_proj(out.last_hidden_state[:, 0]), dim=-1)
 
-    def encode_query(
-        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        return self.grounded_query(self.vision_tokens(images), input_ids, attention_mask)
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = self.vision_tokens(batch["query_image"])
+        return self.grounded_query(tokens, batch["input_ids"], batch["attention_mask"])
 
     def _loss_pairs(self, batch: dict[str, torch.Tensor]):
         ref, tgt = batch["query_image"], batch["target_image"]

@@ -16,23 +16,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coir.pipeline.models.blip import BlipParts
-from coir.pipeline.models.blip_model import BlipRetrievalModel
-from coir.pipeline.models.config import ModelConfig
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.model import BlipRetrievalModel
+from coir.pipeline.models.blip.parts import BlipParts
 
 
 class ImageOnly(BlipRetrievalModel):
     name = "image-only"
     parts_used = ("vision_model", "vision_proj")
 
-    def __init__(self, cfg: ModelConfig, parts: BlipParts, tokenizer: Any) -> None:
+    def __init__(self, cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> None:
         super().__init__(cfg, parts, tokenizer)
         self.query_proj = copy.deepcopy(self.vision_proj)
 
-    def encode_query(
-        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        return F.normalize(self.query_proj(self.vision_tokens(images)[:, 0]), dim=-1)
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(self.query_proj(self.vision_tokens(batch["query_image"])[:, 0]), dim=-1)
 
     def _loss_pairs(self, batch: dict[str, torch.Tensor]):
         ref, tgt = batch["query_image"], batch["target_image"]
@@ -47,7 +45,7 @@ class ImageOnly(BlipRetrievalModel):
 class TextOnly(BlipRetrievalModel):
     name = "text-only"
 
-    def __init__(self, cfg: ModelConfig, parts: BlipParts, tokenizer: Any) -> None:
+    def __init__(self, cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> None:
         super().__init__(cfg, parts, tokenizer)
         # the cross-attention layers are never used without an image: keep them (so CASE weights load
         # one-to-one) but frozen, so no optimizer or DDP sees parameters without gradients
@@ -59,10 +57,8 @@ class TextOnly(BlipRetrievalModel):
         out = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
         return F.normalize(self.text_proj(out.last_hidden_state[:, 0]), dim=-1)
 
-    def encode_query(
-        self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        return self.encode_text(input_ids, attention_mask)
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encode_text(batch["input_ids"], batch["attention_mask"])
 
     def _loss_pairs(self, batch: dict[str, torch.Tensor]):
         # no reverse term: without the image the reverse query would equal the forward one

@@ -1,0 +1,107 @@
+"""Building BLIP-family models: from a preset, a local BLIP checkpoint, a coir export, or derived."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from coir.common.atomic import atomic_dir
+from coir.common.errors import ConfigError, DataFormatError, MissingInputError
+from coir.pipeline.models.blip.baselines import ImageOnly, TextOnly, copy_parts
+from coir.pipeline.models.blip.case import CASE
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.blip.model import BlipRetrievalModel
+from coir.pipeline.models.blip.parts import BlipParts, config_from_dict, load_pretrained, preset_config
+from coir.pipeline.models.blip.tokenizer import load_tokenizer
+
+MODELS: dict[str, type[BlipRetrievalModel]] = {"case": CASE, "image-only": ImageOnly, "text-only": TextOnly}
+BASELINES = ("image-only", "text-only")
+TOKENIZER = "tokenizer"  # the tokenizer's folder inside an export
+
+
+def resolve_tokenizer(cfg: BlipModelConfig) -> Any:
+    if cfg.tokenizer:
+        return load_tokenizer(cfg.tokenizer)
+    if cfg.pretrained:
+        return load_tokenizer(cfg.pretrained)
+    raise ConfigError(
+        "model.tokenizer: a tokenizer directory is required when model.pretrained is not set "
+        "(make one with coir.pipeline.models.blip.tokenizer.train_wordpiece)"
+    )
+
+
+def assemble(cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> BlipRetrievalModel:
+    vocab = parts.config.text_config.vocab_size
+    if len(tokenizer) > vocab:
+        raise ConfigError(
+            f"model.tokenizer: {len(tokenizer)} tokens do not fit the text encoder's vocabulary of {vocab}"
+        )
+    model = MODELS[cfg.name](cfg, parts, tokenizer)
+    model.configure()
+    return model
+
+
+def build(cfg: BlipModelConfig) -> BlipRetrievalModel:
+    """Weights from cfg.init_from (a coir export), cfg.pretrained (a local BLIP retrieval
+    checkpoint) or a randomly initialised size preset."""
+    if cfg.init_from:
+        if cfg.pretrained:
+            raise ConfigError("model.init_from and model.pretrained are exclusive: give one starting point")
+        return build_from_coir_export(cfg)
+    tokenizer = resolve_tokenizer(cfg)
+    if cfg.pretrained:
+        parts = load_pretrained(cfg.pretrained)
+    else:
+        parts = BlipParts(preset_config(cfg.preset, len(tokenizer), cfg.image_size, cfg.projection_dim))
+    return assemble(cfg, parts, tokenizer)
+
+
+def build_from_coir_export(cfg: BlipModelConfig) -> BlipRetrievalModel:
+    """cfg.name initialised from the weights and tokenizer of the coir export cfg.init_from."""
+    from coir.pipeline.models.export import load_export
+
+    source = load_export(cfg.init_from)
+    if not isinstance(source, BlipRetrievalModel):
+        raise ConfigError(f"model.init_from: {cfg.init_from} is not a BLIP-family coir export")
+    start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
+    model = MODELS[cfg.name](start, copy_parts(source.parts()), source.tokenizer)
+    if cfg.learnable_temperature and source.cfg.learnable_temperature:
+        model.temp.data.copy_(source.temp.data)
+    model.configure()
+    return model
+
+
+def save_assets(model: BlipRetrievalModel, folder: Path) -> None:
+    with atomic_dir(folder / TOKENIZER) as staging:
+        model.tokenizer.save_pretrained(str(staging))
+
+
+def rebuild(name: str, config: dict[str, Any], folder: Path) -> BlipRetrievalModel:
+    """The architecture an export describes (random weights; the caller loads them)."""
+    if "model" not in config or "blip" not in config:
+        raise DataFormatError(folder, "expected {'model': ..., 'blip': ...}", field="config")
+    tok_dir = folder / TOKENIZER
+    if not tok_dir.is_dir():
+        raise MissingInputError(tok_dir, "tokenizer directory")
+    fields = {f.name for f in dataclasses.fields(BlipModelConfig)}
+    model_cfg = BlipModelConfig(**{k: v for k, v in config["model"].items() if k in fields})
+    model_cfg.name = name
+    return assemble(model_cfg, BlipParts(config_from_dict(config["blip"])), load_tokenizer(tok_dir))
+
+
+def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
+    """image-only / text-only from a trained CASE's weights, without training (deep copies)."""
+    if model.name == kind:
+        return copy.deepcopy(model)
+    if not isinstance(model, CASE):
+        raise ConfigError(f"baseline: {kind} can only be derived from a CASE model, not {model.name!r}")
+    cfg = dataclasses.replace(
+        model.cfg, name=kind, pretrained=None, tokenizer=None, image_size=model.image_size
+    )
+    derived = MODELS[kind](cfg, copy_parts(model.parts()), model.tokenizer)
+    if model.cfg.learnable_temperature:
+        derived.temp.data.copy_(model.temp.data)
+    derived.configure()
+    return derived.to(next(model.parameters()).device)

@@ -1,0 +1,32 @@
+"""Options of the BLIP family: CASE and its image-only / text-only baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coir.pipeline.models.config import ModelConfig
+
+
+@dataclass
+class BlipModelConfig(ModelConfig):
+    family: str = "blip"
+    name: str = "case"  # case | image-only | text-only
+    preset: str = "tiny"  # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px)
+    pretrained: str | None = None  # local Hugging Face BLIP retrieval checkpoint directory
+    tokenizer: str | None = None  # local tokenizer directory; default: the pretrained one's
+    image_size: int | None = None  # default: the preset's (tiny 64, base 384)
+    temperature: float = 0.07
+    learnable_temperature: bool = True
+    reverse_weight: float = 0.5  # auxiliary reverse-query objective (target + text -> reference)
+    symmetric: bool = False  # add the target -> query direction to the contrastive loss
+    freeze_vision: bool = False
+    freeze_projections: bool = False
+    gradient_checkpointing: bool = False
+    max_length: int = 40  # tokens per text (padded to this length, truncated beyond)
+    projection_dim: int | None = None  # embedding size; default: the preset's (tiny 64, base 256)
+
+    def input_paths(self) -> dict[str, str | None]:
+        return super().input_paths() | {
+            "model.tokenizer": self.tokenizer,
+            "model.pretrained": self.pretrained,
+        }
