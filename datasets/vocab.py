@@ -1,0 +1,179 @@
+"""The word vocabulary of the ARTEMIS / CMAP / MANME text encoders (GloVe + BiGRU or LSTM).
+
+These methods do not use a subword tokenizer: a caption is cleaned and split into words exactly as
+naver/artemis does (config.py `cleanCaption`, then `nltk.word_tokenize(... .lower())`), and every
+word seen in the training captions gets an id. Ids follow the reference's construction
+(vocab.py `build_vocab`): the five special tokens first, then the words in order of first
+appearance while reading the training captions (FashionIQ: dress, shirt, toptee files, all first
+captions of a file before its second captions; CIRR: the file order). Same captions, same ids, so a
+vocabulary built here indexes the embedding rows of a model trained with the reference code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from coir.common.errors import ConfigError, DataFormatError
+from coir.common.json_io import load_json, write_json_atomic
+from coir.datasets.records import FASHIONIQ_CATEGORIES
+
+PAD, START, AND, END, UNK = range(5)
+SPECIAL_TOKENS = ("<pad>", "<start>", "<and>", "<end>", "<unk>")
+AND_TOKEN = SPECIAL_TOKENS[AND]
+VOCAB_DATASETS = ("fashioniq", "cirr")
+FORMAT = "coir.word_vocabulary"
+
+# cleanCaption: "/", "-" and "\" become spaces, then everything but ASCII letters, spaces and
+# parentheses is dropped (the reference's class `[^(a-zA-Z)\ ]` keeps "(" and ")"; tabs and
+# newlines are dropped too, not turned into spaces).
+_SEPARATORS = re.compile(r"[/\-\\]")
+_DROPPED = re.compile(r"[^()a-zA-Z ]")
+_PARENS = re.compile(r"([()])")
+# On text of letters, spaces and parentheses, NLTK's word tokenizer only splits parentheses off
+# and splits these words (its CONTRACTIONS2 rules; the others need an apostrophe, already dropped).
+# "cannot" occurs in the real captions: a plain whitespace split would disagree with the reference.
+_NLTK_SPLITS = {
+    "cannot": ("can", "not"),
+    "gimme": ("gim", "me"),
+    "gonna": ("gon", "na"),
+    "gotta": ("got", "ta"),
+    "lemme": ("lem", "me"),
+    "wanna": ("wan", "na"),
+}
+
+
+def clean_caption(text: str) -> list[str]:
+    """One caption -> its words, as the reference's `word_tokenize(cleanCaption(text).lower())`.
+
+    No NLTK model files are needed (word_tokenize's sentence splitter needs punkt's): after the
+    clean-up only letters, spaces and parentheses remain, and on those NLTK's tokenizer reduces to
+    the rules applied here (tests/test_vocab.py checks it on every real val caption)."""
+    text = _DROPPED.sub("", _SEPARATORS.sub(" ", text)).lower()
+    words: list[str] = []
+    for token in _PARENS.sub(r" \1 ", text).split():
+        words.extend(_NLTK_SPLITS.get(token, (token,)))
+    return words
+
+
+class Vocabulary:
+    """Word <-> id. Ids 0..4 are `<pad> <start> <and> <end> <unk>`; words follow in the given order.
+
+    Plain Python data, so it pickles into DataLoader workers with the processor."""
+
+    def __init__(self, words: Iterable[str] = ()) -> None:
+        self._words: list[str] = list(SPECIAL_TOKENS)
+        self._ids: dict[str, int] = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        for word in words:
+            if word in self._ids:
+                raise ValueError(f"word {word!r} given twice (or is a special token)")
+            self._ids[word] = len(self._words)
+            self._words.append(word)
+
+    @classmethod
+    def from_captions(cls, captions: Iterable[str], threshold: int = 0) -> Vocabulary:
+        """Every word seen at least `threshold` times (0 or 1: every word), in order of first
+        appearance, as the reference's Counter does."""
+        counts: Counter[str] = Counter()
+        for caption in captions:
+            counts.update(clean_caption(caption))
+        return cls(word for word, count in counts.items() if count >= threshold)
+
+    @property
+    def words(self) -> list[str]:
+        """Every entry in id order, special tokens included (a copy)."""
+        return list(self._words)
+
+    def __len__(self) -> int:
+        return len(self._words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._ids
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self._words == other._words
+
+    def __repr__(self) -> str:
+        return (
+            f"Vocabulary({len(self)} entries: {len(SPECIAL_TOKENS)} special tokens + {self.num_words} words)"
+        )
+
+    @property
+    def num_words(self) -> int:
+        """Entries that are not special tokens."""
+        return len(self._words) - len(SPECIAL_TOKENS)
+
+    def id(self, word: str) -> int:
+        return self._ids.get(word, UNK)
+
+    def word(self, index: int) -> str:
+        return self._words[index]
+
+    def encode(self, text: str) -> list[int]:
+        """Word ids of a text (unknown words -> <unk>). A literal `<and>` in the text maps to the
+        <and> id, so a FashionIQ query "c1 <and> c2" encodes as the reference joins two captions."""
+        ids: list[int] = []
+        for i, part in enumerate(text.split(AND_TOKEN)):
+            if i:
+                ids.append(AND)
+            ids.extend(self._ids.get(word, UNK) for word in clean_caption(part))
+        return ids
+
+    def encode_query(self, text: str | Sequence[str]) -> list[int]:
+        """<start> + words + <end>, as the reference's dataset `get_transformed_captions`. A list
+        of captions is joined with <and> (FashionIQ's two captions); so is a text holding "<and>"."""
+        if not isinstance(text, str):
+            text = f" {AND_TOKEN} ".join(text)
+        return [START, *self.encode(text), END]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        return [self._words[i] for i in ids]
+
+    def save(self, path: str | Path) -> Path:
+        """JSON {"format", "version", "words": every entry in id order}; atomic write."""
+        return write_json_atomic(path, {"format": FORMAT, "version": 1, "words": self._words}, indent=1)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        path = Path(path)
+        data = load_json(path, "vocabulary file")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DataFormatError(path, f"not a word vocabulary (expected an object with format {FORMAT!r})")
+        words = data.get("words")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise DataFormatError(path, "expected a list of strings", field="words")
+        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise DataFormatError(
+                path, f"the first entries must be {' '.join(SPECIAL_TOKENS)}, got {words[:5]}", field="words"
+            )
+        duplicates = sorted(w for w, n in Counter(words).items() if n > 1)
+        if duplicates:
+            raise DataFormatError(path, f"duplicate entries: {duplicates[:10]}", field="words")
+        return cls(words[len(SPECIAL_TOKENS) :])
+
+
+def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> list[str]:
+    """The captions the reference builds its vocabulary from, in its reading order: FashionIQ
+    cap.{dress,shirt,toptee}.{split}.json (per file all first captions, then all second ones),
+    CIRR captions/cap.rc2.{split}.json. The reference uses the training split only."""
+    if dataset == "fashioniq":
+        from coir.datasets.fashioniq import read_fashioniq_triplets
+
+        captions: list[str] = []
+        for category in FASHIONIQ_CATEGORIES:
+            triplets = read_fashioniq_triplets(root, category, split)
+            for k in range(max((len(t.captions) for t in triplets), default=0)):
+                captions.extend(t.captions[k] for t in triplets if len(t.captions) > k)
+        return captions
+    if dataset == "cirr":
+        from coir.datasets.cirr import read_cirr_triplets
+
+        return [t.caption for t in read_cirr_triplets(root, split)]
+    raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
+
+
+def build_vocabulary(dataset: str, root: str | Path, split: str = "train", threshold: int = 0) -> Vocabulary:
+    """The vocabulary of `dataset`'s captions (train by default, as the reference)."""
+    return Vocabulary.from_captions(dataset_captions(dataset, root, split), threshold)
