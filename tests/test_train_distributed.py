@@ -13,14 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from test_train_support import (
     REPO,
     child_env,
     free_port,
     launch,
     make_tokenizer,
+    make_vocabulary,
     read_jsonl,
     texts,
+    tiny_artemis,
     wait_all,
     write_recipe,
     write_shards,
@@ -185,13 +188,16 @@ def _max_difference(state: dict, reference: dict) -> float:
     return max(float((state[k] - reference[k]).abs().max()) for k in reference)
 
 
-def _step_recipe(tmp_path: Path, grad_clip: float) -> Path:
+def _step_recipe(tmp_path: Path, grad_clip: float, family: str = "blip") -> Path:
     """The tiny recipe for fixed-batch steps: warm-up 0, so the first step uses the full lr; a larger Adam
     eps keeps the first update (~ lr * g / |g|) smooth in g, so float noise in near-zero gradients cannot
-    flip whole updates."""
-    tok = make_tokenizer(tmp_path / "tok")
+    flip whole updates. ARTEMIS runs with its backbone frozen (stage 1): BatchNorm in training mode
+    normalises each rank's images with that rank's statistics, which no split of a batch reproduces."""
     overrides = {"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": grad_clip}
-    return write_recipe(tmp_path, tmp_path / "no_shards", tok, **overrides)
+    if family == "artemis":
+        model = tiny_artemis(make_vocabulary(tmp_path), freeze_backbone=True)
+        return write_recipe(tmp_path, tmp_path / "no_shards", None, model, **overrides)
+    return write_recipe(tmp_path, tmp_path / "no_shards", make_tokenizer(tmp_path / "tok"), **overrides)
 
 
 def _run_spawned(target, args: list[tuple], timeout: float = 240) -> None:
@@ -224,12 +230,14 @@ def _two_ranks_then_one(rank: int, port: int, recipe: str, out: str) -> None:
     torch.save(results, out)
 
 
-def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("family", ["blip", "artemis"])
+def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: Path, family: str) -> None:
     """Gathered negatives through DeepSpeed ZeRO-2: 2 ranks x 4 samples give the loss (rank mean) and the
-    updated weights of one process x 8 samples, after one optimizer step."""
+    updated weights of one process x 8 samples, after one optimizer step; for CASE's dot product and for
+    ARTEMIS's joint score of each query against every gathered target."""
     import torch
 
-    recipe = _step_recipe(tmp_path, grad_clip=1.0)
+    recipe = _step_recipe(tmp_path, grad_clip=1.0, family=family)
     port = free_port()
     outs = [tmp_path / f"rank{rank}.pt" for rank in range(2)]
     _run_spawned(_two_ranks_then_one, [(rank, port, str(recipe), str(outs[rank])) for rank in (0, 1)])

@@ -92,14 +92,29 @@ def make_tokenizer(folder: Path) -> Path:
     return train_wordpiece(texts() * 3, folder, vocab_size=60)
 
 
-def write_recipe(tmp: Path, shards: Path, tokenizer: Path, **overrides: object) -> Path:
-    """A tiny CASE recipe (YAML) for fast CPU runs; overrides are dotted keys -> values."""
+def make_vocabulary(folder: Path) -> Path:
+    from coir.datasets.vocab import Vocabulary
+
+    return Vocabulary.from_captions(texts()).save(folder / "vocabulary.json")
+
+
+def tiny_artemis(vocabulary: Path, **options: object) -> dict:
+    """The model section of a tiny ARTEMIS recipe (ResNet-18 at 32 px, 32-d embeddings)."""
+    base = {"family": "artemis", "vocabulary": str(vocabulary), "backbone": "resnet18", "embed_dim": 32}
+    return {**base, "word_dim": 16, "image_size": 32, "resize": 32, "max_length": 8, **options}
+
+
+def write_recipe(
+    tmp: Path, shards: Path, tokenizer: Path | None, model: dict | None = None, **overrides: object
+) -> Path:
+    """A tiny recipe (YAML) for fast CPU runs: CASE with `tokenizer`, or the given model section;
+    overrides are dotted keys -> values."""
     from omegaconf import OmegaConf
 
     base = {
         "run_dir": str(tmp / "run"),
         "seed": 7,
-        "model": {"preset": "tiny", "tokenizer": str(tokenizer), "image_size": 32, "max_length": 8},
+        "model": model or {"preset": "tiny", "tokenizer": str(tokenizer), "image_size": 32, "max_length": 8},
         "data": {
             "shards": [str(shards)],
             "batch_size": 8,

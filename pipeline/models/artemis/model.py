@@ -102,6 +102,17 @@ class Artemis(RetrievalModel):
         """Freezing for stage 1 of the two-stage recipe (the recurrent encoder and heads train)."""
         self.image_encoder.cnn.requires_grad_(not self.cfg.freeze_backbone)
         self.text_encoder.embedding.requires_grad_(not self.cfg.freeze_word_embeddings)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Artemis:
+        """A frozen backbone is a fixed feature extractor: its BatchNorm layers keep their running
+        statistics (eval mode) in training too, so an image's feature does not depend on its batch,
+        on how the batch is split over ranks, or on whether it was computed once and cached. (The
+        reference only stops the gradients: its frozen CNN still normalises with batch statistics.)"""
+        super().train(mode)
+        if self.cfg.freeze_backbone:
+            self.image_encoder.cnn.eval()
+        return self
 
     # ---- encoders ------------------------------------------------------------------------------
     def encode_target(self, images: torch.Tensor) -> torch.Tensor:
