@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from coir.eval.config import DEFAULT_GALLERY_CHUNK
+from coir.eval.benchmarks import get_benchmark
+from coir.eval.config import EvalConfig, eval_device
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
-from coir.eval.metrics import cirr_metrics, fashioniq_metrics, recall_at_k
 from coir.eval.ranking import Ranking, rank
 from coir.eval.tasks import Task
 
 log = logging.getLogger(__name__)
+
+TOP_K = 50  # gallery names kept per query: the CIRR server file's 50, the pictures' top row
 
 
 @dataclass
@@ -45,12 +47,7 @@ def task_metrics(task: Task, ranking: Ranking) -> dict[str, float]:
     """The benchmark's metrics, or only the query count on a split without targets (test)."""
     out: dict[str, float] = {}
     if any(q.target is not None for q in task.queries):
-        if task.benchmark == "cirr":
-            out = cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
-        elif task.benchmark == "fashioniq":
-            out = fashioniq_metrics(ranking.target_rank, task.ks)
-        else:
-            out = recall_at_k(ranking.target_rank, task.ks)
+        out = get_benchmark(task.benchmark).metrics(task, ranking)
     out["queries"] = len(task.queries)
     return out
 
@@ -80,17 +77,16 @@ def _gather_ranking(local: Ranking) -> Ranking:
 def run_task(
     model: Any,
     task: Task,
+    config: EvalConfig,
     model_name: str = "case",
     fingerprint: str | None = None,
     cache_dir: str | Path | None = None,
-    batch_size: int = 128,
-    device: str | torch.device = "cpu",
-    num_workers: int = 0,
-    k: int = 50,
-    query_chunk: int = 1024,
-    gallery_chunk: int | None = DEFAULT_GALLERY_CHUNK,
     progress: bool = False,
+    k: int = TOP_K,
 ) -> TaskResult:
+    """`config` gives the batch size, device, workers, chunks and memory budget; `k` how many gallery
+    names are kept per query (the target's rank is exact whatever k)."""
+    batch_size, device, num_workers = config.batch_size, eval_device(config), config.num_workers
     model.eval()
     gallery = embed_gallery(
         model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress
@@ -121,8 +117,8 @@ def run_task(
         if task.subset_ks
         else None,
         score_fn=model.score,
-        query_chunk=query_chunk,
-        gallery_chunk=gallery_chunk,
+        query_chunk=config.query_chunk,
+        gallery_chunk=config.gallery_chunk,
     )
     ranking = _gather_ranking(ranking)
     return TaskResult(task, model_name, ranking, task_metrics(task, ranking))
