@@ -56,8 +56,11 @@ def _add_flag(parser: Any, f: dataclasses.Field, annotation: Any, dest: str, suf
     name = "--" + f.name.replace("_", "-")
     text = f.metadata["help"] + suffix
     if kind is bool:
-        if f.default is True:
-            parser.add_argument("--no-" + name[2:], dest=dest, action="store_false", default=None, help=text)
+        if f.default is True:  # the help text says what the field turns on: a verb first
+            negated = "do not " + text[0].lower() + text[1:]
+            parser.add_argument(
+                "--no-" + name[2:], dest=dest, action="store_false", default=None, help=negated
+            )
         else:
             parser.add_argument(name, dest=dest, action="store_true", default=None, help=text)
         return
@@ -65,8 +68,8 @@ def _add_flag(parser: Any, f: dataclasses.Field, annotation: Any, dest: str, suf
     choices = f.metadata.get("choices")
     if choices is not None:
         extra["choices"] = list(choices() if callable(choices) else choices)
-    if "metavar" in f.metadata:
-        extra["metavar"] = f.metadata["metavar"]
+    else:
+        extra["metavar"] = f.metadata.get("metavar", f.name.upper()) + (",..." if many else "")
     kind_of = _comma_list(kind, name) if many else kind
     parser.add_argument(name, dest=dest, type=kind_of, default=None, help=text, **extra)
 

@@ -157,7 +157,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate checkpoints x benchmarks as an array; one results table",
         formatter_class=fmt,
         description="Every `coir eval` option is accepted (flags and KEY=VALUE overrides of the same "
-        "EvalConfig) and reaches each task; checkpoint, model_name, out and results are set per task.",
+        "EvalConfig) and reaches each task; checkpoint, model_name, out and results are set per task, "
+        "and an unset device is cuda when the tasks get GPUs, else cpu.",
         epilog="examples:\n  " + "\n  ".join(EXAMPLE.splitlines()[3:7]),
     )
     evaluate.add_argument(

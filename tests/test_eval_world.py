@@ -405,3 +405,99 @@ def test_cli_errors_name_the_problem(world, tmp_path):
         coir_eval(
             "--checkpoint", tmp_path, "--benchmark", "cirr", "--data-root", world / "cirr", "batch_size=0"
         )
+
+
+def test_launch_eval_local_sweep_evaluates_with_its_options(world, export, tmp_path, monkeypatch):
+    """`coir launch eval --cluster local` runs the cell as a process of its own; the options given to
+    the launch reach it: FashionIQ with both caption orders counts every triplet twice, and the
+    numbers are those of `coir eval` with the same options."""
+    from launch_helpers import coir_launch
+
+    from coir.launch.api import model_names
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    options = ["--no-cache", "--num-workers", "0", "--no-pictures", "--categories", "dress"]
+    options += ["--caption-orders", "both"]
+    run = tmp_path / "sweep"
+    code, out = coir_launch(
+        "eval", "--checkpoints", export, "--benchmarks", "fashioniq", "--data-root", world, *options,
+        "mask_reference=true", "memory_gb=0.5", "--cluster", "local", "--run-dir", run, "--wait",
+    )  # fmt: skip
+    assert code == 0, out
+    launched = json.loads((run / "results.json").read_text())["fashioniq-dress/val"][model_names([export])[0]]
+    triplets = json.loads((world / "fashioniq" / "captions" / "cap.dress.val.json").read_text())
+    assert launched["queries"] == 2 * len(triplets) > 0
+    direct = tmp_path / "direct"
+    code = coir_eval(
+        "--checkpoint", export, "--benchmark", "fashioniq", "--data-root", world / "fashioniq",
+        "--out", direct, "--device", "cpu", "--mask-reference", *options,
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads((direct / "results.json").read_text())["fashioniq-dress/val"]["case"] == launched
+
+
+def test_a_new_benchmark_is_one_class(world, export, tmp_path, monkeypatch):
+    """A benchmark registered at run time (here two tasks over the CIRR files) gets its option flag,
+    evaluate(), its summary row, submissions, redundancy truth and the validator, with no other change."""
+    import dataclasses
+
+    from coir.eval.api import evaluate, load_model
+    from coir.eval.benchmarks import base
+    from coir.eval.benchmarks.cirr import cirr_task
+    from coir.eval.config import option
+    from coir.eval.validation import validator_for
+
+    @dataclasses.dataclass
+    class ToyOptions:
+        first_queries: int = option(0, "toy: only the first N queries of each part (0: all)")
+
+    class Toy(base.Benchmark):
+        name, splits, Options = "toy", ("val",), ToyOptions
+
+        def tasks(self, config):
+            n = self.options(config).first_queries
+            whole = cirr_task(config.data_root, config.split)
+            halves = {"a": whole.queries[0::2], "b": whole.queries[1::2]}
+            return [
+                dataclasses.replace(
+                    whole, benchmark="toy", name=f"toy-{p}/val", queries=q[:n] if n else q, ks=(1, 5), part=p
+                )
+                for p, q in halves.items()
+            ]
+
+        def summary(self, per_task):
+            return {"R@5": min(m["R@5"] for m in per_task), "queries": sum(m["queries"] for m in per_task)}
+
+        def main_measure(self, metrics):
+            return metrics["R@5"]
+
+        def write_submissions(self, result, out_dir):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / f"toy-{result.task.part}-{result.model_name}.txt"
+            path.write_text("\n".join(q.key for q in result.task.queries))
+            return [path]
+
+        def truth_file(self, task):
+            return "cirr_redundancy_val.json"
+
+    base.benchmark_names()  # the package's modules are discovered first
+    monkeypatch.setitem(base._REGISTRY, "toy", Toy())
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = ["--checkpoint", export, "--benchmark", "toy", "--data-root", world / "cirr", "--out", tmp_path]
+    args += ["--first-queries", "5", "--redundancy", "--no-cache", "--num-workers", "0"]
+    config = cli.build_config(parser.parse_args([str(a) for a in args]))
+    assert config.options == {"toy": {"first_queries": 5}}
+    fragment = evaluate(export, config).fragment
+    assert set(fragment) == {"toy-a/val", "toy-b/val", "toy/val"}
+    assert fragment["toy-a/val"]["case"].keys() == {"R@1", "R@5", "queries"}  # the default metrics: R@k
+    assert fragment["toy/val"]["case"]["queries"] == 10
+    assert fragment["toy/val"]["case"]["R@5"] == min(fragment[f"toy-{p}/val"]["case"]["R@5"] for p in "ab")
+    captions = json.loads((world / "cirr" / "captions" / "cap.rc2.val.json").read_text())
+    submitted = (tmp_path / "submissions" / "toy-b-case-text-only.txt").read_text().split()
+    assert submitted == [str(c["pairid"]) for c in captions[1::2][:5]]
+    assert json.loads((tmp_path / "redundancy.json").read_text())["toy-a/val"]["truth"]["matched"] == 5
+    validated = validator_for("toy")(load_model(export), str(world / "cirr"), "val", "cpu")
+    assert validated["main"] == validated["R@5"] and "b/R@1" in validated
