@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from coir.eval.benchmarks import Benchmark, get_benchmark
-from coir.eval.config import EvalConfig, check_eval_config, eval_device
+from coir.eval.config import BASELINES, EvalConfig, check_eval_config, eval_device
 from coir.eval.report import write_results
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalConfig", "Evaluation", "evaluate", "load_model", "write_results"]
+__all__ = ["Evaluation", "evaluate", "load_model", "write_results"]
 
 Fragment = dict[str, dict[str, dict[str, float]]]
 
@@ -77,7 +77,7 @@ def evaluate(
     if config.redundancy:
         trained = {"image-only": image_only, "text-only": text_only}
         paths = {"image-only": config.image_only, "text-only": config.text_only}
-        for kind in ("image-only", "text-only"):
+        for kind in BASELINES:
             source = trained[kind] if trained[kind] is not None else paths[kind]
             if source is not None:
                 # a trained baseline is a model of its own: it keeps its own name ("image-only")

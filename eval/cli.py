@@ -7,6 +7,10 @@ the flags given on the command line (one per EvalConfig field and benchmark opti
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coir.eval.config import EvalConfig
 
 HELP = "evaluate a model on a benchmark: CIRR, FashionIQ, LaSCo … (recalls, submissions, redundancy, reports)"
 EXAMPLE = """\
@@ -28,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_eval_arguments(parser)
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> EvalConfig:
     """EvalConfig from defaults < --config < overrides < flags; checked."""
     from coir.common.errors import ConfigError
     from coir.eval.config import check_eval_config

@@ -15,9 +15,12 @@ import dataclasses
 import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coir.common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from coir.eval.config import EvalConfig
 
 DEST = "eval_"  # argparse dest prefix of the EvalConfig flags
 OPTION_DEST = "eval_option_"  # ... and of the benchmark options flags
@@ -110,7 +113,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser, exclude: Sequence[str] =
         _add_flag(group, f, annotation, OPTION_DEST + key, f" [{', '.join(owners)}]")
 
 
-def eval_config_from_args(args: argparse.Namespace, benchmarks: Sequence[str] | None = None) -> Any:
+def eval_config_from_args(args: argparse.Namespace, benchmarks: Sequence[str] | None = None) -> EvalConfig:
     """The EvalConfig of parsed arguments (not yet checked: check_eval_config). A benchmark option
     flag goes to each of `benchmarks` (default: the config's benchmark) that has the option."""
     from coir.common.config import load_config, to_dict

@@ -67,7 +67,8 @@ def tiny_case(real_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cirr_run(real_data, cirr_images, tiny_case, tmp_path_factory):
-    from coir.eval.api import EvalConfig, evaluate
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
     out = tmp_path_factory.mktemp("cirr_out")
     (out / "results.json").write_text(json.dumps({"lasco/val": {"other": {"R@1": 5.0}}}))
@@ -134,7 +135,8 @@ def test_cirr_submission_on_real_val_captions(cirr_run, real_data):
 def test_fashioniq_val_counts_and_mean(real_data, fashioniq_images):
     from test_eval_cache import ColourModel
 
-    from coir.eval.api import EvalConfig, evaluate
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
     config = EvalConfig(
         benchmark="fashioniq",

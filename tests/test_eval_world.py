@@ -146,7 +146,8 @@ def reference_colour_model():
 def test_lasco_files_end_to_end(tmp_path):
     from PIL import Image
 
-    from coir.eval.api import EvalConfig, evaluate
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
     from coir.eval.validation import validator_for
 
     coco = tmp_path / "coco"
@@ -321,7 +322,8 @@ def fact_text_only_model(world: Path, split: str = "val"):
 
 
 def test_redundancy_recovers_the_truth_with_oracle_single_modality_models(world):
-    from coir.eval.api import EvalConfig, evaluate
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
     config = EvalConfig(
         benchmark="cirr", data_root=str(world / "cirr"), redundancy=True, redundancy_k=[1], cache=False,
