@@ -1,14 +1,16 @@
-"""coir.eval — zero-shot and finetuned evaluation on CIRR, FashionIQ and LaSCo.
+"""coir.eval — zero-shot and finetuned evaluation on the registered benchmarks (CIRR, FashionIQ, LaSCo).
 
-tasks       benchmark files -> Task (gallery names/paths, queries, removed and subset names)
+benchmarks/ one module per benchmark (its tasks, metrics, headline row, model-selection measure,
+            submission files, redundancy truth, splits and options), registered once (base.py)
+tasks       Query and Task: a benchmark-neutral gallery and query list
 encode      batched embedding, the on-disk gallery cache, several ranks (gather)
 ranking     chunked top-k and exact target ranks (tie rule: higher score, then lower index)
-metrics     R@K, Rs@K, the CIRR average, FashionIQ means, the model-selection measure
+metrics     R@K and means over tasks
 runner      one model on one task -> TaskResult
-submission  the CIRR evaluation-server files
 redundancy  image-only / text-only analysis, agreement with synthetic truth labels
 report      results.json (merged), markdown tables, retrieval PNG, HTML page
-api         evaluate(), evaluate_detailed(), write_results() — the library entry points
-validation  per-epoch validators for the trainer (entry points "coir.validators")
-config/cli  `coir eval` and its EvalConfig (configs/zeroshot/*.yaml)
+api         evaluate(model, EvalConfig) -> Evaluation, write_results() — the library entry points
+validation  the trainer's per-epoch validator for any benchmark (entry point "coir.validation")
+config      EvalConfig, the one typed options object (configs/zeroshot/*.yaml)
+flags/cli   `coir eval`; its flags (shared with `coir launch eval`) derived from EvalConfig
 """

@@ -1,57 +1,113 @@
-"""The evaluation config schema: configs/zeroshot/*.yaml, overridable as `key=value` and by flags."""
+"""The evaluation options: one typed object for `coir eval`, `coir launch eval`, the validators and
+the library (configs/zeroshot/*.yaml; every field settable as `key=value`, and as a flag: eval/flags.py).
+
+Options that belong to one benchmark sit under `options.<benchmark>` (e.g.
+`options.fashioniq.caption_orders=both`); that benchmark's module (eval/benchmarks/) gives their
+schema and checks them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from coir.common.errors import ConfigError
-from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE
-from coir.datasets.records import FASHIONIQ_CATEGORIES
 
 # Working memory of the ranking (scores and masks of one query chunk x gallery chunk block, plus
 # what the model's score needs per pair); the chunks are sized from it (ranking.chunk_sizes).
 DEFAULT_MEMORY_GB = 1.0
+BASELINES = ("image-only", "text-only")
+
+
+def option(default: Any, text: str, **flag: Any) -> Any:
+    """A config field with the help text of its flag (and argparse extras: choices, metavar)."""
+    metadata = {"help": text, **flag}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _benchmark_names() -> list[str]:
+    from coir.eval.benchmarks import benchmark_names
+
+    return benchmark_names()
 
 
 @dataclass
 class EvalConfig:
-    checkpoint: str | None = None  # exported model directory (coir_model.json + model.safetensors)
-    benchmark: str | None = None  # cirr | fashioniq | lasco
-    split: str = "val"
-    data_root: str | None = None  # benchmark folder (captions/, image_splits/; LaSCo: lasco_val.json)
-    image_root: str | None = None  # images, when not under data_root (LaSCo: the COCO root)
-    model_name: str = "case"  # the model's row in results.json
-    baseline: str | None = None  # evaluate image-only | text-only derived from the checkpoint
-    redundancy: bool = False  # also run image-only and text-only: modality-redundancy analysis
-    image_only: str | None = None  # a trained image-only export (default: derived)
-    text_only: str | None = None  # a trained text-only export (default: derived)
-    redundancy_k: list[int] = field(default_factory=lambda: [1, 10])
-    categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))
-    caption_template: str = FASHIONIQ_TEMPLATE  # FashionIQ: how the two captions are joined
-    mask_reference: bool = False  # FashionIQ / LaSCo (CIRR always removes the reference)
-    batch_size: int = 128
-    device: str | None = None  # default: cuda when available
-    num_workers: int = 2
-    cache: bool = True  # gallery embeddings cached on disk per checkpoint and image list
-    cache_dir: str | None = None  # default: $COIR_CACHE_DIR or ~/.cache/coir/gallery
-    memory_gb: float = DEFAULT_MEMORY_GB  # ranking working memory; sizes the query x gallery chunks
-    pictures: bool = True
-    out: str | None = None  # report folder
-    results: str | None = None  # results.json to merge into (default: <out>/results.json)
+    checkpoint: str | None = option(None, "exported model directory (coir_model.json + weights)")
+    benchmark: str | None = option(None, "the benchmark", choices=_benchmark_names)
+    split: str = option("val", "split (default val; cirr: test1 writes the server files)")
+    data_root: str | None = option(
+        None, "benchmark folder (captions/ + image_splits/; LaSCo: lasco_val.json)", metavar="DIR"
+    )
+    image_root: str | None = option(
+        None, "images, if not under the data root (LaSCo: the COCO root)", metavar="DIR"
+    )
+    model_name: str = option("case", "the model's row in results.json (default case)")
+    baseline: str | None = option(None, "evaluate a baseline derived from the checkpoint", choices=BASELINES)
+    redundancy: bool = option(False, "also run image-only and text-only: modality redundancy")
+    image_only: str | None = option(None, "trained image-only export (default: derived)", metavar="PATH")
+    text_only: str | None = option(None, "trained text-only export (default: derived)", metavar="PATH")
+    redundancy_k: list[int] = option([1, 10], "cut-offs of the redundancy analysis (default 1,10)")
+    mask_reference: bool = option(False, "drop the reference image from its ranking (CIRR always does)")
+    batch_size: int = option(128, "encoding batch size (default 128)")
+    device: str | None = option(None, "cpu | cuda | cuda:N (default: cuda when available)")
+    num_workers: int = option(2, "image-loading worker processes (default 2)")
+    cache: bool = option(True, "cache gallery embeddings on disk per checkpoint and image list")
+    cache_dir: str | None = option(
+        None, "gallery embedding cache (default $COIR_CACHE_DIR or ~/.cache/coir)", metavar="DIR"
+    )
+    memory_gb: float = option(
+        DEFAULT_MEMORY_GB,
+        "working memory of the ranking, GiB; sizes its query x gallery chunks (default 1)",
+    )
+    pictures: bool = option(True, "write the retrieval PNG grid and HTML page")
+    out: str | None = option(
+        None, "report folder: results.json (merged), results.md, pictures, submissions", metavar="DIR"
+    )
+    results: str | None = option(
+        None, "results.json to merge into (default: <out>/results.json)", metavar="FILE"
+    )
+    # {benchmark: {option: value}}, typed and checked by that benchmark's module
+    options: dict[str, dict[str, Any]] = option({}, "per-benchmark options")
+
+
+def eval_device(config: EvalConfig) -> str:
+    """The config's device; None: cuda when available, else cpu."""
+    if config.device:
+        return config.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_eval_config(config: EvalConfig) -> None:
-    for key in ("checkpoint", "benchmark", "data_root"):
+    """Value checks the types cannot express, then the benchmark's own (split, its options)."""
+    from coir.eval.benchmarks import benchmark_names, get_benchmark
+
+    for key in ("benchmark", "data_root"):
         if getattr(config, key) is None:
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"key {key!r} is required (give {flag} or set it in the config file)")
-    if config.benchmark not in ("cirr", "fashioniq", "lasco"):
-        raise ConfigError(f"key 'benchmark': must be cirr, fashioniq or lasco, got {config.benchmark!r}")
-    if config.baseline not in (None, "image-only", "text-only"):
-        raise ConfigError(f"key 'baseline': must be image-only or text-only, got {config.baseline!r}")
+    for name in config.options:
+        if name not in benchmark_names():
+            raise ConfigError(
+                f"key 'options.{name}': no benchmark {name!r} (registered: {', '.join(benchmark_names())})"
+            )
+        get_benchmark(name).options(config)
+    if config.baseline not in (None, *BASELINES):
+        raise ConfigError(f"key 'baseline': must be one of {', '.join(BASELINES)}, got {config.baseline!r}")
     if config.batch_size < 1 or config.num_workers < 0:
         raise ConfigError("key 'batch_size' must be >= 1, 'num_workers' >= 0")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:
         raise ConfigError(f"key 'redundancy_k': cut-offs must be >= 1, got {config.redundancy_k}")
+    if config.benchmark not in benchmark_names():
+        raise ConfigError(
+            f"key 'benchmark': must be one of {', '.join(benchmark_names())}, got {config.benchmark!r}"
+        )
+    get_benchmark(config.benchmark).check(config)

@@ -7,8 +7,8 @@ is "solved" by a model when its target is in that model's top K. Per query, at e
     "either" both single-modality models solve it
     "both"   neither does: the query needs both modalities
 The labels "both" / "image" / "text" match the synthetic world's truth files
-(W/truth/<benchmark>_redundancy_<split>.json = {query key: label}); "either" agrees with a truth
-label "image" or "text".
+(W/truth/<file>.json = {query key: label}, the file named by the benchmark); "either" agrees with
+a truth label "image" or "text".
 """
 
 from __future__ import annotations
@@ -64,25 +64,15 @@ def _pct(count: int, n: int) -> float:
     return float(count) / n * 100.0 if n else float("nan")
 
 
-def truth_path(
-    roots: Sequence[str | Path | None], benchmark: str, split: str, category: str | None = None
-) -> Path | None:
-    """The synthetic world's truth file, when a data or image root sits inside a world (W/cirr,
-    W/fashioniq, W/coco): W/truth/{cirr_redundancy_<split>, fashioniq_redundancy_<category>_<split>,
-    vqa_redundancy_<split>2014 (LaSCo qids are VQA question ids)}.json."""
-    if benchmark == "fashioniq":
-        names = [f"fashioniq_redundancy_{category}_{split}.json"]
-    elif benchmark == "lasco":
-        names = [f"vqa_redundancy_{split}2014.json"]
-    else:
-        names = [f"{benchmark}_redundancy_{split}.json"]
+def truth_path(roots: Sequence[str | Path | None], name: str) -> Path | None:
+    """The synthetic world's truth file `name` (a benchmark's truth_file), when a data or image root
+    sits inside a world (W/cirr, W/fashioniq, W/coco): W/truth/<name>."""
     for root in roots:
         if root is None:
             continue
-        truth = Path(root).resolve().parent / "truth"
-        for name in names:
-            if (truth / name).is_file():
-                return truth / name
+        truth = Path(root).resolve().parent / "truth" / name
+        if truth.is_file():
+            return truth
     return None
 
 

@@ -14,13 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from coir.eval.config import DEFAULT_MEMORY_GB
+from coir.eval.benchmarks import get_benchmark
+from coir.eval.config import EvalConfig, eval_device
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
-from coir.eval.metrics import cirr_metrics, fashioniq_metrics, recall_at_k
 from coir.eval.ranking import Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
 
 log = logging.getLogger(__name__)
+
+TOP_K = 50  # gallery names kept per query: the CIRR server file's 50, the pictures' top row
 
 
 @dataclass
@@ -45,12 +47,7 @@ def task_metrics(task: Task, ranking: Ranking) -> dict[str, float]:
     """The benchmark's metrics, or only the query count on a split without targets (test)."""
     out: dict[str, float] = {}
     if any(q.target is not None for q in task.queries):
-        if task.benchmark == "cirr":
-            out = cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
-        elif task.benchmark == "fashioniq":
-            out = fashioniq_metrics(ranking.target_rank, task.ks)
-        else:
-            out = recall_at_k(ranking.target_rank, task.ks)
+        out = get_benchmark(task.benchmark).metrics(task, ranking)
     out["queries"] = len(task.queries)
     return out
 
@@ -80,16 +77,17 @@ def _gather_ranking(local: Ranking) -> Ranking:
 def run_task(
     model: Any,
     task: Task,
+    config: EvalConfig,
     model_name: str = "case",
     fingerprint: str | None = None,
     cache_dir: str | Path | None = None,
-    batch_size: int = 128,
-    device: str | torch.device = "cpu",
-    num_workers: int = 0,
-    k: int = 50,
-    memory_gb: float = DEFAULT_MEMORY_GB,
     progress: bool = False,
+    k: int = TOP_K,
 ) -> TaskResult:
+    """`config` gives the batch size, device, workers and the memory budget that sizes the ranking's
+    query x gallery chunks; `k` how many gallery
+    names are kept per query (the target's rank is exact whatever k)."""
+    batch_size, device, num_workers = config.batch_size, eval_device(config), config.num_workers
     model.eval()
     gallery = embed_gallery(
         model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress
@@ -110,7 +108,7 @@ def run_task(
         len(queries),
         len(task.gallery_paths),
         getattr(model, "score_bytes_per_pair", 0),
-        int(memory_gb * 2**30),
+        int(config.memory_gb * 2**30),
     )
     targets = [task.index_of(q.target) for q in queries]
     missing = sum(t < 0 for t, q in zip(targets, queries, strict=True) if q.target is not None)

@@ -2,7 +2,7 @@
 
     sub = submit_train("configs/pretrain/case_tiny.yaml", ["optim.total_steps=8"], cluster, "runs/x")
     sub = submit_lasco(lasco_flags, cluster, "runs/lasco-build", array=8)
-    sub = submit_eval(["runs/a/export"], ["cirr"], "val", {"cirr": "W/cirr"}, cluster, "runs/ev")
+    sub = submit_eval(["runs/a/export"], ["cirr"], EvalConfig(), {"cirr": "W/cirr"}, cluster, "runs/ev")
     sub.wait()        # optional: block until every job ended; returns their results
 
 Every submission writes RUN_DIR/jobs.json (see runs.py) and keeps submitit's files in
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.common.errors import CoirError, ConfigError, MissingInputError
+from coir.eval.config import EvalConfig
 from coir.launch.cluster_config import ClusterConfig
 from coir.launch.executor import make_executor
 from coir.launch.runs import JobRecord, add_jobs, now
@@ -315,16 +316,28 @@ def model_names(checkpoints: Sequence[str]) -> list[str]:
     return ["-".join(p[common:]) for p in parts]
 
 
+def _named(value: str) -> tuple[str | None, str]:
+    """`NAME=DIR` for a registered benchmark NAME -> (NAME, DIR); a plain DIR -> (None, DIR)."""
+    from coir.eval.benchmarks import benchmark_names
+
+    name, sep, path = value.partition("=")
+    if not (sep and re.fullmatch(r"[a-z][a-z0-9_-]*", name)):
+        return None, value
+    if name not in benchmark_names():
+        raise ConfigError(f"{value!r}: no benchmark {name!r} (registered: {', '.join(benchmark_names())})")
+    return name, path
+
+
 def data_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[str, str]:
     """`--data-root DIR` (DIR/<benchmark> when that exists, else DIR) and/or `--data-root NAME=DIR`."""
     roots: dict[str, str] = {}
     default: str | None = None
     for value in values:
-        name, sep, path = value.partition("=")
-        if sep and re.fullmatch(r"[a-z]+", name):
-            roots[name] = path
+        name, path = _named(value)
+        if name is None:
+            default = path
         else:
-            default = value
+            roots[name] = path
     for benchmark in benchmarks:
         if benchmark in roots:
             continue
@@ -335,37 +348,41 @@ def data_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[str, st
     return {b: str(Path(roots[b]).resolve()) for b in benchmarks}
 
 
-def _image_root(image_roots: dict[str, str] | None, benchmark: str) -> dict[str, str]:
-    root = (image_roots or {}).get(benchmark)
-    return {"image_root": str(Path(root).resolve())} if root else {}
-
-
 def image_roots(values: Sequence[str], benchmarks: Sequence[str]) -> dict[str, str]:
     """`--image-root NAME=DIR` for one benchmark, `--image-root DIR` for all."""
     roots: dict[str, str] = {}
     for value in values:
-        name, sep, path = value.partition("=")
-        if sep and re.fullmatch(r"[a-z]+", name):
-            roots[name] = path
+        name, path = _named(value)
+        if name is None:
+            roots.update(dict.fromkeys(benchmarks, path))
         else:
-            roots.update(dict.fromkeys(benchmarks, value))
+            roots[name] = path
     return roots
 
 
 def submit_eval(
     checkpoints: Sequence[str],
     benchmarks: Sequence[str],
-    split: str,
+    config: EvalConfig,
     roots: dict[str, str],
     cluster: ClusterConfig,
     run_dir: str | Path,
-    options: dict[str, Any] | None = None,
     image_roots: dict[str, str] | None = None,
 ) -> Submission:
     """One array task per (checkpoint, benchmark), then a job that merges every fragment into
     RUN_DIR/results.json and RUN_DIR/results.md (one table per benchmark/split, a row per checkpoint).
-    `options`: further keyword arguments of coir.eval.api.evaluate (batch_size, device, redundancy...);
-    `image_roots`: per benchmark, where the images are when not under the data root (real CIRR)."""
+
+    Each task evaluates `config` (split, batch size, redundancy, benchmark options, every other
+    evaluation option) with its cell's checkpoint, benchmark, data root (`roots`), image root
+    (`image_roots`, where the images are when not under the data root: real CIRR), model name (from
+    the checkpoint paths) and out folder RUN_DIR/eval/<model>/<benchmark>; a device left unset is
+    cuda when the tasks get GPUs. Every cell's config is checked before anything is submitted.
+    """
+    from dataclasses import replace
+
+    from coir.common.config import to_dict
+    from coir.eval.config import check_eval_config
+
     if not checkpoints:
         raise MissingInputError("(empty)", "checkpoint matching --checkpoints")
     for checkpoint in checkpoints:
@@ -373,31 +390,37 @@ def submit_eval(
             raise MissingInputError(checkpoint, "checkpoint")
     run_dir = Path(run_dir).resolve()
     names = model_names(checkpoints)
-    cells = [(c, n, b) for c, n in zip(checkpoints, names, strict=True) for b in benchmarks]
+    device = config.device or ("cuda" if cluster.gpus_per_node > 0 else "cpu")
+    cells = []
+    for checkpoint, name in zip(checkpoints, names, strict=True):
+        for benchmark in benchmarks:
+            image_root = (image_roots or {}).get(benchmark, config.image_root)
+            cell = replace(
+                config,
+                checkpoint=str(Path(checkpoint).resolve()),
+                benchmark=benchmark,
+                data_root=roots[benchmark],
+                image_root=str(Path(image_root).resolve()) if image_root else None,
+                model_name=name,
+                out=str(run_dir / "eval" / name / benchmark),
+                results=None,
+                device=device,
+            )
+            check_eval_config(cell)
+            cells.append(cell)
     executor = make_executor(cluster, _folder(run_dir), "coir-eval")
     with executor.batch():
         jobs = [
             executor.submit(
-                _task(
-                    "evaluate",
-                    {
-                        "checkpoint": str(Path(c).resolve()),
-                        "benchmark": b,
-                        "split": split,
-                        "data_root": roots[b],
-                        "model_name": n,
-                        "out_dir": str(run_dir / "eval" / n / b),
-                        "options": {**(options or {}), **_image_root(image_roots, b)},
-                    },
-                    cluster,
-                    distributed=cluster.num_tasks > 1,
-                )
+                _task("evaluate", {"config": to_dict(cell)}, cluster, distributed=cluster.num_tasks > 1)
             )
-            for c, n, b in cells
+            for cell in cells
         ]
     records = [
-        _record(job, "eval", cluster, cluster.num_tasks, f"{n} on {b}/{split}")
-        for job, (_, n, b) in zip(jobs, cells, strict=True)
+        _record(
+            job, "eval", cluster, cluster.num_tasks, f"{cell.model_name} on {cell.benchmark}/{cell.split}"
+        )
+        for job, cell in zip(jobs, cells, strict=True)
     ]
     single = _single(cluster)
     collector = make_executor(single, _folder(run_dir), "coir-eval-collect")

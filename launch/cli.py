@@ -25,6 +25,8 @@ coir launch train configs/pretrain/case_base.yaml data.shards=[/data/lasco/tripl
     --run-dir runs/pt
 coir launch eval --checkpoints 'runs/pt/export' --benchmarks cirr --split val --data-root /data/cirr \\
     --cluster-config configs/cluster/example.yaml --gpus-per-node 1 --run-dir runs/pt-cirr
+coir launch eval --checkpoints 'runs/*/export' --benchmarks fashioniq,lasco --data-root /data \\
+    --caption-orders both mask_reference=true memory_gb=4 --gpus-per-node 1 --run-dir runs/sweep
 coir launch data lasco --array 16 --vqa /data/vqa --coco /data/coco --out /data/lasco --split train \\
     --cluster-config configs/cluster/example.yaml --cpus-per-task 8 --run-dir runs/lasco-build
 coir launch train configs/pretrain/case_tiny.yaml --cluster local --tasks-per-node 2 --run-dir runs/t --wait
@@ -48,6 +50,11 @@ CLUSTER_FLAGS: dict[str, tuple[str, type, str]] = {
     "--signal-delay": ("signal_delay_s", int, "seconds before the time limit SIGUSR2 arrives (default 120)"),
     "--job-name": ("job_name", str, "SLURM job name (default coir-<kind>)"),
 }
+
+# EvalConfig keys `coir launch eval` sets for each (checkpoint, benchmark) task, and those its
+# --benchmarks, --data-root and --image-root give per benchmark: no `coir eval` flags for either there
+SET_PER_TASK = ("checkpoint", "model_name", "out", "results")
+PER_BENCHMARK = ("benchmark", "data_root", "image_root")
 
 METAVARS = {
     "nodes": "N",
@@ -146,7 +153,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_cluster_flags(train)
 
     evaluate = sub.add_parser(
-        "eval", help="evaluate checkpoints x benchmarks as an array; one results table", formatter_class=fmt
+        "eval",
+        help="evaluate checkpoints x benchmarks as an array; one results table",
+        formatter_class=fmt,
+        description="Every `coir eval` option is accepted (flags and KEY=VALUE overrides of the same "
+        "EvalConfig) and reaches each task; checkpoint, model_name, out and results are set per task, "
+        "and an unset device is cuda when the tasks get GPUs, else cpu.",
+        epilog="examples:\n  " + "\n  ".join(EXAMPLE.splitlines()[3:7]),
     )
     evaluate.add_argument(
         "--checkpoints",
@@ -161,16 +174,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--benchmarks",
         "--benchmark",
         dest="benchmarks",
-        default="cirr",
-        help="comma-separated: cirr,fashioniq,lasco (default cirr)",
+        default=None,
+        help="comma-separated, e.g. cirr,fashioniq,lasco (default: the config's benchmark)",
     )
-    evaluate.add_argument("--split", default="val", help="split (default val)")
     evaluate.add_argument(
         "--data-root",
         action="append",
-        required=True,
+        default=[],
         metavar="DIR|NAME=DIR",
-        help="benchmark root, or a folder holding cirr/ fashioniq/ ...; repeatable",
+        help="benchmark root, or a folder holding cirr/ fashioniq/ ...; repeatable (default: the config's)",
     )
     evaluate.add_argument(
         "--image-root",
@@ -179,13 +191,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR|NAME=DIR",
         help="where the images are when not under the data root (real CIRR: img_raw); repeatable",
     )
-    evaluate.add_argument("--redundancy", action="store_true", help="add the image-only / text-only analysis")
-    evaluate.add_argument("--batch-size", type=int, default=128, help="encoding batch size (default 128)")
-    evaluate.add_argument("--num-workers", type=int, default=0, help="image decoding workers (default 0)")
-    evaluate.add_argument("--no-pictures", action="store_true", help="no retrieval pictures / HTML pages")
-    evaluate.add_argument(
-        "--device", default=None, help="cuda or cpu (default: cuda when GPUs are requested)"
-    )
+    from coir.eval.flags import add_eval_arguments
+
+    add_eval_arguments(evaluate, exclude=SET_PER_TASK + PER_BENCHMARK)
     _add_cluster_flags(evaluate)
 
     data = sub.add_parser("data", help="a `coir data` command as a job (lasco: an array of shard ranges)")
@@ -274,25 +282,7 @@ def run(args: argparse.Namespace) -> int:
             return _dry_run(cluster, _run_dir(args, "runs/train"), "train")
         return _finish(args, api.submit_train(args.config, overrides, cluster, args.launch_run_dir))
     if command == "eval":
-        checkpoints = sorted({p for pattern in args.checkpoints for p in (glob.glob(pattern) or [pattern])})
-        benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-        run_dir = _run_dir(args, "runs/eval")
-        if args.launch_dry_run:
-            return _dry_run(cluster, run_dir, "eval", array=len(checkpoints) * len(benchmarks))
-        device = args.device or ("cuda" if cluster.gpus_per_node > 0 else "cpu")
-        roots = api.data_roots(args.data_root, benchmarks)
-        options = {
-            "batch_size": args.batch_size,
-            "num_workers": args.num_workers,
-            "device": device,
-            "pictures": not args.no_pictures,
-            "redundancy": args.redundancy,
-        }
-        images = api.image_roots(args.image_root, benchmarks)
-        return _finish(
-            args,
-            api.submit_eval(checkpoints, benchmarks, args.split, roots, cluster, run_dir, options, images),
-        )
+        return _eval(args, cluster)
     if command == "selftest":
         run_dir = _run_dir(args, "runs/selftest")
         if args.launch_dry_run:
@@ -312,6 +302,44 @@ def run(args: argparse.Namespace) -> int:
             args, api.submit_command(["data", args.launch_data], _command_args(args), cluster, run_dir)
         )
     raise ConfigError(f"unknown launch command {command!r}")
+
+
+def _eval(args: argparse.Namespace, cluster: Any) -> int:
+    """The sweep's EvalConfig from the same flags and overrides as `coir eval`; then one task a cell."""
+    from coir.common.errors import ConfigError
+    from coir.eval.benchmarks import get_benchmark
+    from coir.eval.flags import eval_config_from_args
+    from coir.launch import api
+
+    for item in args.overrides:
+        key = item.partition("=")[0].strip()
+        if key in SET_PER_TASK:
+            raise ConfigError(
+                f"override {item!r}: coir launch eval sets {key!r} for each task "
+                "(--checkpoints; model names from the paths; RUN_DIR/eval/<model>/<benchmark>)"
+            )
+    named = [b.strip() for b in (args.benchmarks or "").split(",") if b.strip()]
+    config = eval_config_from_args(args, benchmarks=named or None)
+    benchmarks = named or ([config.benchmark] if config.benchmark else [])
+    if not benchmarks:
+        raise ConfigError(
+            "coir launch eval: give --benchmarks (e.g. cirr,fashioniq) or benchmark= in --config"
+        )
+    for benchmark in benchmarks:
+        get_benchmark(benchmark)
+    checkpoints = sorted({p for pattern in args.checkpoints for p in (glob.glob(pattern) or [pattern])})
+    run_dir = _run_dir(args, "runs/eval")
+    if args.launch_dry_run:
+        return _dry_run(cluster, run_dir, "eval", array=len(checkpoints) * len(benchmarks))
+    data = args.data_root or ([config.data_root] if config.data_root else [])
+    images = args.image_root or ([config.image_root] if config.image_root else [])
+    roots = api.data_roots(data, benchmarks)
+    return _finish(
+        args,
+        api.submit_eval(
+            checkpoints, benchmarks, config, roots, cluster, run_dir, api.image_roots(images, benchmarks)
+        ),
+    )
 
 
 def _manage(args: argparse.Namespace) -> int:

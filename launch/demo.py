@@ -134,26 +134,29 @@ def train_model(name: str, steps: int, args: argparse.Namespace, shards: Path, t
 
 
 def evaluate_all(args: argparse.Namespace, world: Path, lasco_val: Path, exports: dict[str, Path]) -> None:
-    from coir.eval.api import evaluate_detailed
+    from dataclasses import replace
+
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
     out = Path(args.out)
-    results = out / "results.json"
-    common = {"out_dir": out / "eval", "results_file": results, "progress": True, "batch_size": 128}
-    evaluate_detailed(
-        exports["case"],
-        "lasco",
-        "val",
-        lasco_val,
-        image_root=world / "coco",
-        model_name="case",
-        redundancy=True,
-        image_only=exports["image-only"],
-        text_only=exports["text-only"],
-        **common,
+    common = EvalConfig(
+        out=str(out / "eval"), results=str(out / "results.json"), batch_size=128, num_workers=0, device="cpu"
     )
-    for benchmark, root in (("cirr", world / "cirr"), ("fashioniq", world / "fashioniq")):
+    lasco = replace(
+        common,
+        benchmark="lasco",
+        data_root=str(lasco_val),
+        image_root=str(world / "coco"),
+        redundancy=True,
+        image_only=str(exports["image-only"]),
+        text_only=str(exports["text-only"]),
+    )
+    evaluate(exports["case"], lasco, progress=True)
+    for benchmark in ("cirr", "fashioniq"):
         for name in MODELS:
-            evaluate_detailed(exports[name], benchmark, "val", root, model_name=name, **common)
+            config = replace(common, benchmark=benchmark, data_root=str(world / benchmark), model_name=name)
+            evaluate(exports[name], config, progress=True)
 
 
 def run(args: argparse.Namespace) -> int:

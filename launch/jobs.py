@@ -84,21 +84,14 @@ def lasco_finalize(out: str, wait_for: list[str], timeout_s: float) -> dict[str,
 
 
 # -- evaluation sweep -------------------------------------------------------------------------------
-def evaluate(
-    checkpoint: str,
-    benchmark: str,
-    split: str,
-    data_root: str,
-    model_name: str,
-    out_dir: str,
-    options: dict[str, Any],
-) -> dict[str, Any]:
-    """One (checkpoint, benchmark) cell of a sweep; returns the results fragment."""
+def evaluate(config: dict[str, Any]) -> dict[str, Any]:
+    """One (checkpoint, benchmark) cell of a sweep: an EvalConfig as a dict; returns the results fragment."""
+    from coir.common.config import load_config
     from coir.eval.api import evaluate as run_evaluation
+    from coir.eval.config import EvalConfig
 
-    return run_evaluation(
-        checkpoint, benchmark, split, data_root, out_dir=out_dir, model_name=model_name, **options
-    )
+    loaded = load_config(EvalConfig, base=config)
+    return run_evaluation(loaded.checkpoint, loaded).fragment
 
 
 def collect_eval(run_dir: str, wait_for: list[str], timeout_s: float) -> dict[str, Any]:

@@ -75,7 +75,7 @@ class LoggingConfig:
 
 @dataclass
 class ValidationConfig:
-    benchmark: str | None = None  # a validator registered in the "coir.validators" entry points
+    benchmark: str | None = None  # a benchmark of coir.eval's registry (cirr, fashioniq, lasco …)
     data_root: str | None = None
     split: str = "val"
     every_epochs: int = 1

@@ -14,7 +14,7 @@ after a validation and when a new epoch's reader has started, the ranks agree th
 together, and train() returns status "preempted" so that the launcher can requeue with resume=auto. A
 fresh run refuses a checkpoint dir that already holds complete checkpoints. The data stream resumes
 exactly (see pipeline/data.py).
-With `validation.benchmark` set, a validator from the "coir.validators" entry points runs every
+With `validation.benchmark` set, that benchmark's validator (find_validator) runs every
 `validation.every_epochs` epochs on rank 0 and the best model (by `validation.main_metric`) is exported
 to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensors + config + tokenizer).
 """
@@ -96,23 +96,29 @@ def deepspeed_config(config: TrainConfig, world_size: int, bf16: bool) -> dict[s
 
 
 def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | None:
+    """validate(model, data_root, split, device) for `validation.benchmark`, from coir.eval's benchmark
+    registry, reached through the "coir.validation" entry point `validator_for` (no import of eval here)."""
     name = config.validation.benchmark
     if not name:
         return None
     from importlib.metadata import entry_points
 
-    found = {ep.name: ep for ep in entry_points(group="coir.validators")}
-    if name not in found:
+    found = {ep.name: ep for ep in entry_points(group="coir.validation")}
+    if "validator_for" not in found:
         raise ConfigError(
-            f"key 'validation.benchmark': no validator {name!r} registered in the 'coir.validators' "
-            f"entry points (registered: {', '.join(sorted(found)) or 'none'})"
+            "key 'validation.benchmark': no 'validator_for' in the 'coir.validation' entry points "
+            "(is coir installed with `pip install -e .`?)"
         )
     try:
-        return found[name].load()
+        validator_for = found["validator_for"].load()
     except (ImportError, AttributeError) as error:
         raise ConfigError(
-            f"key 'validation.benchmark': validator {name!r} ({found[name].value}) cannot be loaded: {error}"
+            f"key 'validation.benchmark': {found['validator_for'].value} cannot be loaded: {error}"
         ) from error
+    try:
+        return validator_for(name)
+    except ConfigError as error:
+        raise ConfigError(f"key 'validation.benchmark': {error}") from error
 
 
 class _StopFlag:

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from coir.eval.config import EvalConfig
 from coir.eval.encode import checkpoint_fingerprint, embed_gallery
 from coir.eval.runner import run_task
 from coir.eval.tasks import Query, Task
@@ -133,7 +134,7 @@ def _worker(rank: int, world_size: int, folder: str, port: int) -> None:
     try:
         model = ColourModel()
         task = small_task(Path(folder) / "images", write=False)
-        result = run_task(model, task, batch_size=4, memory_gb=1e-6)
+        result = run_task(model, task, EvalConfig(batch_size=4, memory_gb=1e-6, num_workers=0, device="cpu"))
         np.savez(
             Path(folder) / f"rank{rank}.npz",
             top=result.ranking.top_indices,
@@ -150,7 +151,8 @@ def test_two_ranks_give_the_single_process_result(tmp_path):
 
     import torch.multiprocessing as mp
 
-    single = run_task(ColourModel(), small_task(tmp_path / "images"), batch_size=4)
+    config = EvalConfig(batch_size=4, num_workers=0, device="cpu")
+    single = run_task(ColourModel(), small_task(tmp_path / "images"), config)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from coir.eval.metrics import cirr_metrics, fashioniq_metrics, main_measure, mean_metrics, recall_at_k
+from coir.datasets.fashioniq import join_fashioniq_captions
+from coir.eval.benchmarks import get_benchmark
+from coir.eval.benchmarks.cirr import cirr_metrics
+from coir.eval.benchmarks.fashioniq import fashioniq_metrics
+from coir.eval.metrics import mean_metrics, recall_at_k
 from coir.eval.ranking import rank, stable_topk
 from coir.eval.report import read_results, results_markdown, write_results
-from coir.eval.tasks import join_fashioniq_captions
 
 
 def rank_rows(rows: list[list[float]], **kwargs) -> object:
@@ -64,7 +67,7 @@ def test_subset_recall_ranks_only_members_minus_reference():
     assert metrics["R@1"] == 0.0 and metrics["R@5"] == 100.0
     assert metrics["Rs@1"] == 0.0 and metrics["Rs@2"] == 100.0 and metrics["Rs@3"] == 100.0
     assert metrics["avg"] == 50.0
-    assert main_measure("cirr", metrics) == 50.0
+    assert get_benchmark("cirr").main_measure(metrics) == 50.0
 
 
 def test_subset_ties_follow_the_same_rule():
@@ -79,10 +82,14 @@ def test_fashioniq_metrics_and_mean_over_categories():
     assert dress == {"R@10": 37.5, "R@50": 62.5, "avg": 50.0}
     shirt = fashioniq_metrics(np.array([0, 0, 0, 0]))
     toptee = fashioniq_metrics(np.array([60, 60]))
-    mean = mean_metrics([dress, shirt, toptee])
-    assert mean["R@10"] == pytest.approx((37.5 + 100 + 0) / 3)
-    assert mean["R@50"] == pytest.approx((62.5 + 100 + 0) / 3)
-    assert main_measure("fashioniq", mean) == pytest.approx((mean["R@10"] + mean["R@50"]) / 2)
+    assert mean_metrics([dress, shirt, toptee])["R@10"] == pytest.approx((37.5 + 100 + 0) / 3)
+    fashioniq = get_benchmark("fashioniq")
+    counted = [dress | {"queries": 8}, shirt | {"queries": 4}, toptee | {"queries": 2}]
+    mean = fashioniq.summary(counted)  # the "fashioniq/<split>" row
+    assert mean == pytest.approx({"R@10": 137.5 / 3, "R@50": 162.5 / 3, "avg": 150 / 3, "queries": 14})
+    assert list(mean) == ["R@10", "R@50", "avg", "queries"]  # the column order of the tables
+    assert fashioniq.main_measure(mean) == pytest.approx((137.5 / 3 + 162.5 / 3) / 2)
+    assert fashioniq.summary([{"queries": 5}, {"queries": 7}]) is None  # test split: no targets, no row
 
 
 def test_fashioniq_caption_join_as_clip4cir():

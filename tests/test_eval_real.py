@@ -68,13 +68,20 @@ def tiny_case(real_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def cirr_run(real_data, cirr_images, tiny_case, tmp_path_factory):
     from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
     out = tmp_path_factory.mktemp("cirr_out")
     (out / "results.json").write_text(json.dumps({"lasco/val": {"other": {"R@1": 5.0}}}))
-    fragment = evaluate(
-        tiny_case, "cirr", "val", real_data / "cirr", image_root=cirr_images, out_dir=out, batch_size=512
+    config = EvalConfig(
+        benchmark="cirr",
+        data_root=str(real_data / "cirr"),
+        image_root=str(cirr_images),
+        out=str(out),
+        batch_size=512,
+        num_workers=0,
+        device="cpu",
     )
-    return fragment, out
+    return evaluate(tiny_case, config).fragment, out
 
 
 def test_cirr_val_end_to_end(cirr_run, real_data):
@@ -129,15 +136,17 @@ def test_fashioniq_val_counts_and_mean(real_data, fashioniq_images):
     from test_eval_cache import ColourModel
 
     from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
-    fragment = evaluate(
-        ColourModel(),
-        "fashioniq",
-        "val",
-        real_data / "fashioniq",
-        image_root=fashioniq_images,
+    config = EvalConfig(
+        benchmark="fashioniq",
+        data_root=str(real_data / "fashioniq"),
+        image_root=str(fashioniq_images),
         batch_size=512,
+        num_workers=0,
+        device="cpu",
     )
+    fragment = evaluate(ColourModel(), config).fragment
     per_category = [fragment[f"fashioniq-{c}/val"]["case"] for c in FASHIONIQ_CATEGORIES]
     assert [m["queries"] for m in per_category] == [FASHIONIQ_QUERIES[c] for c in FASHIONIQ_CATEGORIES]
     mean = fragment["fashioniq/val"]["case"]
@@ -149,7 +158,7 @@ def test_fashioniq_val_counts_and_mean(real_data, fashioniq_images):
 
 
 def test_lasco_task_on_the_real_val_corpus(real_data, tmp_path):
-    from coir.eval.tasks import lasco_task
+    from coir.eval.benchmarks.lasco import lasco_task
 
     lasco = tmp_path / "lasco"
     lasco.mkdir()

@@ -120,15 +120,16 @@ def test_cli_fashioniq_baseline_and_template(world, export, tmp_path):
 
 def test_validators_return_main(world, export):
     from coir.eval.api import load_model
-    from coir.eval.validation import validate_cirr, validate_fashioniq
+    from coir.eval.validation import validator_for
 
     model = load_model(export)
     model.train()
-    cirr = validate_cirr(model, str(world / "cirr"), "val", torch.device("cpu"))
+    cirr = validator_for("cirr")(model, str(world / "cirr"), "val", torch.device("cpu"))
     assert cirr["main"] == pytest.approx((cirr["R@5"] + cirr["Rs@1"]) / 2)
-    fashion = validate_fashioniq(model, str(world / "fashioniq"), "val", "cpu")
+    fashion = validator_for("fashioniq")(model, str(world / "fashioniq"), "val", "cpu")
     assert fashion["main"] == pytest.approx((fashion["R@10"] + fashion["R@50"]) / 2)
-    assert "dress/R@10" in fashion
+    per_category = [fashion[f"{c}/R@10"] for c in ("dress", "shirt", "toptee")]
+    assert fashion["R@10"] == pytest.approx(sum(per_category) / 3)  # the headline is their mean
     assert model.training  # the trainer's mode is restored
 
 
@@ -148,7 +149,8 @@ def test_lasco_files_end_to_end(tmp_path):
     from PIL import Image
 
     from coir.eval.api import evaluate
-    from coir.eval.validation import validate_lasco
+    from coir.eval.config import EvalConfig
+    from coir.eval.validation import validator_for
 
     coco = tmp_path / "coco"
     (coco / "val2014").mkdir(parents=True)
@@ -180,11 +182,18 @@ def test_lasco_files_end_to_end(tmp_path):
     ]
     (lasco / "lasco_val.json").write_text(json.dumps(triplets))
     model = reference_colour_model()
-    fragment = evaluate(model, "lasco", "val", lasco, image_root=coco, out_dir=tmp_path / "out")
+    config = EvalConfig(
+        benchmark="lasco",
+        data_root=str(lasco),
+        image_root=str(coco),
+        out=str(tmp_path / "out"),
+        num_workers=0,
+    )
+    fragment = evaluate(model, config).fragment
     metrics = fragment["lasco/val"]["case"]
     assert metrics["queries"] == 8 and set(metrics) == {"R@1", "R@5", "R@10", "R@50", "queries"}
     assert len(ids) > 5 and metrics["R@1"] == 50.0 and metrics["R@50"] == 100.0  # 12 images < 50
-    result = validate_lasco(model, f"{lasco}::{coco}", "val", "cpu")
+    result = validator_for("lasco")(model, f"{lasco}::{coco}", "val", "cpu")
     assert result["main"] == result["R@1"] == 50.0
 
 
@@ -316,13 +325,19 @@ def fact_text_only_model(world: Path, split: str = "val"):
 
 
 def test_redundancy_recovers_the_truth_with_oracle_single_modality_models(world):
-    from coir.eval.api import evaluate_detailed
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
 
-    evaluation = evaluate_detailed(
-        pixel_image_only_model(), "cirr", "val", world / "cirr",
-        redundancy=True, image_only=pixel_image_only_model(), text_only=fact_text_only_model(world),
-        redundancy_ks=(1,), cache=False, pictures=False,
+    config = EvalConfig(
+        benchmark="cirr", data_root=str(world / "cirr"), redundancy=True, redundancy_k=[1], cache=False,
+        pictures=False, device="cpu", num_workers=0,
     )  # fmt: skip
+    evaluation = evaluate(
+        pixel_image_only_model(),
+        config,
+        image_only=pixel_image_only_model(),
+        text_only=fact_text_only_model(world),
+    )
     summary = evaluation.redundancy["cirr/val"]
     truth = json.loads((world / "truth" / "cirr_redundancy_val.json").read_text())
     found = summary["labels@1"]
@@ -373,16 +388,15 @@ def test_zeroshot_configs_load(name):
 
 @pytest.mark.parametrize("name", ["cirr_case", "fashioniq_case"])
 def test_finetune_recipes_load_and_name_a_registered_validator(name):
-    from importlib.metadata import entry_points
-
     from coir.common.config import load_config
+    from coir.eval.benchmarks import benchmark_names
     from coir.pipeline.config import TrainConfig, check_values
+    from coir.pipeline.engine import find_validator
 
     config = load_config(TrainConfig, REPO / "configs" / "finetune" / f"{name}.yaml")
     check_values(config)
-    validators = {ep.name: ep for ep in entry_points(group="coir.validators")}
-    assert config.validation.benchmark in validators and config.validation.main_metric == "main"
-    assert callable(validators[config.validation.benchmark].load())
+    assert config.validation.benchmark in benchmark_names() and config.validation.main_metric == "main"
+    assert callable(find_validator(config))  # through the "coir.validation" entry point
 
 
 def test_cli_errors_name_the_problem(world, tmp_path):
@@ -405,10 +419,10 @@ def test_case_ranking_under_a_memory_budget_equals_the_full_dot_product_sort(wor
     from test_eval_metrics import _reference_ranking
 
     from coir.eval.api import load_model
+    from coir.eval.benchmarks.cirr import cirr_metrics, cirr_task
+    from coir.eval.config import EvalConfig
     from coir.eval.encode import encode_images, encode_queries
-    from coir.eval.metrics import cirr_metrics
     from coir.eval.runner import run_task
-    from coir.eval.tasks import cirr_task
 
     model = load_model(export)
     task = cirr_task(world / "cirr", "val")
@@ -422,9 +436,105 @@ def test_case_ranking_under_a_memory_budget_equals_the_full_dot_product_sort(wor
     exclude = [[task.index_of(n) for n in q.exclude] for q in task.queries]
     subsets = [[task.index_of(n) for n in q.subset] for q in task.queries]
     tops, target_ranks, _, subset_ranks = _reference_ranking(scores, 50, targets, exclude, subsets)
-    result = run_task(model, task, memory_gb=memory_gb)
+    result = run_task(model, task, EvalConfig(memory_gb=memory_gb, num_workers=0, device="cpu"))
     assert np.array_equal(result.ranking.top_indices, tops)
     assert np.array_equal(result.ranking.target_rank, target_ranks)
     assert np.array_equal(result.ranking.subset_target_rank, subset_ranks)
     expected = cirr_metrics(np.array(target_ranks), np.array(subset_ranks), task.ks, task.subset_ks)
     assert {k: v for k, v in result.metrics.items() if k != "queries"} == expected
+
+
+def test_launch_eval_local_sweep_evaluates_with_its_options(world, export, tmp_path, monkeypatch):
+    """`coir launch eval --cluster local` runs the cell as a process of its own; the options given to
+    the launch reach it: FashionIQ with both caption orders counts every triplet twice, and the
+    numbers are those of `coir eval` with the same options."""
+    from launch_helpers import coir_launch
+
+    from coir.launch.api import model_names
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    options = ["--no-cache", "--num-workers", "0", "--no-pictures", "--categories", "dress"]
+    options += ["--caption-orders", "both"]
+    run = tmp_path / "sweep"
+    code, out = coir_launch(
+        "eval", "--checkpoints", export, "--benchmarks", "fashioniq", "--data-root", world, *options,
+        "mask_reference=true", "memory_gb=0.5", "--cluster", "local", "--run-dir", run, "--wait",
+    )  # fmt: skip
+    assert code == 0, out
+    launched = json.loads((run / "results.json").read_text())["fashioniq-dress/val"][model_names([export])[0]]
+    triplets = json.loads((world / "fashioniq" / "captions" / "cap.dress.val.json").read_text())
+    assert launched["queries"] == 2 * len(triplets) > 0
+    direct = tmp_path / "direct"
+    code = coir_eval(
+        "--checkpoint", export, "--benchmark", "fashioniq", "--data-root", world / "fashioniq",
+        "--out", direct, "--device", "cpu", "--mask-reference", *options,
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads((direct / "results.json").read_text())["fashioniq-dress/val"]["case"] == launched
+
+
+def test_a_new_benchmark_is_one_class(world, export, tmp_path, monkeypatch):
+    """A benchmark registered at run time (here two tasks over the CIRR files) gets its option flag,
+    evaluate(), its summary row, submissions, redundancy truth and the validator, with no other change."""
+    import dataclasses
+
+    from coir.eval.api import evaluate, load_model
+    from coir.eval.benchmarks import base
+    from coir.eval.benchmarks.cirr import cirr_task
+    from coir.eval.config import option
+    from coir.eval.validation import validator_for
+
+    @dataclasses.dataclass
+    class ToyOptions:
+        first_queries: int = option(0, "toy: only the first N queries of each part (0: all)")
+
+    class Toy(base.Benchmark):
+        name, splits, Options = "toy", ("val",), ToyOptions
+
+        def tasks(self, config):
+            n = self.options(config).first_queries
+            whole = cirr_task(config.data_root, config.split)
+            halves = {"a": whole.queries[0::2], "b": whole.queries[1::2]}
+            return [
+                dataclasses.replace(
+                    whole, benchmark="toy", name=f"toy-{p}/val", queries=q[:n] if n else q, ks=(1, 5), part=p
+                )
+                for p, q in halves.items()
+            ]
+
+        def summary(self, per_task):
+            return {"R@5": min(m["R@5"] for m in per_task), "queries": sum(m["queries"] for m in per_task)}
+
+        def main_measure(self, metrics):
+            return metrics["R@5"]
+
+        def write_submissions(self, result, out_dir):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / f"toy-{result.task.part}-{result.model_name}.txt"
+            path.write_text("\n".join(q.key for q in result.task.queries))
+            return [path]
+
+        def truth_file(self, task):
+            return "cirr_redundancy_val.json"
+
+    base.benchmark_names()  # the package's modules are discovered first
+    monkeypatch.setitem(base._REGISTRY, "toy", Toy())
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = ["--checkpoint", export, "--benchmark", "toy", "--data-root", world / "cirr", "--out", tmp_path]
+    args += ["--first-queries", "5", "--redundancy", "--no-cache", "--num-workers", "0"]
+    config = cli.build_config(parser.parse_args([str(a) for a in args]))
+    assert config.options == {"toy": {"first_queries": 5}}
+    fragment = evaluate(export, config).fragment
+    assert set(fragment) == {"toy-a/val", "toy-b/val", "toy/val"}
+    assert fragment["toy-a/val"]["case"].keys() == {"R@1", "R@5", "queries"}  # the default metrics: R@k
+    assert fragment["toy/val"]["case"]["queries"] == 10
+    assert fragment["toy/val"]["case"]["R@5"] == min(fragment[f"toy-{p}/val"]["case"]["R@5"] for p in "ab")
+    captions = json.loads((world / "cirr" / "captions" / "cap.rc2.val.json").read_text())
+    submitted = (tmp_path / "submissions" / "toy-b-case-text-only.txt").read_text().split()
+    assert submitted == [str(c["pairid"]) for c in captions[1::2][:5]]
+    assert json.loads((tmp_path / "redundancy.json").read_text())["toy-a/val"]["truth"]["matched"] == 5
+    validated = validator_for("toy")(load_model(export), str(world / "cirr"), "val", "cpu")
+    assert validated["main"] == validated["R@5"] and "b/R@1" in validated

@@ -453,3 +453,92 @@ def test_wait_gives_up_on_a_job_unknown_for_a_minute(tmp_path, monkeypatch):
     fake, submission = _wait_with(monkeypatch, tmp_path, ["RUNNING", "FAILED"])
     with pytest.raises(JobFailed, match="train 5: FAILED"):
         submission.wait(poll_s=10)
+
+
+def test_launch_eval_gives_every_task_the_options_of_coir_eval(tmp_path, monkeypatch):
+    """`coir launch eval` takes `coir eval`'s flags and KEY=VALUE overrides (one EvalConfig schema); each
+    array task, run as the job runs it (unpickled), evaluates an EvalConfig holding all of them."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from coir.eval.benchmarks import get_benchmark
+    from coir.eval.config import EvalConfig
+    from coir.launch import api
+
+    submitted = []
+
+    class FakeExecutor:
+        def batch(self):
+            return contextlib.nullcontext()
+
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, task):
+            submitted.append(task)
+            n = len(submitted)
+            return SimpleNamespace(
+                job_id=str(n),
+                paths=SimpleNamespace(folder=tmp_path / "submitit", result_pickle=tmp_path / f"{n}"),
+            )
+
+    monkeypatch.setattr(api, "make_executor", lambda *args: FakeExecutor())
+    for name in ("a", "b"):
+        (tmp_path / "runs" / name / "export").mkdir(parents=True)
+    for benchmark in ("cirr", "fashioniq"):
+        (tmp_path / "data" / benchmark).mkdir(parents=True)
+    code, out = coir_launch(
+        "eval", "--checkpoints", tmp_path / "runs" / "*" / "export", "--benchmarks", "cirr,fashioniq",
+        "--data-root", tmp_path / "data", "--image-root", f"cirr={tmp_path / 'raw'}",
+        "--caption-orders", "both", "--batch-size", "7", "--no-pictures", "--split", "val",
+        "mask_reference=true", "memory_gb=0.5", "cache=false",
+        "--cluster", "local", "--run-dir", tmp_path / "sweep",
+    )  # fmt: skip
+    assert code == 0, out
+    cells = [t for t in submitted if t.target == "coir.launch.jobs:evaluate"]
+    assert len(cells) == 4 and submitted[-1].target == "coir.launch.jobs:collect_eval"
+
+    seen = []
+
+    def recording_evaluate(model_or_checkpoint, config, **kwargs):
+        seen.append((model_or_checkpoint, config))
+        return SimpleNamespace(fragment={f"{config.benchmark}/{config.split}": {config.model_name: {}}})
+
+    monkeypatch.setattr("coir.eval.api.evaluate", recording_evaluate)
+    for task in cells:
+        pickle.loads(pickle.dumps(task))()  # what the array task runs: coir.launch.jobs.evaluate
+    assert {(c.model_name, c.benchmark) for _, c in seen} == {
+        (m, b) for m in ("a-export", "b-export") for b in ("cirr", "fashioniq")
+    }
+    for checkpoint, config in seen:
+        assert isinstance(config, EvalConfig)
+        assert config.memory_gb == 0.5 and config.mask_reference is True and config.cache is False
+        assert config.batch_size == 7 and config.pictures is False and config.split == "val"
+        assert config.device == "cpu"  # no GPUs requested
+        name = config.model_name.split("-")[0]
+        assert checkpoint == config.checkpoint == str((tmp_path / "runs" / name / "export").resolve())
+        assert config.data_root == str((tmp_path / "data" / config.benchmark).resolve())
+        assert config.out == str(
+            (tmp_path / "sweep").resolve() / "eval" / config.model_name / config.benchmark
+        )
+        assert get_benchmark("fashioniq").options(config).caption_orders == "both"
+        raw = str((tmp_path / "raw").resolve())
+        assert config.image_root == (raw if config.benchmark == "cirr" else None)
+
+
+def test_launch_eval_refuses_bad_options_before_submitting(tmp_path, monkeypatch):
+    from coir.launch import api
+
+    monkeypatch.setattr(api, "make_executor", lambda *args: pytest.fail("submitted"))
+    (tmp_path / "export").mkdir()
+    common = ("eval", "--checkpoints", tmp_path / "export", "--data-root", tmp_path, "--cluster", "local")
+    code, out = coir_launch(*common, "--benchmarks", "cirr", "memory_gb=-1")
+    assert code == 2 and "memory_gb" in out
+    code, out = coir_launch(*common, "--benchmarks", "cirr", "--caption-orders", "both")
+    assert code == 2 and "--caption-orders: an option of fashioniq" in out
+    code, out = coir_launch(*common, "--benchmarks", "fashioniq", "options.fashioniq.caption_orders=twice")
+    assert code == 2 and "options.fashioniq.caption_orders" in out
+    code, out = coir_launch(*common, "--benchmarks", "cirr", "model_name=x")
+    assert code == 2 and "model_name" in out
+    code, out = coir_launch(*common, "--benchmarks", "cirr,shoes")
+    assert code == 2 and "'shoes'" in out

@@ -113,7 +113,7 @@ def test_fashioniq_keeps_both_captions_and_joins_them(tmp_path):
     meta = json.loads(triplets[0][fields.META])
     assert meta["captions"] == ["is darker.", "has long sleeves"] and meta["category"] == "dress"
     assert triplets[0][fields.TEXT] == b"Is darker and has long sleeves"  # CLIP4Cir joining, as eval does
-    from coir.eval.tasks import fashioniq_tasks
+    from coir.eval.benchmarks.fashioniq import fashioniq_tasks
 
     evaluated = [q.text for task in fashioniq_tasks(root, "val") for q in task.queries]
     assert [t[fields.TEXT].decode() for t in triplets] == evaluated

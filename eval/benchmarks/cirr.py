@@ -1,0 +1,132 @@
+"""CIRR: the official protocol and the evaluation-server files.
+
+Gallery = the split's images (captions/cap.rc2.<split>.json, image_splits/split.rc2.<split>.json);
+each query's reference is removed from its ranking. Metrics: R@1/5/10/50 over the gallery, Rs@1/2/3
+within the query's img_set minus the reference, and "avg" = (R@5 + Rs@1) / 2, the official headline
+number and the model-selection measure.
+
+Server files (test1; written the same way on val), under <out>/submissions/:
+    cirr-<split>-recall-<model>.json        {"version": "rc2", "metric": "recall", "<pairid>": [top 50]}
+    cirr-<split>-recall_subset-<model>.json {"version": "rc2", "metric": "recall_subset", "<pairid>": [top 3]}
+The reference is never among the names. A gallery of fewer than 51 images (synthetic worlds) yields
+shorter lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from coir.common.errors import DataFormatError
+from coir.datasets.cirr import CIRR_SPLITS
+from coir.eval.benchmarks.base import Benchmark, register
+from coir.eval.metrics import recall_at_k
+from coir.eval.tasks import Query, Task
+
+if TYPE_CHECKING:
+    from coir.eval.config import EvalConfig
+    from coir.eval.ranking import Ranking
+    from coir.eval.runner import TaskResult
+
+KS = (1, 5, 10, 50)
+SUBSET_KS = (1, 2, 3)
+RECALL_K = 50  # names per query in the recall submission file
+SUBSET_K = 3  # names per query in the recall_subset file
+
+
+def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None) -> Task:
+    from coir.datasets.cirr import (
+        cirr_captions_path,
+        cirr_image_path,
+        read_cirr_image_split,
+        read_cirr_triplets,
+    )
+
+    images = read_cirr_image_split(root, split)
+    triplets = read_cirr_triplets(root, split)
+    image_root = Path(image_root or root)
+    names = list(images)
+    paths = [cirr_image_path(image_root, rel) for rel in images.values()]
+    queries = []
+    for i, t in enumerate(triplets):
+        if t.reference not in images:
+            raise DataFormatError(
+                cirr_captions_path(root, split),
+                "reference image is not in the split's image list",
+                i,
+                "reference",
+            )
+        subset = tuple(dict.fromkeys(m for m in t.img_set.members if m != t.reference))
+        queries.append(
+            Query(
+                key=str(t.pairid),
+                reference=t.reference,
+                reference_path=cirr_image_path(image_root, images[t.reference]),
+                text=t.caption,
+                target=t.target_hard,
+                exclude=(t.reference,),
+                subset=subset,
+            )
+        )
+    return Task("cirr", split, f"cirr/{split}", names, paths, queries, KS, SUBSET_KS)
+
+
+def cirr_metrics(
+    target_rank: np.ndarray,
+    subset_rank: np.ndarray,
+    ks: tuple[int, ...] = KS,
+    subset_ks: tuple[int, ...] = SUBSET_KS,
+) -> dict[str, float]:
+    """R@k over the gallery minus the reference, Rs@k within the img_set minus the reference, and
+    "avg" = (R@5 + Rs@1) / 2, the official headline number."""
+    out = recall_at_k(target_rank, ks)
+    out.update(recall_at_k(subset_rank, subset_ks, prefix="Rs"))
+    out["avg"] = (out["R@5"] + out["Rs@1"]) / 2
+    return out
+
+
+def cirr_submissions(result: TaskResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(recall, recall_subset) submission dicts from a CIRR TaskResult."""
+    recall: dict[str, Any] = {"version": "rc2", "metric": "recall"}
+    subset: dict[str, Any] = {"version": "rc2", "metric": "recall_subset"}
+    for i, query in enumerate(result.task.queries):
+        if query.key in recall:
+            raise DataFormatError(
+                f"cirr/{result.task.split}", f"pairid {query.key} appears twice", i, "pairid"
+            )
+        recall[query.key] = result.top_names(i, RECALL_K)  # fewer only when the gallery is tiny
+        subset[query.key] = result.subset_names(i, SUBSET_K)
+    return recall, subset
+
+
+def write_cirr_submissions(result: TaskResult, out_dir: str | Path, model_name: str) -> tuple[Path, Path]:
+    from coir.common.json_io import write_json_atomic
+
+    recall, subset = cirr_submissions(result)
+    out = Path(out_dir)
+    split = result.task.split
+    return (
+        write_json_atomic(out / f"cirr-{split}-recall-{model_name}.json", recall),
+        write_json_atomic(out / f"cirr-{split}-recall_subset-{model_name}.json", subset),
+    )
+
+
+@register
+class CIRR(Benchmark):
+    name = "cirr"
+    splits = CIRR_SPLITS
+
+    def tasks(self, config: EvalConfig) -> list[Task]:
+        return [cirr_task(str(config.data_root), config.split, config.image_root)]
+
+    def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
+        return cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
+
+    def main_measure(self, metrics: Mapping[str, float]) -> float:
+        return (metrics["R@5"] + metrics["Rs@1"]) / 2
+
+    def write_submissions(self, result: TaskResult, out_dir: Path) -> list[Path]:
+        return list(write_cirr_submissions(result, out_dir, result.model_name))
