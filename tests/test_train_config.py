@@ -29,7 +29,9 @@ def recipe(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "recipe_file", sorted((REPO / "configs" / "pretrain").glob("*.yaml")), ids=lambda p: p.name
+    "recipe_file",
+    sorted([*(REPO / "configs" / "pretrain").glob("*.yaml"), *(REPO / "configs" / "methods").glob("*.yaml")]),
+    ids=lambda p: p.name,
 )
 def test_shipped_recipes_load(recipe_file: Path) -> None:
     config = load_train_config(recipe_file)

@@ -32,7 +32,7 @@ def build_from_coir_export(cfg: ArtemisModelConfig) -> Artemis:
     source = load_export(cfg.init_from)
     if not isinstance(source, Artemis):
         raise ConfigError(f"model.init_from: {cfg.init_from} is not an ARTEMIS coir export")
-    architecture = ("word_dim", "embed_dim", "text_encoder", "lstm_hidden", "backbone")
+    architecture = ("word_dim", "embed_dim", "text_encoder", "lstm_hidden", "backbone", "pooling")
     changed = [k for k in architecture if getattr(cfg, k) != getattr(source.cfg, k)]
     if changed:
         raise ConfigError(

@@ -19,6 +19,7 @@ class ArtemisModelConfig(ModelConfig):
     lstm_hidden: int = 1024
     backbone: str = "resnet50"  # resnet18 | resnet50 | resnet152 (torchvision architectures)
     backbone_weights: str | None = None  # local torchvision ResNet state-dict file; random without
+    pooling: str = "gem"  # gem (p = 3, the reference's image encoder) | avg (CIRR's released features)
     image_size: int = 224  # centre crop
     resize: int = 256  # shorter side before the crop
     max_length: int = 64  # word ids per text, <start> and <end> included

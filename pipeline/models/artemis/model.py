@@ -47,12 +47,14 @@ class FeatureAttention(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """ResNet layer-4 map -> GeM (p = 3) -> linear to D -> L2 norm."""
+    """ResNet layer-4 map -> GeM (p = 3) or average pooling -> linear to D -> L2 norm."""
 
-    def __init__(self, backbone: str, weights: str | None, embed_dim: int) -> None:
+    def __init__(self, backbone: str, weights: str | None, embed_dim: int, pooling: str = "gem") -> None:
         super().__init__()
         self.cnn = build_resnet(backbone, weights)
-        self.pool = GeM(p=3.0)
+        if pooling not in ("gem", "avg"):
+            raise ConfigError(f"key 'model.pooling': must be gem or avg, got {pooling!r}")
+        self.pool = GeM(p=3.0) if pooling == "gem" else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(self.cnn.channels["layer4"], embed_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -84,7 +86,7 @@ class Artemis(RetrievalModel):
         self.cfg = cfg
         self.vocab = vocab
         self.image_encoder = ImageEncoder(
-            cfg.backbone, cfg.backbone_weights if load_weights else None, cfg.embed_dim
+            cfg.backbone, cfg.backbone_weights if load_weights else None, cfg.embed_dim, cfg.pooling
         )
         self.text_encoder = text_encoder(cfg, vocab, load_weights)
         self.transform_text = nn.Linear(cfg.embed_dim, cfg.embed_dim)
