@@ -185,10 +185,10 @@ def test_load_export_names_what_is_wrong(case, tmp_path):
     (d / "coir_model.json").write_text('{"name": "case", "config": {}}')
     with pytest.raises(DataFormatError, match="coir_model.json.*family"):
         load_export(d)
-    (d / "coir_model.json").write_text('{"family": "no-such", "name": "case", "config": {}}')
+    (d / "coir_model.json").write_text('{"family": "no-such", "name": "case", "config": {"model": {}}}')
     with pytest.raises(ConfigError, match="no-such.*choose from.*blip"):
         load_export(d)
-    (d / "coir_model.json").write_text('{"family": "blip", "name": "artemis", "config": {}}')
+    (d / "coir_model.json").write_text('{"family": "blip", "name": "artemis", "config": {"model": {}}}')
     with pytest.raises(DataFormatError, match="'artemis' is not a model of the blip family"):
         load_export(d)
     (d / "coir_model.json").write_text("{")

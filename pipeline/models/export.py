@@ -52,8 +52,10 @@ def read_meta(export_dir: str | Path) -> dict:
     for key in ("family", "name", "config"):
         if key not in meta:
             raise DataFormatError(path, "missing", field=key)
-    if not isinstance(meta["config"], dict):
-        raise DataFormatError(path, "expected an object", field="config")
+    if not isinstance(meta["config"], dict) or not isinstance(meta["config"].get("model"), dict):
+        raise DataFormatError(
+            path, "expected an object with the model's config under 'model'", field="config"
+        )
     return meta
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from coir.common.errors import ConfigError, DataFormatError, MissingInputError
+from coir.common.errors import ConfigError, MissingInputError
 from coir.datasets.vocab import Vocabulary
 from coir.pipeline.models.artemis.config import ArtemisModelConfig
 from coir.pipeline.models.artemis.model import Artemis
@@ -55,12 +55,8 @@ def save_assets(model: Artemis, folder: Path) -> None:
 
 
 def rebuild(name: str, config: dict[str, Any], folder: Path) -> Artemis:
-    if "model" not in config or not isinstance(config["model"], dict):
-        raise DataFormatError(folder, "expected {'model': {...}}", field="config")
     path = folder / VOCABULARY
     if not path.is_file():
         raise MissingInputError(path, "word vocabulary of the export")
-    fields = {f.name for f in dataclasses.fields(ArtemisModelConfig)}
-    cfg = ArtemisModelConfig(**{k: v for k, v in config["model"].items() if k in fields})
-    cfg.name = name
+    cfg = ArtemisModelConfig.from_export(config["model"], name)
     return Artemis(cfg, Vocabulary.load(path), load_weights=False)

@@ -80,14 +80,12 @@ def save_assets(model: BlipRetrievalModel, folder: Path) -> None:
 
 def rebuild(name: str, config: dict[str, Any], folder: Path) -> BlipRetrievalModel:
     """The architecture an export describes (random weights; the caller loads them)."""
-    if "model" not in config or "blip" not in config:
-        raise DataFormatError(folder, "expected {'model': ..., 'blip': ...}", field="config")
+    if not isinstance(config.get("blip"), dict):
+        raise DataFormatError(folder / "coir_model.json", "expected the BLIP config", field="config.blip")
     tok_dir = folder / TOKENIZER
     if not tok_dir.is_dir():
         raise MissingInputError(tok_dir, "tokenizer directory")
-    fields = {f.name for f in dataclasses.fields(BlipModelConfig)}
-    model_cfg = BlipModelConfig(**{k: v for k, v in config["model"].items() if k in fields})
-    model_cfg.name = name
+    model_cfg = BlipModelConfig.from_export(config["model"], name)
     return assemble(model_cfg, BlipParts(config_from_dict(config["blip"])), load_tokenizer(tok_dir))
 
 
