@@ -26,8 +26,8 @@ from coir.pipeline.models.state import State, leaves, tree_len, tree_slice
 ScoreFn = Callable[[State, State], torch.Tensor]
 NEG_INF = float("-inf")
 # working memory of the ranking itself per (query, candidate) pair: the float32 score block plus
-# the boolean masks and comparisons of the exact target-rank pass (measured in benchmarks/rank.py)
-RANK_BYTES_PER_PAIR = 16
+# the boolean masks and comparisons of the exact target-rank pass (measured: benchmarks/rank_joint.py)
+RANK_BYTES_PER_PAIR = 18
 MIN_GALLERY_CHUNK = 256
 
 
@@ -178,6 +178,7 @@ def rank(
             values, indices = stable_topk(scores, k_search, offset=g0)
             best_values, best_indices = _merge_topk(best_values, best_indices, values, indices, k_search)
             kept = scores if len(chunks) == 1 else None
+            del scores, values, indices  # before the next block is allocated: one block at a time
         # the exact target rank needs the target's score, known only after the first pass; with
         # several gallery chunks they are scored again rather than kept (memory stays bounded)
         higher = torch.zeros(rows, dtype=torch.long, device=device)
@@ -190,6 +191,8 @@ def rank(
             above = scores > target_score[:, None]
             tied_before = (scores == target_score[:, None]) & (columns[None, :] < target[:, None])
             higher += (above | tied_before).sum(dim=1)
+            del scores, above, tied_before
+        kept = None
         has_target = (target >= 0) & ~(excluded == target[:, None]).any(dim=1)
         ranks.append(torch.where(has_target, higher, torch.full_like(higher, -1)))
         top_i, top_v = _drop_excluded(best_indices, best_values, excluded, k)
