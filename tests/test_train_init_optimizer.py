@@ -1,0 +1,194 @@
+"""checkpoint.init_optimizer_from: stage 2 of a two-stage recipe (tiny ARTEMIS: stage 1 with the CNN and
+the word embeddings frozen, stage 2 with everything training, from stage 1's export) starts with stage 1's
+AdamW moments and step counts for the parameters that trained in stage 1 and fresh state for the others,
+whatever the ZeRO stage of either run; its first update is the one torch's AdamW makes from that state.
+Bad sources fail naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_train_distributed import _fixed_batch, _run_spawned
+from test_train_support import (
+    REPO,
+    child_env,
+    free_port,
+    make_vocabulary,
+    tiny_artemis,
+    train_command,
+    write_recipe,
+    write_shards,
+)
+
+from coir.common.errors import ConfigError, MissingInputError
+
+STAGE1_STEPS = 3
+KEY = "checkpoint.init_optimizer_from"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("inputs")
+    write_shards(folder / "shards", shards=2, per_shard=16)
+    return folder / "shards", make_vocabulary(folder)
+
+
+def _stage1(folder: Path, inputs: tuple[Path, Path], zero: int) -> Path:
+    """A stage-1 run (CNN and word embeddings frozen) of STAGE1_STEPS steps; its run folder."""
+    shards, vocabulary = inputs
+    model = tiny_artemis(vocabulary, freeze_backbone=True, freeze_word_embeddings=True)
+    recipe = write_recipe(
+        folder,
+        shards,
+        None,
+        model,
+        **{"optim.total_steps": STAGE1_STEPS, "optim.warmup_steps": 0, "deepspeed.zero_stage": zero},
+    )
+    done = subprocess.run(
+        train_command(recipe), env=child_env(), cwd=str(REPO), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def stage1(inputs, tmp_path_factory) -> dict[int, Path]:
+    return {zero: _stage1(tmp_path_factory.mktemp(f"stage1_zero{zero}"), inputs, zero) for zero in (0, 2)}
+
+
+def _stage2_recipe(folder: Path, inputs: tuple[Path, Path], stage1_run: Path, zero: int) -> Path:
+    shards, vocabulary = inputs
+    model = tiny_artemis(vocabulary, init_from=str(stage1_run / "export"))
+    overrides = {
+        "optim.warmup_steps": 0,
+        "optim.lr": 1e-2,
+        "deepspeed.zero_stage": zero,
+        KEY: str(stage1_run),
+    }
+    return write_recipe(folder, shards, None, model, **overrides)
+
+
+def _stage2_step(port: int, recipe: str, out: str) -> None:
+    """Spawned, one process: the trainer's set-up of stage 2 (its optimizer state as gathered for a
+    checkpoint) and one optimizer step on a fixed batch; then the same step by hand with torch's AdamW,
+    seeded from stage 1's saved state as torch's load_state_dict would (per-parameter step counts)."""
+    import torch
+
+    from coir.pipeline import distributed, engine, optimizer_state
+    from coir.pipeline.config import load_train_config
+    from coir.pipeline.models.registry import build_model
+
+    os.environ.update(child_env(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0"))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    config = load_train_config(recipe)
+    dist_env = distributed.setup_environment()
+    distributed.init_process_group(dist_env, False)
+    try:
+        trainer = engine._Trainer(config, [], None, dist_env, False)
+        trainer._build()
+        seeded = optimizer_state.gather(trainer.engine, trainer.groups, keep=True)
+        batch = _fixed_batch(trainer.processor, config.model.image_size)
+        trainer._micro_step(batch)
+        deepspeed_state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
+    finally:
+        distributed.shutdown()
+
+    _, source = optimizer_state.load(config.checkpoint.init_optimizer_from)
+    by_hand = {}
+    for carry in (True, False):
+        engine._seed_all(config.seed)
+        model = build_model(config.model).train()
+        steps = {n: float(s["step"]) for n, s in source.items()} if carry else {}
+        groups = engine.param_groups(model, config.optim.weight_decay, steps)
+        optimizer = torch.optim.AdamW(
+            [{k: v for k, v in g.items() if k != "names"} for g in groups],
+            lr=config.optim.lr,
+            betas=tuple(config.optim.betas),
+            eps=config.optim.eps,
+        )
+        params = dict(model.named_parameters())
+        for name in steps:
+            optimizer.state[params[name]] = {
+                "step": torch.tensor(steps[name]),
+                "exp_avg": source[name]["exp_avg"].clone(),
+                "exp_avg_sq": source[name]["exp_avg_sq"].clone(),
+            }
+        model.loss(batch)["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+        optimizer.step()
+        by_hand[carry] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainables = {n for n, p in model.named_parameters() if p.requires_grad}
+    torch.save(
+        {"seeded": seeded, "deepspeed": deepspeed_state, "by_hand": by_hand, "trainables": trainables}, out
+    )
+
+
+def _max_difference(state: dict, reference: dict, names: set[str]) -> float:
+    return max(float((state[k] - reference[k]).abs().max()) for k in names)
+
+
+@pytest.mark.parametrize(("zero1", "zero2"), [(0, 2), (2, 0), (2, 1)])
+def test_stage2_starts_from_stage1_optimizer_state(
+    tmp_path: Path, inputs, stage1, zero1: int, zero2: int
+) -> None:
+    import torch
+
+    saved = torch.load(
+        stage1[zero1] / "checkpoints" / f"step_{STAGE1_STEPS:08d}" / "optimizer_by_name.pt", weights_only=True
+    )["state"]
+    recipe = _stage2_recipe(tmp_path, inputs, stage1[zero1], zero2)
+    out = tmp_path / "stage2.pt"
+    _run_spawned(_stage2_step, [(free_port(), str(recipe), str(out))])
+    result = torch.load(out, weights_only=False)
+
+    trainables, seeded = result["trainables"], result["seeded"]["state"]
+    assert not any(name.startswith("text_encoder.embedding") for name in saved)  # frozen in stage 1
+    new = trainables - set(saved)
+    assert any(n.startswith("image_encoder.cnn") for n in new) and any("embedding" in n for n in new)
+    assert set(seeded) == set(saved)  # the newly trainable parameters have no state before their first step
+    for name, state in saved.items():
+        assert seeded[name]["step"] == state["step"] == STAGE1_STEPS
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(seeded[name][key], state[key]), name
+    assert all(float(saved[n]["exp_avg_sq"].abs().max()) > 0 for n in saved)
+
+    # the first stage-2 update is torch AdamW's from stage 1's state for the carried parameters and from
+    # scratch for the new ones; starting every parameter fresh would give another update
+    deepspeed_state, by_hand = result["deepspeed"], result["by_hand"]
+    assert _max_difference(deepspeed_state, by_hand[True], trainables) < 1e-5
+    assert _max_difference(by_hand[True], by_hand[False], set(saved)) > 1e-3
+
+
+def test_bad_sources_name_the_key(tmp_path: Path, inputs, stage1) -> None:
+    from coir.pipeline import optimizer_state
+    from coir.pipeline.config import check_paths, load_train_config
+
+    recipe = _stage2_recipe(tmp_path, inputs, stage1[0], 0)
+    missing = load_train_config(recipe, [f"{KEY}={tmp_path / 'nowhere'}"])
+    with pytest.raises(MissingInputError, match=f"{KEY}.*nowhere"):
+        check_paths(missing)
+
+    with pytest.raises(ConfigError, match=f"{KEY}.*no complete checkpoint"):
+        optimizer_state.load(str(tmp_path))
+
+    # a checkpoint without the name-keyed state (e.g. written before the optimizer's first step)
+    old = tmp_path / "old" / "step_00000002"
+    old.mkdir(parents=True)
+    (old / "trainer.json").write_text(json.dumps({"step": 2}))
+    with pytest.raises(ConfigError, match=f"{KEY}.*step_00000002 has no name-keyed optimizer state"):
+        optimizer_state.load(str(tmp_path / "old"))
+
+    # a source whose names this model does not have
+    import torch
+
+    foreign = {"other.weight": {"exp_avg": torch.zeros(2), "exp_avg_sq": torch.zeros(2), "step": 1.0}}
+    torch.save({"format": 1, "state": foreign}, old / "optimizer_by_name.pt")
+    file, source = optimizer_state.load(str(old))
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ConfigError, match=f"{KEY}.*no trainable parameter.*{file}"):
+        optimizer_state.carried_steps(model, source, file)
