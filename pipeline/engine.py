@@ -13,7 +13,8 @@ end, and when SIGUSR2 or SIGTERM arrives: the handler only sets a flag; at the n
 after a validation and when a new epoch's reader has started, the ranks agree through an all_reduce, save
 together, and train() returns status "preempted" so that the launcher can requeue with resume=auto. A
 fresh run refuses a checkpoint dir that already holds complete checkpoints. The data stream resumes
-exactly (see pipeline/data.py).
+exactly (see pipeline/data.py). A fresh run with `checkpoint.init_optimizer_from` takes the AdamW state of
+each trainable parameter from another run's checkpoint by name (pipeline/optimizer_state.py).
 With `validation.benchmark` set, that benchmark's validator (find_validator) runs every
 `validation.every_epochs` epochs on rank 0 and the best model (by `validation.main_metric`) is exported
 to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensors + config + tokenizer).

@@ -44,6 +44,33 @@ def _checked_base(engine: Any, groups: list[dict[str, Any]]) -> torch.optim.Opti
     return base
 
 
+def _layout(base: torch.optim.Optimizer, index: int, group: dict[str, Any]) -> str:
+    """Where AdamW's state of group `index` lives: "each" (per parameter, or per fp32 copy of it: fp32 or
+    bf16 on CPU at ZeRO stage 0), "flat" (one fp32 copy of the whole group: bf16 on GPU at stage 0) or
+    "partitioned" (this rank's part of that copy, mapped to the parameters by DeepSpeed: ZeRO 1/2)."""
+    held, params = base.param_groups[index]["params"], group["params"]
+    if hasattr(params[0], "_hp_mapping"):
+        return "partitioned"
+    if len(held) == len(params) and all(h.shape == p.shape for h, p in zip(held, params, strict=True)):
+        return "each"
+    if len(held) == 1 and held[0].numel() == sum(p.numel() for p in params):
+        return "flat"
+    raise RuntimeError(f"unknown layout of the optimizer's param group {index} ({type(base).__name__})")
+
+
+def _named(group: dict[str, Any]) -> list[tuple[str, torch.nn.Parameter, int]]:
+    """(name, parameter, offset in the group's flat copy) in the group's order."""
+    named, offset = [], 0
+    for name, param in zip(group["names"], group["params"], strict=True):
+        named.append((name, param, offset))
+        offset += param.numel()
+    return named
+
+
+def _view(state: dict[str, Any], key: str, param: torch.Tensor, offset: int) -> torch.Tensor:
+    return state[key].narrow(0, offset, param.numel()).view_as(param)
+
+
 def gather(engine: Any, groups: list[dict[str, Any]], keep: bool) -> dict[str, Any] | None:
     """Collective: the full AdamW state of every parameter that has one (AdamW creates it lazily, at a
     parameter's first step) by name; None where not `keep` (the ranks that write nothing) or if none has."""
@@ -52,22 +79,25 @@ def gather(engine: Any, groups: list[dict[str, Any]], keep: bool) -> dict[str, A
     base = _checked_base(engine, groups)
     state: dict[str, dict[str, Any]] = {}
     for index, group in enumerate(groups):
-        for name, param in zip(group["names"], group["params"], strict=True):
-            if hasattr(param, "_hp_mapping"):  # in DeepSpeed's flat fp32 partition of the group
-                flat = base.param_groups[index]["params"][0]
-                own = base.state.get(flat)  # every rank has a partition: all agree on skipping
-                if not own:
-                    continue
+        layout = _layout(base, index, group)
+        held = base.param_groups[index]["params"]
+        for position, (name, param, offset) in enumerate(_named(group)):
+            # every rank holds a partition of a flat group: all agree on skipping
+            own = base.state.get(held[position] if layout == "each" else held[0])
+            if not own:
+                continue
+            flat = held[0]
+            if layout == "partitioned":
                 if param._hp_mapping is not None:  # this rank holds a part of it: link that part
                     param._hp_mapping.set_optim_state_fragment(flat, own)
                 moments = {k: safe_get_full_optimizer_state(param, k) for k in MOMENTS}
+            elif layout == "flat":
+                moments = {k: _view(own, k, param, offset) for k in MOMENTS}
             else:
-                own = base.state.get(param)
-                if not own:
-                    continue
-                moments = {k: own[k].detach().float() for k in MOMENTS}
+                moments = {k: own[k] for k in MOMENTS}
             if keep:
-                state[name] = {**{k: v.cpu().clone() for k, v in moments.items()}, "step": float(own["step"])}
+                copied = {k: v.detach().float().cpu().clone() for k, v in moments.items()}
+                state[name] = {**copied, "step": float(own["step"])}
     return {"format": FORMAT, "state": state} if keep and state else None
 
 
@@ -142,33 +172,39 @@ def seed(
     source: Mapping[str, Mapping[str, Any]],
 ) -> Carried:
     """Set the AdamW state of the parameters in `steps` from `source` before the first step. Every group
-    holds parameters of one carried step count (0: fresh, left to AdamW's lazy initialisation)."""
+    holds parameters of one carried step count (0: fresh, left to AdamW's own initialisation)."""
     from deepspeed.utils import safe_set_full_optimizer_state
 
     base = _checked_base(engine, groups)
     counts = Carried(0, 0, 0, 0)
     for index, group in enumerate(groups):
-        named = list(zip(group["names"], group["params"], strict=True))
+        named = _named(group)
         if group["names"][0] not in steps:
             counts.fresh_params += len(named)
-            counts.fresh_elements += sum(p.numel() for _, p in named)
+            counts.fresh_elements += sum(p.numel() for _, p, _ in named)
             continue
         step = steps[group["names"][0]]
-        if hasattr(named[0][1], "_hp_mapping"):
-            flat = base.param_groups[index]["params"][0]
+        layout = _layout(base, index, group)
+        held = base.param_groups[index]["params"]
+        flat = held[0]
+        if layout != "each":
             base.state[flat] = _fresh(flat, step)
-        for name, param in named:
-            if hasattr(param, "_hp_mapping"):
+        for position, (name, param, offset) in enumerate(named):
+            if layout == "partitioned":
                 if param._hp_mapping is not None:
                     param._hp_mapping.set_optim_state_fragment(flat, base.state[flat])
                 for key in MOMENTS:
                     safe_set_full_optimizer_state(param, source[name][key], key)
-            else:
-                base.state[param] = _fresh(param, step)
-                for key in MOMENTS:
-                    base.state[param][key].copy_(source[name][key])
-            counts.params += 1
-            counts.elements += param.numel()
+                continue
+            if layout == "each":
+                base.state[held[position]] = _fresh(held[position], step)
+            for key in MOMENTS:
+                if layout == "each":
+                    base.state[held[position]][key].copy_(source[name][key])
+                else:
+                    _view(base.state[flat], key, param, offset).copy_(source[name][key])
+        counts.params += len(named)
+        counts.elements += sum(p.numel() for _, p, _ in named)
     return counts
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from test_train_support import (
     child_env,
     free_port,
     make_vocabulary,
+    read_jsonl,
     tiny_artemis,
     train_command,
     write_recipe,
@@ -60,13 +62,16 @@ def stage1(inputs, tmp_path_factory) -> dict[int, Path]:
     return {zero: _stage1(tmp_path_factory.mktemp(f"stage1_zero{zero}"), inputs, zero) for zero in (0, 2)}
 
 
-def _stage2_recipe(folder: Path, inputs: tuple[Path, Path], stage1_run: Path, zero: int) -> Path:
+def _stage2_recipe(
+    folder: Path, inputs: tuple[Path, Path], stage1_run: Path, zero: int, precision: str = "fp32"
+) -> Path:
     shards, vocabulary = inputs
     model = tiny_artemis(vocabulary, init_from=str(stage1_run / "export"))
     overrides = {
         "optim.warmup_steps": 0,
         "optim.lr": 1e-2,
         "deepspeed.zero_stage": zero,
+        "deepspeed.precision": precision,
         KEY: str(stage1_run),
     }
     return write_recipe(folder, shards, None, model, **overrides)
@@ -93,6 +98,9 @@ def _stage2_step(port: int, recipe: str, out: str) -> None:
         trainer._build()
         seeded = optimizer_state.gather(trainer.engine, trainer.groups, keep=True)
         batch = _fixed_batch(trainer.processor, config.model.image_size)
+        if trainer.bf16:
+            torch.save({"seeded": seeded}, out)
+            return
         trainer._micro_step(batch)
         deepspeed_state = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
     finally:
@@ -132,36 +140,90 @@ def _max_difference(state: dict, reference: dict, names: set[str]) -> float:
     return max(float((state[k] - reference[k]).abs().max()) for k in names)
 
 
-@pytest.mark.parametrize(("zero1", "zero2"), [(0, 2), (2, 0), (2, 1)])
-def test_stage2_starts_from_stage1_optimizer_state(
-    tmp_path: Path, inputs, stage1, zero1: int, zero2: int
-) -> None:
+def _saved(run: Path) -> dict:
     import torch
 
-    saved = torch.load(
-        stage1[zero1] / "checkpoints" / f"step_{STAGE1_STEPS:08d}" / "optimizer_by_name.pt", weights_only=True
-    )["state"]
-    recipe = _stage2_recipe(tmp_path, inputs, stage1[zero1], zero2)
+    file = run / "checkpoints" / f"step_{STAGE1_STEPS:08d}" / "optimizer_by_name.pt"
+    return torch.load(file, weights_only=True)["state"]
+
+
+def test_stage1_state_by_name_is_the_same_under_zero_0_and_2(stage1) -> None:
+    """ZeRO 2's partitioned state, gathered by name, is stage 0's (both runs take the same steps)."""
+
+    zero0, zero2 = _saved(stage1[0]), _saved(stage1[2])
+    assert zero0.keys() == zero2.keys() and not any("embedding" in n or "cnn" in n for n in zero0)
+    for name, state in zero0.items():
+        assert state["step"] == zero2[name]["step"] == STAGE1_STEPS
+        for key in ("exp_avg", "exp_avg_sq"):
+            worst = float((state[key] - zero2[name][key]).abs().max())
+            assert worst <= 1e-4 * float(state[key].abs().max()), (name, key, worst)
+    assert all(float(state["exp_avg_sq"].abs().max()) > 0 for state in zero0.values())
+
+
+# bf16 (stage 0: DeepSpeed's fp32 copies per parameter on CPU, one flat copy per group on GPU) passes
+# too; left out of the suite for time
+@pytest.mark.parametrize(("zero1", "zero2", "precision"), [(0, 2, "fp32"), (2, 0, "fp32")])
+def test_stage2_starts_from_stage1_optimizer_state(
+    tmp_path: Path, inputs, stage1, zero1: int, zero2: int, precision: str
+) -> None:
+    """fp32 stage 0: AdamW's state per parameter; ZeRO 2: partitioned (bf16: no first-step check, bf16
+    weights round the update)."""
+    import torch
+
+    saved = _saved(stage1[zero1])
+    recipe = _stage2_recipe(tmp_path, inputs, stage1[zero1], zero2, precision)
     out = tmp_path / "stage2.pt"
     _run_spawned(_stage2_step, [(free_port(), str(recipe), str(out))])
     result = torch.load(out, weights_only=False)
 
-    trainables, seeded = result["trainables"], result["seeded"]["state"]
-    assert not any(name.startswith("text_encoder.embedding") for name in saved)  # frozen in stage 1
-    new = trainables - set(saved)
-    assert any(n.startswith("image_encoder.cnn") for n in new) and any("embedding" in n for n in new)
-    assert set(seeded) == set(saved)  # the newly trainable parameters have no state before their first step
+    seeded = result["seeded"]["state"]
     for name, state in saved.items():
         assert seeded[name]["step"] == state["step"] == STAGE1_STEPS
         for key in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(seeded[name][key], state[key]), name
-    assert all(float(saved[n]["exp_avg_sq"].abs().max()) > 0 for n in saved)
+    # the newly trainable parameters (CNN, word embeddings) have no state or zero moments
+    new = set(seeded) - set(saved)
+    assert all(not seeded[n]["exp_avg"].any() and not seeded[n]["exp_avg_sq"].any() for n in new)
+    if precision == "bf16":
+        return
+    trainables = result["trainables"]
+    new = trainables - set(saved)
+    assert any(n.startswith("image_encoder.cnn") for n in new) and any("embedding" in n for n in new)
 
     # the first stage-2 update is torch AdamW's from stage 1's state for the carried parameters and from
     # scratch for the new ones; starting every parameter fresh would give another update
     deepspeed_state, by_hand = result["deepspeed"], result["by_hand"]
     assert _max_difference(deepspeed_state, by_hand[True], trainables) < 1e-5
     assert _max_difference(by_hand[True], by_hand[False], set(saved)) > 1e-3
+
+
+def test_stage2_resumes_its_own_checkpoint_exactly(tmp_path: Path, inputs, stage1) -> None:
+    """Stage 2 through the CLI (ZeRO 1): seeded once; resuming its own checkpoint rebuilds the same param
+    groups (from the checkpoint, not the source), loads DeepSpeed's state and repeats the same step."""
+    recipe = _stage2_recipe(tmp_path, inputs, stage1[2], 1)
+    overrides = ["optim.total_steps=2", "checkpoint.every_steps=1", "optim.lr=1e-3"]
+    first = subprocess.run(
+        train_command(recipe, *overrides), env=child_env(), cwd=str(REPO), capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert re.search(r"optimizer state from \S+optimizer_by_name.pt: \d+ parameters .* carried", first.stderr)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    carried = json.loads((checkpoints / "step_00000001" / "trainer.json").read_text())["carried_steps"]
+    assert carried and set(carried.values()) == {float(STAGE1_STEPS)}
+
+    resume = f"checkpoint.resume={checkpoints / 'step_00000001'}"
+    again = subprocess.run(
+        train_command(recipe, *overrides, resume),
+        env=child_env(),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resumed from" in again.stdout and "optimizer state from" not in again.stderr
+    records = [r for r in read_jsonl(tmp_path / "run" / "logs" / "train.jsonl") if "loss" in r]
+    assert [r["step"] for r in records] == [1, 2, 2]
+    assert records[2]["loss"] == pytest.approx(records[1]["loss"], rel=1e-6)
 
 
 def test_bad_sources_name_the_key(tmp_path: Path, inputs, stage1) -> None:
