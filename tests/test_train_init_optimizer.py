@@ -160,8 +160,8 @@ def test_stage1_state_by_name_is_the_same_under_zero_0_and_2(stage1) -> None:
     assert all(float(state["exp_avg_sq"].abs().max()) > 0 for state in zero0.values())
 
 
-# bf16 (stage 0: DeepSpeed's fp32 copies per parameter on CPU, one flat copy per group on GPU) passes
-# too; left out of the suite for time
+# bf16 at stage 0 on CPU (DeepSpeed's fp32 copy of each parameter) passes too, left out for time; on GPU
+# (one flat fp32 copy per group) it is not tested
 @pytest.mark.parametrize(("zero1", "zero2", "precision"), [(0, 2, "fp32"), (2, 0, "fp32")])
 def test_stage2_starts_from_stage1_optimizer_state(
     tmp_path: Path, inputs, stage1, zero1: int, zero2: int, precision: str
