@@ -131,6 +131,27 @@ def test_validators_return_main(world, export):
     per_category = [fashion[f"{c}/R@10"] for c in ("dress", "shirt", "toptee")]
     assert fashion["R@10"] == pytest.approx(sum(per_category) / 3)  # the headline is their mean
     assert model.training  # the trainer's mode is restored
+    one_category = validator_for("fashioniq", {"categories": ["dress"]})(model, str(world / "fashioniq"))
+    assert one_category["R@10"] == pytest.approx(fashion["dress/R@10"])  # validation.options reach it
+    assert "shirt/R@10" not in one_category
+
+
+def test_validation_options_are_checked_before_training(tmp_path):
+    from coir.common.errors import ConfigError
+    from coir.eval.validation import validator_for
+    from coir.pipeline.config import load_train_config
+    from coir.pipeline.engine import find_validator
+
+    with pytest.raises(ConfigError, match="'validation.options.*caption_templat"):
+        validator_for("fashioniq", {"caption_templat": "{c1} and {c2}"})
+    with pytest.raises(ConfigError, match="'validation.options.caption_orders'.*'twice'"):
+        validator_for("fashioniq", {"caption_orders": "twice"})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "validation:\n  benchmark: fashioniq\n  data_root: x\n  options:\n    categories: [hat]\n"
+    )
+    with pytest.raises(ConfigError, match="'validation.options.categories'.*hat"):
+        find_validator(load_train_config(recipe, []))
 
 
 def reference_colour_model():
