@@ -6,8 +6,8 @@ frozen image part applied to the decoded image) in place of the JPEGs. The folde
 folder (manifest.json with sha256 per shard, index.parquet, errors.parquet) whose manifest also holds
 
     "features": {"identity": <FrozenPart.identity>, "identity_sha256": "...", "dtype": "float32",
-                 "shape": [2048], "decode": {"image_mode": "RGB", "draft_size": null},
-                 "source": {"shards": [{"name", "bytes", "sha256"}, ...], "manifest": "<path>" | null}}
+                 "decode": {"image_mode": "RGB", "draft_size": null},
+                 "source": [{"name", "bytes", "sha256"} of each input shard, in order]}
 
 Training reads them with data.inputs=features; `check_inputs` stops the run at start when the model
 has no frozen part, when the shards' identity is not the model's frozen part's (another backbone,

@@ -142,7 +142,7 @@ def test_validation_options_are_checked_before_training(tmp_path):
     from coir.pipeline.config import load_train_config
     from coir.pipeline.engine import find_validator
 
-    with pytest.raises(ConfigError, match="'validation.options.*caption_templat"):
+    with pytest.raises(ConfigError, match="validation.options.*'caption_templat'"):
         validator_for("fashioniq", {"caption_templat": "{c1} and {c2}"})
     with pytest.raises(ConfigError, match="'validation.options.caption_orders'.*'twice'"):
         validator_for("fashioniq", {"caption_orders": "twice"})
@@ -211,7 +211,7 @@ def test_lasco_files_end_to_end(tmp_path):
         num_workers=0,
     )
     fragment = evaluate(model, config).fragment
-    metrics = fragment["lasco/val"]["case"]
+    metrics = fragment["lasco/val"]["colour"]
     assert metrics["queries"] == 8 and set(metrics) == {"R@1", "R@5", "R@10", "R@50", "queries"}
     assert len(ids) > 5 and metrics["R@1"] == 50.0 and metrics["R@50"] == 100.0  # 12 images < 50
     result = validator_for("lasco")(model, f"{lasco}::{coco}", "val", "cpu")
@@ -446,6 +446,11 @@ def test_case_ranking_under_a_memory_budget_equals_the_full_dot_product_sort(wor
     from coir.eval.runner import run_task
 
     model = load_model(export)
+    # Embeddings on a grid of 1/64: every dot product is then exact in float32 whatever the kernel or
+    # the chunk shape sums it with, so near-ties cannot flip between the two paths (exact ties remain,
+    # broken by the lower index in both).
+    for method in ("encode_query", "encode_target"):
+        setattr(model, method, lambda x, encode=getattr(model, method): torch.round(encode(x) * 64) / 64)
     task = cirr_task(world / "cirr", "val")
     with torch.no_grad():
         gallery = encode_images(model, task.gallery_paths)
