@@ -66,7 +66,7 @@ def evaluate(
     config = replace(config, device=eval_device(config))
     device = str(config.device)
     model, fingerprint = _resolve(model_or_checkpoint, device)
-    model_name = config.model_name
+    model_name = config.model_name or getattr(model, "name", "") or "model"
     if config.baseline:
         model = _derive(model, config.baseline)
         model_name = f"{model_name}-{config.baseline}"

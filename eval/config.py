@@ -46,7 +46,9 @@ class EvalConfig:
     image_root: str | None = option(
         None, "images, if not under the data root (LaSCo: the COCO root)", metavar="DIR"
     )
-    model_name: str = option("case", "the model's row in results.json (default case)")
+    model_name: str | None = option(
+        None, "the model's row in results.json (default: the model's own name: case, artemis, ...)"
+    )
     baseline: str | None = option(None, "evaluate a baseline derived from the checkpoint", choices=BASELINES)
     redundancy: bool = option(False, "also run image-only and text-only: modality redundancy")
     image_only: str | None = option(None, "trained image-only export (default: derived)", metavar="PATH")

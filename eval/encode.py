@@ -21,7 +21,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -29,6 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from coir.common.atomic import atomic_path
 from coir.common.errors import DataFormatError, MissingInputError
 from coir.pipeline.models.state import State, to_float32, tree_cat, tree_len, tree_map, tree_to
+
+if TYPE_CHECKING:
+    from coir.eval.features import FeatureSource
 
 CACHE_VERSION = 2  # 2: the cache holds a state tree
 
@@ -120,13 +123,27 @@ def encode_images(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    desc: str = "gallery",
 ) -> torch.Tensor:
     """model.encode_target over the images, in order -> gallery state on `device` (None: no images)."""
     check_images_exist(paths, "gallery image")
     loader = _loader(ImageDataset(paths, model.processor()), batch_size, num_workers)
     out = [
         to_float32(model.encode_target(images.to(device, non_blocking=True)))
-        for images in _progress(loader, len(loader), "gallery", progress)
+        for images in _progress(loader, len(loader), desc, progress)
+    ]
+    return tree_cat(out) if out else None
+
+
+@torch.no_grad()
+def encode_features(
+    model: Any, features: torch.Tensor, batch_size: int = 128, progress: bool = False
+) -> State | None:
+    """model.encode_target_features over rows of frozen-part features -> gallery state (None: no rows)."""
+    starts = range(0, features.shape[0], batch_size)
+    out = [
+        to_float32(model.encode_target_features(features[i : i + batch_size]))
+        for i in _progress(starts, len(starts), "gallery", progress)
     ]
     return tree_cat(out) if out else None
 
@@ -140,16 +157,38 @@ def encode_queries(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    features: FeatureSource | None = None,
 ) -> torch.Tensor:
     """model.encode_query over (reference image, text) pairs, in order -> query state on `device`
-    (None: no queries)."""
-    check_images_exist(paths, "reference image")
+    (None: no queries). With `features` (prepared for these paths) the references are their
+    frozen-part features, not images."""
     processor = model.processor()
+    if features is not None:
+        rows = features.rows(paths)
+        return _encode_queries_from_features(model, processor, rows, texts, batch_size, device, progress)
+    check_images_exist(paths, "reference image")
     loader = _loader(QueryDataset(paths, texts, processor), batch_size, num_workers, _QueryCollate(processor))
     out = [
         to_float32(model.encode_query(tree_to(batch, device)))
         for batch in _progress(loader, len(loader), "queries", progress)
     ]
+    return tree_cat(out) if out else None
+
+
+def _encode_queries_from_features(
+    model: Any,
+    processor: Any,
+    rows: torch.Tensor,
+    texts: Sequence[str],
+    batch_size: int,
+    device: str | torch.device,
+    progress: bool,
+) -> State | None:
+    starts = range(0, len(texts), batch_size)
+    out = []
+    for i in _progress(starts, len(starts), "queries", progress):
+        batch = {"query_feature": rows[i : i + batch_size], **processor.text(list(texts[i : i + batch_size]))}
+        out.append(to_float32(model.encode_query(tree_to(batch, device))))
     return tree_cat(out) if out else None
 
 
@@ -202,12 +241,12 @@ def gallery_cache_key(fingerprint: str, model: Any, paths: Sequence[Path]) -> st
     return digest.hexdigest()[:32]
 
 
-def _save_atomic(path: Path, payload: dict[str, Any]) -> None:
+def save_atomic(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def _load_cached(path: Path, key: str, n: int) -> State | None:
+def load_cached(path: Path, key: str, n: int) -> State | None:
     if not path.is_file():
         return None
     try:
@@ -316,24 +355,33 @@ def embed_gallery(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    features: FeatureSource | None = None,
 ) -> State:
     """The gallery's state on `device`, from the cache when the key matches.
 
-    Caching needs a checkpoint fingerprint (an in-memory model being trained has none).
+    Caching needs a checkpoint fingerprint (an in-memory model being trained has none). With
+    `features` (a model with a frozen image part) the state is computed from the frozen part's
+    features of the images (cached per identity, see coir.eval.features), not from the images.
     """
     rank, world_size = world()
     cache_file = None
     if cache_dir is not None and fingerprint is not None:
         key = gallery_cache_key(fingerprint, model, paths)
         cache_file = Path(cache_dir) / f"gallery-{key}.pt"
-        hit = _load_cached(cache_file, key, len(paths))
+        hit = load_cached(cache_file, key, len(paths))
         if all_ranks_agree(hit is not None):
             return tree_to(hit, device)
     start, stop = shard_bounds(len(paths), rank, world_size)
-    local = encode_images(model, paths[start:stop], batch_size, device, num_workers, progress and rank == 0)
+    if features is not None:
+        features.prepare(paths)
+        local = encode_features(model, features.rows(paths[start:stop]), batch_size, progress and rank == 0)
+    else:
+        local = encode_images(
+            model, paths[start:stop], batch_size, device, num_workers, progress and rank == 0
+        )
     state = gather_rows(local, len(paths))
     if state is None:
         raise DataFormatError(Path(paths[0]).parent if paths else Path("."), "the gallery holds no images")
     if cache_file is not None and rank == 0:
-        _save_atomic(cache_file, {"key": key, "state": tree_map(lambda leaf: leaf.detach().cpu(), state)})
+        save_atomic(cache_file, {"key": key, "state": tree_map(lambda leaf: leaf.detach().cpu(), state)})
     return state

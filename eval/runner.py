@@ -1,5 +1,8 @@
 """Run one model on one task: embed the gallery (cached), embed the queries, rank, score.
 
+A model with a frozen image part is run from that part's features, computed once per identity and
+image list and cached (coir.eval.features): the CNN does not run again for another checkpoint.
+
 With several ranks each embeds a slice of the gallery (gathered) and a slice of the queries; the
 per-query rankings are gathered so every rank returns the full result.
 """
@@ -17,6 +20,7 @@ import torch
 from coir.eval.benchmarks import get_benchmark
 from coir.eval.config import EvalConfig, eval_device
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
+from coir.eval.features import FeatureSource
 from coir.eval.ranking import Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
 
@@ -73,12 +77,32 @@ def _gather_ranking(local: Ranking) -> Ranking:
     )
 
 
+def frozen_features(
+    model: Any,
+    task: Task,
+    cache_dir: str | Path | None,
+    batch_size: int,
+    device: str,
+    num_workers: int,
+    progress: bool,
+) -> FeatureSource | None:
+    """For a model with a frozen image part: its features of the gallery and of every query's reference
+    (references that are gallery images share its rows), from the cache or computed once. None otherwise."""
+    frozen = model.frozen_image_features()
+    if frozen is None:
+        return None
+    features = FeatureSource(model, frozen, cache_dir, batch_size, device, num_workers, progress)
+    features.prepare(task.gallery_paths)
+    features.prepare([q.reference_path for q in task.queries])
+    return features
+
+
 @torch.no_grad()
 def run_task(
     model: Any,
     task: Task,
     config: EvalConfig,
-    model_name: str = "case",
+    model_name: str | None = None,
     fingerprint: str | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
@@ -86,11 +110,13 @@ def run_task(
 ) -> TaskResult:
     """`config` gives the batch size, device, workers and the memory budget that sizes the ranking's
     query x gallery chunks; `k` how many gallery
-    names are kept per query (the target's rank is exact whatever k)."""
+    names are kept per query (the target's rank is exact whatever k); `model_name` the result's name
+    (default: the model's own)."""
     batch_size, device, num_workers = config.batch_size, eval_device(config), config.num_workers
     model.eval()
+    features = frozen_features(model, task, cache_dir, batch_size, device, num_workers, progress)
     gallery = embed_gallery(
-        model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress
+        model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress, features
     )
     rank_id, world_size = world()
     start, stop = shard_bounds(len(task.queries), rank_id, world_size)
@@ -103,6 +129,7 @@ def run_task(
         device,
         num_workers,
         progress and rank_id == 0,
+        features,
     )
     query_chunk, gallery_chunk = chunk_sizes(
         len(queries),
@@ -128,4 +155,5 @@ def run_task(
         gallery_chunk=gallery_chunk,
     )
     ranking = _gather_ranking(ranking)
-    return TaskResult(task, model_name, ranking, task_metrics(task, ranking))
+    name = model_name or getattr(model, "name", "") or "model"
+    return TaskResult(task, name, ranking, task_metrics(task, ranking))

@@ -9,39 +9,43 @@ The trainer (pipeline/engine.py) does not import coir.eval: it loads `validator_
 The headline row's metrics, each part's (FashionIQ: "dress/R@10") and "main", the benchmark's
 model-selection measure (CIRR (R@5 + Rs@1) / 2, FashionIQ the mean of R@10 and R@50 over the
 categories, LaSCo R@1). The trainer calls it on rank 0 only, so it evaluates in this process alone
-(no gallery cache: the weights change every epoch) with the benchmark's default options. When the
+(no gallery cache: the weights change every epoch) with the benchmark's options given to validator_for
+(validation.options of the run config; the benchmark's defaults otherwise). When the
 images are not under data_root (LaSCo: the COCO root), pass "DATA_ROOT::IMAGE_ROOT".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from coir.common.errors import ConfigError
 from coir.eval.benchmarks import get_benchmark
+from coir.eval.config import EvalConfig, check_eval_config
 
 
 def validate(
-    benchmark: str, model: Any, data_root: str, split: str = "val", device: Any = "cpu"
+    benchmark: str,
+    options: dict[str, Any],
+    model: Any,
+    data_root: str,
+    split: str = "val",
+    device: Any = "cpu",
 ) -> dict[str, float]:
     from coir.eval.api import evaluate
-    from coir.eval.config import EvalConfig
     from coir.eval.encode import local_only
 
     image_root = None
     if "::" in data_root:
         data_root, image_root = data_root.split("::", 1)
-    config = EvalConfig(
-        benchmark=benchmark,
+    config = replace(
+        _config(benchmark, options),
         split=split,
         data_root=data_root,
         image_root=image_root,
-        model_name="model",
         device=str(device),
-        num_workers=0,
-        cache=False,
-        pictures=False,
     )
     was_training = model.training
     try:
@@ -60,7 +64,24 @@ def validate(
     return out
 
 
-def validator_for(benchmark: str) -> Callable[..., dict[str, float]]:
-    """validate(model, data_root, split, device) for a registered benchmark; ConfigError otherwise."""
+def _config(benchmark: str, options: dict[str, Any]) -> EvalConfig:
+    return EvalConfig(
+        benchmark=benchmark,
+        options={benchmark: dict(options)} if options else {},
+        model_name="model",
+        num_workers=0,
+        cache=False,
+        pictures=False,
+    )
+
+
+def validator_for(benchmark: str, options: dict[str, Any] | None = None) -> Callable[..., dict[str, float]]:
+    """validate(model, data_root, split, device) for a registered benchmark with its `options` (the keys of
+    `coir eval`'s options.<benchmark>); ConfigError naming the key on an unknown benchmark or option."""
     get_benchmark(benchmark)
-    return partial(validate, benchmark)
+    config = _config(benchmark, options or {})
+    try:
+        check_eval_config(replace(config, data_root="."))  # the options, before any training step
+    except ConfigError as error:
+        raise ConfigError(str(error).replace(f"options.{benchmark}", "validation.options")) from None
+    return partial(validate, benchmark, options or {})

@@ -18,12 +18,18 @@ from coir.common.config import load_config
 from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
+INPUTS = ("images", "features")  # what data.shards hold
+
 
 @dataclass
 class DataConfig:
     # Shard tar files: explicit paths, glob patterns, brace patterns ("x-{000000..000009}.tar") or a
     # build folder holding manifest.json (its listed shards are used).
     shards: list[str] = field(default_factory=list)
+    # images: the shards hold JPEGs (query.jpg, target.jpg) and the model runs its whole image path;
+    # features: shards from `coir data features` (query.npy, target.npy), the outputs of the model's
+    # frozen image part, checked against the model's frozen part when training starts
+    inputs: str = "images"
     batch_size: int = 32  # per rank and per micro-step
     num_workers: int = 2  # DataLoader worker processes per rank (0: read in the main process)
     shuffle_buffer: int = 1000  # samples held by the per-worker shuffle buffer
@@ -84,6 +90,9 @@ class ValidationConfig:
     split: str = "val"
     every_epochs: int = 1
     main_metric: str = "main"  # key of the validator's result that selects the best checkpoint
+    # the benchmark's own options, as `coir eval`'s options.<benchmark> (e.g. for an ARTEMIS recipe on
+    # FashionIQ: {caption_template: "{c1} <and> {c2}"}); checked before training starts
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +136,7 @@ def check_values(config: TrainConfig) -> None:
             raise ConfigError(f"key {key!r}: {message}")
 
     data, optim = config.data, config.optim
+    need(data.inputs in INPUTS, "data.inputs", f"must be {' or '.join(INPUTS)}, got {data.inputs!r}")
     need(data.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(data.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(data.shuffle_buffer >= 1, "data.shuffle_buffer", "must be >= 1")
@@ -210,12 +220,17 @@ def _shard_name(entry: object) -> str:
     return str(entry)
 
 
+def check_model_paths(model: Any) -> None:
+    """The local files the model config names (vocabulary, weights, init_from …) exist."""
+    for key, value in model.input_paths().items():
+        if value and not Path(value).exists():
+            raise MissingInputError(value, f"{key} directory")
+
+
 def check_paths(config: TrainConfig) -> list[str]:
     """Check every input path before training starts; returns the resolved shard list."""
     shards = resolve_shards(config.data.shards)
-    for key, value in config.model.input_paths().items():
-        if value and not Path(value).exists():
-            raise MissingInputError(value, f"{key} directory")
+    check_model_paths(config.model)
     resume = config.checkpoint.resume
     if resume not in (None, "", "auto") and not Path(resume).is_dir():
         raise MissingInputError(resume, "checkpoint directory (checkpoint.resume)")

@@ -7,6 +7,9 @@ expands them into samples (wds.tarfile_to_samples with a handler that logs and c
 through a buffer, decodes the JPEGs with PIL, applies the model's Processor (image transform and
 tokenisation, in the worker) and yields whole batches. An epoch is a fixed number of batches per
 worker (data.samples_per_epoch_per_worker // data.batch_size); a new epoch rebuilds the workers.
+With data.inputs=features the samples hold the model's frozen-part features (`coir data features`)
+instead of JPEGs: they are read as arrays, no image is decoded, and batches carry query_feature /
+target_feature in place of query_image / target_image; the rest of the stream is the same.
 
 Exact resume. Every random choice of a worker is seeded from (seed, epoch, rank, worker): the shard
 order of ResampledShards and the shuffle buffer's RNG. The raw stream (samples before decoding) of
@@ -45,6 +48,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from coir.common import fields
 from coir.common.errors import DataFormatError
 from coir.pipeline.config import DataConfig
+from coir.pipeline.features import array_from_npy
 
 log = logging.getLogger("coir.data")
 
@@ -97,15 +101,19 @@ class StreamState:
         return cls(raw=[0] * workers, bad=[0] * workers, num_workers=workers, world_size=world_size)
 
 
-class _Decoder:
-    """raw sample -> (query tensor, target tensor, text); raises on anything bad."""
+class ImageDecoder:
+    """raw triplet sample -> (query tensor, target tensor, text); raises on anything bad.
+    JPEGs through PIL (data.image_mode, data.draft_size) and the model's Processor."""
+
+    fields = (fields.QUERY_IMAGE, fields.TARGET_IMAGE)
+    keys = ("query_image", "target_image")  # their batch keys
 
     def __init__(self, processor: Any, config: DataConfig) -> None:
         self.processor = processor
         self.mode = config.image_mode
         self.draft = config.draft_size
 
-    def image(self, data: bytes) -> torch.Tensor:
+    def item(self, data: bytes) -> torch.Tensor:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as img:
@@ -115,11 +123,28 @@ class _Decoder:
             return self.processor.image(img.convert(self.mode))
 
     def __call__(self, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, str]:
-        for key in (fields.QUERY_IMAGE, fields.TARGET_IMAGE, fields.TEXT):
+        for key in (*self.fields, fields.TEXT):
             if key not in sample:
                 raise KeyError(f"missing field {key!r}")
         text = sample[fields.TEXT].decode("utf-8").strip()
-        return self.image(sample[fields.QUERY_IMAGE]), self.image(sample[fields.TARGET_IMAGE]), text
+        query, target = (self.item(sample[key]) for key in self.fields)
+        return query, target, text
+
+
+class FeatureDecoder(ImageDecoder):
+    """The same for feature samples (`coir data features`): .npy arrays, kept in their stored dtype
+    (the model casts them on the device)."""
+
+    fields = (fields.QUERY_FEATURE, fields.TARGET_FEATURE)
+    keys = ("query_feature", "target_feature")
+
+    def item(self, data: bytes) -> torch.Tensor:
+        return torch.from_numpy(array_from_npy(data))
+
+
+def decoder_for(processor: Any, config: DataConfig) -> ImageDecoder:
+    """The decoder of what data.inputs says the shards hold."""
+    return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config)
 
 
 class TrainStream(IterableDataset):
@@ -173,7 +198,7 @@ class TrainStream(IterableDataset):
         shuffled = wds.shuffle(
             self.config.shuffle_buffer, self.config.shuffle_initial, rng=random.Random(seed + 1)
         )(samples)
-        decode = _Decoder(self.processor, self.config)
+        decode = decoder_for(self.processor, self.config)
         skip = state.raw[logical] if logical < len(state.raw) else 0
         bad = state.bad[logical] if logical < len(state.bad) else 0
         self._read_errors = 0
@@ -209,7 +234,7 @@ class TrainStream(IterableDataset):
             shard_names.append(str(sample.get("__url__")))
             if len(rows) < self.config.batch_size:
                 continue
-            batch = self._collate(rows)
+            batch = self._collate(rows, decode.keys)
             batch.update(
                 _worker=logical,
                 _raw=raw_index + 1,
@@ -223,11 +248,13 @@ class TrainStream(IterableDataset):
             if remaining == 0:
                 return
 
-    def _collate(self, rows: list[tuple[torch.Tensor, torch.Tensor, str]]) -> dict[str, Any]:
+    def _collate(
+        self, rows: list[tuple[torch.Tensor, torch.Tensor, str]], keys: tuple[str, str]
+    ) -> dict[str, Any]:
         queries, targets, texts = zip(*rows, strict=True)
         return {
-            "query_image": torch.stack(queries),
-            "target_image": torch.stack(targets),
+            keys[0]: torch.stack(queries),
+            keys[1]: torch.stack(targets),
             **self.processor.text(list(texts)),  # the model's text fields
         }
 

@@ -128,9 +128,12 @@ def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | Non
             f"key 'validation.benchmark': {found['validator_for'].value} cannot be loaded: {error}"
         ) from error
     try:
-        return validator_for(name)
+        return validator_for(name, dict(config.validation.options))
     except ConfigError as error:
-        raise ConfigError(f"key 'validation.benchmark': {error}") from error
+        message = str(error)
+        raise ConfigError(
+            message if "validation.options" in message else f"key 'validation.benchmark': {message}"
+        ) from error
 
 
 class _StopFlag:
@@ -222,11 +225,13 @@ class _Trainer:
         import deepspeed
         import torch
 
+        from coir.pipeline.features import check_inputs
         from coir.pipeline.models.registry import build_model
 
         config = self.config
         _seed_all(config.seed)  # identical initial weights on every rank
         model = build_model(config.model)
+        check_inputs(self.shards, model, config.data.inputs)  # images, or this model's frozen features
         self.processor = model.processor()
         self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
         source = self._optimizer_source(model)

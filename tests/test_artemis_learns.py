@@ -84,7 +84,7 @@ def test_trained_artemis_beats_its_initialisation_in_every_category(trained):
     assert (meta["family"], meta["name"]) == ("artemis", "artemis")
     for category in ("dress", "shirt", "toptee"):
         key = f"fashioniq-{category}/val"
-        trained_r10, initial_r10 = after[key]["case"]["R@10"], before[key]["case"]["R@10"]
+        trained_r10, initial_r10 = after[key]["artemis"]["R@10"], before[key]["artemis"]["R@10"]
         assert trained_r10 >= initial_r10 + 15, (category, trained_r10, initial_r10)
-        assert after[key]["case"]["R@50"] >= before[key]["case"]["R@50"]
-    assert after["fashioniq/val"]["case"]["R@10"] >= 75
+        assert after[key]["artemis"]["R@50"] >= before[key]["artemis"]["R@50"]
+    assert after["fashioniq/val"]["artemis"]["R@10"] >= 75

@@ -147,9 +147,9 @@ def test_fashioniq_val_counts_and_mean(real_data, fashioniq_images):
         device="cpu",
     )
     fragment = evaluate(ColourModel(), config).fragment
-    per_category = [fragment[f"fashioniq-{c}/val"]["case"] for c in FASHIONIQ_CATEGORIES]
+    per_category = [fragment[f"fashioniq-{c}/val"]["colour"] for c in FASHIONIQ_CATEGORIES]
     assert [m["queries"] for m in per_category] == [FASHIONIQ_QUERIES[c] for c in FASHIONIQ_CATEGORIES]
-    mean = fragment["fashioniq/val"]["case"]
+    mean = fragment["fashioniq/val"]["colour"]
     assert mean["queries"] == sum(FASHIONIQ_QUERIES.values())
     for metric in ("R@10", "R@50", "avg"):
         assert mean[metric] == pytest.approx(sum(m[metric] for m in per_category) / 3)

@@ -45,8 +45,13 @@ def _plan_bytes(shard_set: ShardSet) -> bytes:
 
 def prepare(shard_set: ShardSet) -> bool:
     """Create the folder and its plan; True when the set is already finalized with this plan."""
-    folder = shard_set.folder
-    plan = _plan_bytes(shard_set)
+    return prepare_plan(shard_set.folder, _plan_bytes(shard_set))
+
+
+def prepare_plan(folder: Path, plan: bytes) -> bool:
+    """Create `folder` and its `_parts/plan.json` (the build's plan, as bytes); True when the folder
+    is already finalized with this plan. CoirError when it holds a build (finished or partial) made
+    with another plan."""
     manifest_path = folder / MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_bytes())
@@ -298,4 +303,4 @@ def build_sets(
     return report
 
 
-__all__ = ["build_sets", "error_record", "prepare", "run_units", "shard_done", "write_unit"]
+__all__ = ["build_sets", "error_record", "prepare", "prepare_plan", "run_units", "shard_done", "write_unit"]

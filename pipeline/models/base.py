@@ -10,6 +10,12 @@ Batches are dicts of tensors built in DataLoader workers by the model's `Process
     <text fields>    whatever `Processor.text` returns: BLIP's input_ids + attention_mask,
                      a word-vocabulary model's input_ids + lengths
 
+A model whose image path starts with a frozen, deterministic part (see `frozen`) returns it from
+`frozen_image_features()`; it then also takes that part's outputs where it takes images: batches
+may carry `query_feature` / `target_feature` [B, ...] in place of `query_image` / `target_image`
+(training on `coir data features` shards, evaluation from cached features), and
+`encode_target_features(features)` is `encode_target` from features.
+
 `encode_query(batch)` and `encode_target(images)` return a *state*: a tensor or a tree of tensors
 with the batch as first dimension (see `state`). Ranking scores chunks of query states against
 chunks of gallery states with `score`; the default is the dot product of two [N, D] embeddings
@@ -25,6 +31,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from coir.pipeline.models.frozen import FrozenPart
 from coir.pipeline.models.state import State
 
 
@@ -58,6 +65,15 @@ class RetrievalModel(nn.Module, ABC):
     @abstractmethod
     def encode_target(self, images: torch.Tensor) -> State:
         """[N, 3, H, W] candidate images -> gallery state (batch first)."""
+
+    def frozen_image_features(self) -> FrozenPart | None:
+        """The frozen start of the image path (images -> features) and its identity; None (the
+        default) when the whole image path trains."""
+        return None
+
+    def encode_target_features(self, features: torch.Tensor) -> State:
+        """encode_target from the outputs of frozen_image_features().module instead of images."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.family}) has no frozen image part")
 
     def score(self, query_state: State, gallery_state: State) -> torch.Tensor:
         """Query states [q, ...] x gallery states [g, ...] -> similarities [q, g] (higher = better).

@@ -31,6 +31,7 @@ from coir.pipeline.models.components.cnn import GeM, build_resnet
 from coir.pipeline.models.components.glove import word_embedding
 from coir.pipeline.models.components.processor import WordProcessor
 from coir.pipeline.models.components.text import BiGRUEncoder, LSTMEncoder
+from coir.pipeline.models.frozen import FrozenPart, frozen_identity, weights_sha256
 
 EPS = 1e-12  # F.normalize's floor on a norm
 
@@ -47,7 +48,10 @@ class FeatureAttention(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """ResNet layer-4 map -> GeM (p = 3) or average pooling -> linear to D -> L2 norm."""
+    """ResNet layer-4 map -> GeM (p = 3) or average pooling -> linear to D -> L2 norm.
+
+    `features` (CNN + pooling) is the frozen part when the backbone is frozen; `head` (linear + L2
+    norm) always trains."""
 
     def __init__(self, backbone: str, weights: str | None, embed_dim: int, pooling: str = "gem") -> None:
         super().__init__()
@@ -57,11 +61,34 @@ class ImageEncoder(nn.Module):
         self.pool = GeM(p=3.0) if pooling == "gem" else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(self.cnn.channels["layer4"], embed_dim)
 
+    @property
+    def frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.cnn.parameters())
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> pooled layer-4 features [B, C]."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            return self.pool(self.cnn(images)["layer4"])
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features [B, C] (any float dtype: stored features may be float16) -> [B, D]."""
+        return F.normalize(self.fc(features.to(self.fc.weight.dtype)), dim=-1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        frozen = not any(p.requires_grad for p in self.cnn.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-            features = self.cnn(images)["layer4"]
-        return F.normalize(self.fc(self.pool(features)), dim=-1)
+        return self.head(self.features(images))
+
+
+class FrozenFeatures(nn.Module):
+    """The frozen part of a frozen-backbone ImageEncoder: its `features`, without gradients (the
+    encoder is shared, not copied)."""
+
+    def __init__(self, encoder: ImageEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encoder.features(images)
 
 
 def text_encoder(cfg: ArtemisModelConfig, vocab: Vocabulary, load_glove: bool) -> nn.Module:
@@ -117,8 +144,31 @@ class Artemis(RetrievalModel):
         return self
 
     # ---- encoders ------------------------------------------------------------------------------
+    def frozen_image_features(self) -> FrozenPart | None:
+        """With a frozen backbone: the CNN + pooling (its BatchNorm in eval mode, see train())."""
+        if not self.cfg.freeze_backbone:
+            return None
+        cfg = self.cfg
+        identity = frozen_identity(
+            f"torchvision {cfg.backbone} layer4, {cfg.pooling} pooling",
+            weights_sha256(self.image_encoder.cnn, self.image_encoder.pool),
+            self.processor().image_settings(),
+        )
+        return FrozenPart(FrozenFeatures(self.image_encoder), identity)
+
     def encode_target(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_encoder(images)
+
+    def encode_target_features(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.freeze_backbone:
+            raise ConfigError("model.freeze_backbone is false: this ARTEMIS model takes images, not features")
+        return self.image_encoder.head(features)
+
+    def _images_of(self, batch: dict[str, torch.Tensor], role: str) -> torch.Tensor:
+        """The embeddings of the batch's `role` (query / target) images or frozen features."""
+        if f"{role}_feature" in batch:
+            return self.encode_target_features(batch[f"{role}_feature"])
+        return self.encode_target(batch[f"{role}_image"])
 
     def encode_text(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.text_encoder(batch["input_ids"], batch["lengths"])
@@ -137,7 +187,7 @@ class Artemis(RetrievalModel):
         }
 
     def encode_query(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.query_state(self.encode_target(batch["query_image"]), self.encode_text(batch))
+        return self.query_state(self._images_of(batch, "query"), self.encode_text(batch))
 
     # ---- scoring -------------------------------------------------------------------------------
     def score(self, query_state: dict[str, torch.Tensor], gallery_state: torch.Tensor) -> torch.Tensor:
@@ -161,9 +211,12 @@ class Artemis(RetrievalModel):
     # ---- objective -----------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Cross-entropy of each query over the batch's targets (gathered from every rank)."""
-        n = batch["query_image"].shape[0]
-        images = self.encode_target(torch.cat([batch["query_image"], batch["target_image"]]))
-        reference, target = images[:n], images[n:]
+        if "query_feature" in batch:  # frozen features (coir data features shards)
+            reference, target = (self._images_of(batch, role) for role in ("query", "target"))
+        else:  # one pass over both: BatchNorm of a training backbone sees the whole batch
+            n = batch["query_image"].shape[0]
+            images = self.encode_target(torch.cat([batch["query_image"], batch["target_image"]]))
+            reference, target = images[:n], images[n:]
         state = self.query_state(reference, self.encode_text(batch))
         targets, offset = gather_with_grad(target)
         scale = self.temp.exp().squeeze(0)

@@ -65,6 +65,16 @@ class WordProcessor:
             self._transform = T.Compose(steps)
         return self._transform
 
+    def image_settings(self) -> dict[str, Any]:
+        """What determines `image`'s output (part of a frozen image part's identity)."""
+        return {
+            "pad_square": self.pad_square,
+            "resize": self.resize,
+            "crop": self.image_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
     def image(self, image: Image.Image) -> torch.Tensor:
         """One PIL image -> float tensor [3, image_size, image_size]."""
         return self.transform()(image.convert("RGB"))
