@@ -72,6 +72,10 @@ class CheckpointConfig:
     # shape, from a checkpoint folder, or the newest complete one of a checkpoint or run folder (e.g. stage
     # 2 of a two-stage recipe from stage 1's run); other parameters start fresh. Unused when resuming.
     init_optimizer_from: str | None = None
+    # Also write the full AdamW state by parameter name (optimizer_by_name.pt) at each save, what a later
+    # run's init_optimizer_from reads: on for stage 1 of a two-stage recipe. Off by default: it is a rank-0
+    # gather of 8 bytes per trainable parameter (GBs per checkpoint for a BLIP-size model).
+    optimizer_by_name: bool = False
 
 
 @dataclass

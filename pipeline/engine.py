@@ -336,7 +336,11 @@ class _Trainer:
             rank_state,
             self.rank,
             self.config.checkpoint.keep_last,
-            optimizer_state.gather(self.engine, self.groups, keep=self.rank == 0),
+            (
+                optimizer_state.gather(self.engine, self.groups, keep=self.rank == 0)
+                if self.config.checkpoint.optimizer_by_name
+                else None
+            ),
         )
         self.last_saved = self.step
         self.saved_state = self._resume_state()

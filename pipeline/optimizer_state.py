@@ -116,8 +116,8 @@ def source_file(path: str) -> Path:
         )
     if not (found / FILE).is_file():
         raise ConfigError(
-            f"key {KEY!r}: {found} has no name-keyed optimizer state ({FILE}; checkpoints written before "
-            "the optimizer's first step, or by an older coir, lack it)"
+            f"key {KEY!r}: {found} has no name-keyed optimizer state ({FILE}): the source run must set "
+            "checkpoint.optimizer_by_name: true (and have taken an optimizer step before the checkpoint)"
         )
     return found / FILE
 

@@ -48,7 +48,12 @@ def _stage1(folder: Path, inputs: tuple[Path, Path], zero: int) -> Path:
         shards,
         None,
         model,
-        **{"optim.total_steps": STAGE1_STEPS, "optim.warmup_steps": 0, "deepspeed.zero_stage": zero},
+        **{
+            "optim.total_steps": STAGE1_STEPS,
+            "optim.warmup_steps": 0,
+            "deepspeed.zero_stage": zero,
+            "checkpoint.optimizer_by_name": True,
+        },
     )
     done = subprocess.run(
         train_command(recipe), env=child_env(), cwd=str(REPO), capture_output=True, text=True, timeout=300
