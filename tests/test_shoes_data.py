@@ -246,3 +246,21 @@ def test_vocabulary_of_the_synthetic_shoes(world: Path, tmp_path: Path) -> None:
     assert run_command(VOCAB, ["--dataset", "shoes", "--root", str(world / "shoes"), "--out", str(out)]) == 0
     vocab = Vocabulary.load(out)
     assert vocab.words[5:] == words and {"is", "has", "strap"} <= set(words)
+
+
+def test_published_annotation_files_when_present() -> None:
+    """The published Shoes annotations (github.com/XiaoxiaoGuo/fashion-retrieval, dataset/: no images),
+    when copied to shared/data/real/shoes/: the split rule drops nothing, and the vocabulary has the
+    reference's 1,330 words (its README's size counts no special tokens)."""
+    from conftest import REAL_DATA
+
+    root = REAL_DATA / "shoes"
+    if not (root / "relative_captions_shoes.json").is_file():
+        pytest.skip(f"the published Shoes annotation files are not in {root}")
+    train, test = read_shoes_split(root, "train"), read_shoes_split(root, "test")
+    assert (len(train.images), len(test.images)) == (10_000, 4_658)
+    assert (len(train.triplets), len(test.triplets), len(read_shoes_captions(root))) == (8_990, 1_761, 10_751)
+    assert train.dropped == test.dropped == []
+    assert [sum(t.reference == t.target for t in s.triplets) for s in (train, test)] == [26, 1]
+    vocab = Vocabulary.from_captions(t.caption for t in train.triplets)
+    assert (vocab.num_words, len(vocab)) == (1_330, 1_335)
