@@ -52,7 +52,8 @@ def shoes_split_path(root: str | Path, split: str) -> Path:
 
 
 def shoes_image_relpath(name: str) -> str:
-    """Where the synthetic world puts an image: womens_<category>/<0|1>/<name> (the real layout)."""
+    """Where the synthetic world puts an image: womens_<category>/<0|1>/<name>, the shape of the real
+    layout (whose subfolder is not the number's parity: readers search by name, never compute this)."""
     stem = name.removeprefix("img_").rsplit(".", 1)[0]
     category, _, number = stem.rpartition("_")
     if not category.startswith(IMAGE_FOLDER_PREFIX) or not number.isdigit():
