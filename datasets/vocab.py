@@ -23,7 +23,7 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES
 PAD, START, AND, END, UNK = range(5)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<and>", "<end>", "<unk>")
 AND_TOKEN = SPECIAL_TOKENS[AND]
-VOCAB_DATASETS = ("fashioniq", "cirr")
+VOCAB_DATASETS = ("fashioniq", "cirr", "shoes")
 FORMAT = "coir.word_vocabulary"
 
 # cleanCaption: "/", "-" and "\" become spaces, then everything but ASCII letters, spaces and
@@ -157,7 +157,9 @@ class Vocabulary:
 def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> list[str]:
     """The captions the reference builds its vocabulary from, in its reading order: FashionIQ
     cap.{dress,shirt,toptee}.{split}.json (per file all first captions, then all second ones),
-    CIRR captions/cap.rc2.{split}.json. The reference uses the training split only."""
+    CIRR captions/cap.rc2.{split}.json, Shoes the split's entries of relative_captions_shoes.json (both
+    images in {split}'s image list: the reference's triplet.train.json, in file order). The reference
+    uses the training split only."""
     if dataset == "fashioniq":
         from coir.datasets.fashioniq import read_fashioniq_triplets
 
@@ -171,6 +173,10 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
         from coir.datasets.cirr import read_cirr_triplets
 
         return [t.caption for t in read_cirr_triplets(root, split)]
+    if dataset == "shoes":
+        from coir.datasets.shoes import read_shoes_split
+
+        return [t.caption for t in read_shoes_split(root, split).triplets]
     raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
 
 

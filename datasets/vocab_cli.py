@@ -8,12 +8,18 @@ HELP = "build the word vocabulary (GloVe + BiGRU/LSTM methods) from a dataset's 
 EXAMPLE = """\
 coir data vocab --dataset fashioniq --root W/fashioniq --out runs/vocab/fashioniq.json
 coir data vocab --dataset cirr --root W/cirr --out runs/vocab/cirr.json
+coir data vocab --dataset shoes --root W/shoes --out runs/vocab/shoes.json
 coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=("fashioniq", "cirr"))
-    parser.add_argument("--root", required=True, metavar="DIR", help="dataset root (holds captions/)")
+    parser.add_argument("--dataset", required=True, choices=("fashioniq", "cirr", "shoes"))
+    parser.add_argument(
+        "--root",
+        required=True,
+        metavar="DIR",
+        help="dataset root (captions/; Shoes: relative_captions_shoes.json)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="vocabulary JSON to write")
     parser.add_argument(
         "--split", default="train", help="captions to read (default train, as the reference; val/test leak)"

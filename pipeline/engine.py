@@ -128,12 +128,11 @@ def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | Non
             f"key 'validation.benchmark': {found['validator_for'].value} cannot be loaded: {error}"
         ) from error
     try:
-        return validator_for(name, dict(config.validation.options))
+        return validator_for(name, dict(config.validation.options), config.validation.split)
     except ConfigError as error:
         message = str(error)
-        raise ConfigError(
-            message if "validation.options" in message else f"key 'validation.benchmark': {message}"
-        ) from error
+        named = "validation.options" in message or "validation.split" in message
+        raise ConfigError(message if named else f"key 'validation.benchmark': {message}") from error
 
 
 class _StopFlag:

@@ -1,4 +1,4 @@
-"""`coir data shards cirr|fashioniq`: CIRR / FashionIQ triplets and galleries as WebDataset shards."""
+"""`coir data shards cirr|fashioniq|shoes`: benchmark triplets and galleries as WebDataset shards."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-HELP = "shard CIRR or FashionIQ triplets and galleries (same schema as LaSCo; test splits: queries + gallery)"
+HELP = "shard CIRR, FashionIQ or Shoes triplets and galleries (LaSCo schema; splits without targets: queries)"
 EXAMPLE = """\
 coir data shards cirr --root W/cirr --split val --out runs/cirr_val
 coir data shards fashioniq --root W/fashioniq --split train --out runs/fiq_train --workers 2
 coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --set categories=[dress]
-coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets"""
+coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets
+coir data shards shoes --root W/shoes --split train --out runs/shoes_train   # cross-split triplets: errors"""
 
 _FLAGS = {
     "root": "root",
@@ -25,9 +26,9 @@ _FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("cirr", "fashioniq"))
+    parser.add_argument("dataset", choices=("cirr", "fashioniq", "shoes"))
     parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
-    parser.add_argument("--split", help="cirr: train|val|test1; fashioniq: train|val|test")
+    parser.add_argument("--split", help="cirr: train|val|test1; fashioniq: train|val|test; shoes: train|test")
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--shard-size", type=int, metavar="N", help="samples per shard (default 1000)")

@@ -1,9 +1,11 @@
-"""CIRR and FashionIQ as shards in the LaSCo schema, for finetuning and evaluation.
+"""CIRR, FashionIQ and Shoes as shards in the LaSCo schema, for finetuning and evaluation.
 
 Train/val splits give `triplets/` (query.jpg, target.jpg, txt, json) and `gallery/` (jpg, json,
 keyed by image name). Test splits (CIRR test1, FashionIQ test) have no targets: they give
 `queries/` (query.jpg, txt, json, no target) and `gallery/`, so a training loader can never pick
-them up by mistake while evaluation still streams them.
+them up by mistake while evaluation still streams them. Shoes' test split (eval_im_names.txt) has
+targets: `triplets/` + `gallery/`, like a val split; the triplets its split rule drops are in the
+error table (reason cross_split or unlisted_image).
 
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
@@ -31,9 +33,9 @@ TEST_SPLITS = ("test1", "test")
 
 @dataclass
 class BenchmarkShardsConfig:
-    dataset: str = "???"  # cirr | fashioniq
-    root: str = "???"  # CIRR root (captions/, image_splits/, images) or FashionIQ root
-    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test
+    dataset: str = "???"  # cirr | fashioniq | shoes
+    root: str = "???"  # CIRR root (captions/, image_splits/, images), FashionIQ root or Shoes root
+    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test; shoes: train|test
     out: str = "???"
     categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))  # fashioniq only
     resize: str = "shorter"
@@ -148,6 +150,61 @@ def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], li
     return samples, gallery, []
 
 
+def _shoes_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    """The split's triplets (both images in its list) and every image of its list. Triplets dropped by
+    the split rule and images not found below a womens_* folder go to the error table."""
+    from coir.datasets.shoes import SPLIT_FILES, locate_shoes_images, read_shoes_split
+
+    root, split = Path(config.root), config.split
+    data = read_shoes_split(root, split)
+    found, missing = locate_shoes_images(root, data.images)
+    errors = [error_record("triplet", d.triplet.index, str(root), d.reason, d.message) for d in data.dropped]
+    listed = SPLIT_FILES[split]
+    gallery_errors = [
+        error_record(
+            "gallery", name, str(root), "missing_image", f"{name!r} of {listed} is in no womens_* folder"
+        )
+        for name in missing
+    ]
+    samples = []
+    for t in data.triplets:
+        absent = [n for n in (t.reference, t.target) if n not in found]
+        if absent:
+            message = f"entry {t.index}: image {absent[0]!r} is in no womens_* folder"
+            errors.append(error_record("triplet", t.index, str(root), "missing_image", message))
+            continue
+        fields = (
+            (shard_fields.QUERY_IMAGE, str(found[t.reference])),
+            (shard_fields.TARGET_IMAGE, str(found[t.target])),
+        )
+        meta = {
+            "index": t.index,
+            "reference": t.reference,
+            "target": t.target,
+            "caption": t.caption,
+            "reference_path": found[t.reference].relative_to(root).as_posix(),
+            "target_path": found[t.target].relative_to(root).as_posix(),
+        }
+        row = {"index": t.index, "reference": t.reference, "target": t.target, "text": t.caption}
+        samples.append(SampleSpec(str(t.index), fields, t.caption, meta, row))
+    gallery = []
+    for name in data.images:
+        if name not in found:
+            continue
+        rel = found[name].relative_to(root).as_posix()
+        category = next(p for p in found[name].relative_to(root).parts if p.startswith("womens_"))
+        gallery.append(
+            SampleSpec(
+                _key(name),
+                ((shard_fields.GALLERY_IMAGE, str(found[name])),),
+                None,
+                {"id": name, "category": category, "path": rel},
+                {"image_id": name, "category": category, "path": rel},
+            )
+        )
+    return samples, gallery, errors + gallery_errors
+
+
 def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
     if not Path(config.root).is_dir():
         raise MissingInputError(config.root, f"{config.dataset} root folder")
@@ -155,11 +212,13 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
         samples, gallery, errors = _cirr_sets(config)
     elif config.dataset == "fashioniq":
         samples, gallery, errors = _fashioniq_sets(config)
+    elif config.dataset == "shoes":
+        samples, gallery, errors = _shoes_sets(config)
     else:
-        raise ConfigError(f"dataset must be cirr or fashioniq, got {config.dataset!r}")
+        raise ConfigError(f"dataset must be cirr, fashioniq or shoes, got {config.dataset!r}")
     if not samples:
         raise CoirError(f"{config.root}: no {config.dataset} {config.split} triplets to shard")
-    test = config.split in TEST_SPLITS
+    test = config.split in TEST_SPLITS and config.dataset != "shoes"  # Shoes' test split has targets
     settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "image_cache_mb")}
     meta = {
         "dataset": config.dataset,
@@ -168,14 +227,25 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
         "config": settings,
         "report": {"triplets": len(samples), "gallery_images": len(gallery), "errors": len(errors)},
     }
-    columns = (("pairid", "int64"),) if config.dataset == "cirr" else (("category", "string"),)
+    columns = {"cirr": (("pairid", "int64"),), "shoes": (("index", "int64"),)}.get(
+        config.dataset, (("category", "string"),)
+    )
     columns += (("reference", "string"), ("target", "string"), ("text", "string"))
     if config.dataset == "cirr":
         columns += (("img_set_id", "int64"),)
     out = Path(config.out)
     kind = "queries" if test else "triplets"
+    gallery_errors = [e for e in errors if e["kind"] == "gallery"]
     return [
-        ShardSet(out / kind, kind, samples, config.shard_size, columns, meta, errors),
+        ShardSet(
+            out / kind,
+            kind,
+            samples,
+            config.shard_size,
+            columns,
+            meta,
+            [e for e in errors if e["kind"] != "gallery"],
+        ),
         ShardSet(
             out / "gallery",
             "gallery",
@@ -183,6 +253,7 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
             config.gallery_shard_size,
             (("image_id", "string"), ("category", "string"), ("path", "string")),
             meta,
+            gallery_errors,
         ),
     ]
 
