@@ -169,14 +169,16 @@ def read_fashion200k_images(
     return [image for c in categories for image in read_label_file(label_path(root, c, split), c)]
 
 
-def unique_images(root: str | Path, images: Sequence[Fashion200kImage], split: str) -> list[Fashion200kImage]:
+def unique_images(
+    root: str | Path, images: Sequence[Fashion200kImage], split: str, strict: bool = True
+) -> list[Fashion200kImage]:
     """One entry per image path, the first kept. A path listed again with the same description is
-    dropped (the reference's gallery would hold it twice); with another description it is an error,
-    since the target's description would then be ambiguous."""
+    dropped (the reference's gallery would hold it twice); with another description it is an error
+    when `strict` (a test gallery: the target's description would be ambiguous)."""
     first: dict[str, Fashion200kImage] = {}
     for image in images:
         seen = first.setdefault(image.path, image)
-        if seen.description != image.description:
+        if strict and seen.description != image.description:
             raise DataFormatError(
                 label_path(root, image.category, split),
                 f"image {image.path!r} is listed before ({seen.category}, line {seen.line}) with another "

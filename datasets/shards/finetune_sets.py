@@ -178,9 +178,10 @@ def _fashion200k_sets(
         )
     root, split = Path(config.root), config.split
     images = read_fashion200k_images(root, split)
-    gallery_images = unique_images(root, images, split)
+    gallery_images = unique_images(root, images, split, strict=split == "test")
     samples = []
     if split == "test":
+        category_of = {im.path: im.category for im in gallery_images}
         for i, q in enumerate(build_test_queries(root, gallery_images)):
             meta = {
                 "reference": q.reference,
@@ -190,7 +191,12 @@ def _fashion200k_sets(
                 "text": q.text,
                 "line": q.line,
             }
-            row = {"category": "", "reference": q.reference, "target": q.target, "text": q.text}
+            row = {
+                "category": category_of[q.reference],
+                "reference": q.reference,
+                "target": q.target,
+                "text": q.text,
+            }
             fields = ((shard_fields.QUERY_IMAGE, str(root / q.reference)),)
             samples.append(SampleSpec(f"{i:07d}", fields, q.text, meta, row))
     else:
