@@ -1,4 +1,5 @@
-"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, truth/, world.json)."""
+"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k, truth/,
+world.json)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from pathlib import Path
 from coir.common.errors import ConfigError
 from coir.common.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES
-from coir.datasets.synth import cirr_world, fashion_world, shoes_world, vqa_world
+from coir.datasets.synth import cirr_world, fashion200k_world, fashion_world, shoes_world, vqa_world
 from coir.datasets.synth.fashion_world import IDENTITIES
 
 FORMAT_VERSION = 1
-OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "truth")
+OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "fashion200k", "truth")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class ScaleConfig:
     fashioniq_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "val": 3, "test": 2})
     shoes_families: dict[str, int] = field(default_factory=lambda: {"train": 4, "test": 4})  # 4 images each
     shoes_cross_split: int = 3  # Shoes triplets whose two images are in different splits (dropped)
+    # Fashion200k-format families (4 products each) per category and split
+    fashion200k_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "test": 3})
     image_share: float = 0.15  # designed share of image-redundant queries
     text_share: float = 0.15  # designed share of text-redundant queries
     low_agreement_share: float = 0.10  # VQA questions where only 3-6 of 10 annotators agree
@@ -42,6 +45,7 @@ SCALES: dict[str, ScaleConfig] = {
         cirr_img_sets={"train": 60, "val": 30, "test1": 20},
         fashioniq_families={"train": 20, "val": 10, "test": 8},
         shoes_families={"train": 32, "test": 12},
+        fashion200k_families={"train": 12, "test": 6},
     ),
     "medium": ScaleConfig(
         vqa_pairs={"train2014": 6000, "val2014": 125},
@@ -49,6 +53,7 @@ SCALES: dict[str, ScaleConfig] = {
         fashioniq_families={"train": 24, "val": 12, "test": 10},
         shoes_families={"train": 36, "test": 16},
         shoes_cross_split=6,
+        fashion200k_families={"train": 24, "test": 10},
     ),
 }
 
@@ -57,7 +62,7 @@ def scale_config(scale: str) -> ScaleConfig:
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     cfg = SCALES[scale]
-    for split, n in cfg.fashioniq_families.items():
+    for split, n in [*cfg.fashioniq_families.items(), *cfg.fashion200k_families.items()]:
         if n > len(IDENTITIES):
             raise ConfigError(
                 f"fashioniq_families.{split}={n}: at most {len(IDENTITIES)} per category and split"
@@ -88,7 +93,8 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
         for n in cfg.fashioniq_families.values()
     )
     total += shoes_world.count_images(cfg.shoes_families)
-    counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}}
+    total += sum(fashion200k_world.count_images(n) for n in cfg.fashion200k_families.values())
+    counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}, "fashion200k": {}}
     redundancy: dict = {}
     with tqdm(total=total, desc=f"synth {scale}", unit="img", disable=not progress) as pbar:
         for split, n in cfg.vqa_pairs.items():
@@ -120,6 +126,10 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
         counts["shoes"] = shoes_world.build(
             out, cfg.shoes_families, cfg.shoes_cross_split, seed, cfg.image_size, pbar=pbar
         )
+        for split, n in cfg.fashion200k_families.items():
+            counts["fashion200k"][split] = fashion200k_world.build_split(
+                out, split, n, seed, cfg.image_size, pbar=pbar
+            )
     counts["images"] = total
     summary = {
         "format_version": FORMAT_VERSION,
