@@ -540,5 +540,5 @@ def test_launch_eval_refuses_bad_options_before_submitting(tmp_path, monkeypatch
     assert code == 2 and "options.fashioniq.caption_orders" in out
     code, out = coir_launch(*common, "--benchmarks", "cirr", "model_name=x")
     assert code == 2 and "model_name" in out
-    code, out = coir_launch(*common, "--benchmarks", "cirr,shoes")
-    assert code == 2 and "'shoes'" in out
+    code, out = coir_launch(*common, "--benchmarks", "cirr,shoez")
+    assert code == 2 and "'shoez'" in out
