@@ -9,7 +9,7 @@ import importlib
 import runpy
 import sys
 
-MULTILEVEL_FAMILIES = ("cmap",)
+MULTILEVEL_FAMILIES = ("cmap", "manme")
 
 
 def register_multilevel_families() -> None:

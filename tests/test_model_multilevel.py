@@ -18,11 +18,18 @@ from coir.pipeline.models.cmap.model import CrossLevelInteraction, preservation_
 from coir.pipeline.models.components.levels import LEVELS
 from coir.pipeline.models.components.multilevel import LevelPairs
 from coir.pipeline.models.export import load_export, save_export
+from coir.pipeline.models.manme.model import exclusion_cost
 from coir.pipeline.models.registry import build_model
 
 TEXTS = ["is red and has long sleeves", "is shorter <and> more blue", "has a logo", "is darker"]
-SIZE = 64  # ResNet-18 at 64 px: layer4 2 x 2, layer3 4 x 4, layer2 8 x 8
-FAMILIES = ["cmap"]
+SIZE = 64  # ResNet-18 at 64 px: layer4 2 x 2 (more than one region to attend over), 4 x 4, 8 x 8
+# each family in its released setting and in the paper's (as read here), the text encoder its default
+VARIANTS = [
+    ("cmap", {}),
+    ("cmap", {"cross_level": "top_down", "fusion_gate": True}),
+    ("manme", {}),
+    ("manme", {"attention": "multi_grained"}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +57,9 @@ def batch_of(model, n: int = 4, seed: int = 1) -> dict[str, torch.Tensor]:
 
 
 # ---- model interface -------------------------------------------------------------------------------
-@pytest.mark.parametrize("family", FAMILIES)
-def test_states_hold_one_unit_embedding_and_one_em_is_state_per_level(family, vocab_file):
-    model = make(family, vocab_file).eval()
+@pytest.mark.parametrize(("family", "variant"), VARIANTS)
+def test_states_hold_one_unit_embedding_and_one_em_is_state_per_level(family, variant, vocab_file):
+    model = make(family, vocab_file, **variant).eval()
     b = batch_of(model)
     with torch.no_grad():
         target, query = model.encode_target(b["target_image"]), model.encode_query(b)
@@ -73,9 +80,9 @@ def level_scores(model, text: torch.Tensor, reference: torch.Tensor, targets: to
     return em + (is_reference * F.normalize(a_is * targets[None], dim=-1)).sum(-1)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_score_is_the_sum_over_levels_of_the_pairwise_em_plus_is(family, vocab_file):
-    model = make(family, vocab_file).eval()
+@pytest.mark.parametrize(("family", "variant"), VARIANTS)
+def test_score_is_the_sum_over_levels_of_the_pairwise_em_plus_is(family, variant, vocab_file):
+    model = make(family, vocab_file, **variant).eval()
     b = batch_of(model)
     gallery = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
@@ -94,10 +101,13 @@ def test_score_is_the_sum_over_levels_of_the_pairwise_em_plus_is(family, vocab_f
     torch.testing.assert_close(pair, em + is_, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_loss_is_the_level_cross_entropies_plus_the_auxiliary_term_and_trains_every_part(family, vocab_file):
-    model = make(family, vocab_file, temperature=1.5).train()
+@pytest.mark.parametrize(("family", "variant"), VARIANTS)
+def test_loss_is_the_level_cross_entropies_plus_the_auxiliary_term_and_trains_all(
+    family, variant, vocab_file
+):
+    model = make(family, vocab_file, temperature=1.5, **variant).train()
     b = batch_of(model)
+    torch.manual_seed(3)  # the same dropout masks (MANME's LSTM) in the loss and in the recomputation
     out = model.loss(b)
     auxiliary = [k for k in out if k not in ("loss", "scale") and not k.startswith("ce_")]
     assert len(auxiliary) == 1 and out[auxiliary[0]] > 0
@@ -105,6 +115,7 @@ def test_loss_is_the_level_cross_entropies_plus_the_auxiliary_term_and_trains_ev
     with torch.no_grad():  # BatchNorm in train mode: the same 8 images give the same statistics
         maps = model.image_encoder.maps(torch.cat([b["query_image"], b["target_image"]]))
         images = model.image_encoder.embed(maps)
+        torch.manual_seed(3)
         texts = model.level_texts(model.encode_text(b), {lv: x[:4] for lv, x in maps.items()})
         for level in LEVELS:
             scores = level_scores(model, texts[level], images[level][:4], images[level][4:])
@@ -119,9 +130,9 @@ def test_loss_is_the_level_cross_entropies_plus_the_auxiliary_term_and_trains_ev
     assert not missing
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_stage_one_freezes_the_cnn_and_word_embeddings_only(family, vocab_file):
-    model = make(family, vocab_file, freeze_backbone=True, freeze_word_embeddings=True).train()
+@pytest.mark.parametrize(("family", "variant"), VARIANTS[::2])
+def test_stage_one_freezes_the_cnn_and_word_embeddings_only(family, variant, vocab_file):
+    model = make(family, vocab_file, freeze_backbone=True, freeze_word_embeddings=True, **variant).train()
     model.loss(batch_of(model))["loss"].backward()
     assert not model.image_encoder.cnn.training  # BatchNorm keeps its running statistics
     for name, p in model.named_parameters():
@@ -130,9 +141,9 @@ def test_stage_one_freezes_the_cnn_and_word_embeddings_only(family, vocab_file):
         assert (p.grad is None) is frozen, name
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_export_round_trip_and_init_from(family, vocab_file, tmp_path):
-    model = make(family, vocab_file, text_encoder="lstm", lstm_hidden=24).eval()
+@pytest.mark.parametrize(("family", "variant"), VARIANTS[1::2])
+def test_export_round_trip_and_init_from(family, variant, vocab_file, tmp_path):
+    model = make(family, vocab_file, text_encoder="bigru", **variant).eval()
     export = save_export(model, tmp_path / "exp")
     meta = json.loads((export / "coir_model.json").read_text())
     assert (meta["family"], meta["name"]) == (family, family)
@@ -142,10 +153,12 @@ def test_export_round_trip_and_init_from(family, vocab_file, tmp_path):
         q1, q2 = model.encode_query(b), loaded.encode_query(b)
         t1, t2 = model.encode_target(b["target_image"]), loaded.encode_target(b["target_image"])
         assert torch.equal(model.score(q1, t1), loaded.score(q2, t2))
-    stage2 = build_model(config(family, None, init_from=str(export), text_encoder="lstm", lstm_hidden=24))
+    stage2 = build_model(config(family, None, init_from=str(export), text_encoder="bigru", **variant))
     assert torch.equal(stage2.eval().encode_target(b["target_image"])["layer2"], t1["layer2"])
     with pytest.raises(ConfigError, match="model.embed_dim 32 there, 64 here"):
-        build_model(config(family, None, init_from=str(export), text_encoder="lstm", embed_dim=64))
+        build_model(
+            config(family, None, init_from=str(export), text_encoder="bigru", embed_dim=64, **variant)
+        )
 
 
 # ---- CMAP ------------------------------------------------------------------------------------------
@@ -236,3 +249,47 @@ def test_cmap_preservation_term_weights_the_levels_and_sums_the_batch(vocab_file
     layer2 = (0.3 + d0) + max(0.0, 0.3 + d1)
     assert term.item() == pytest.approx(2.0 * (layer4 + layer3 + 0.5 * layer2), abs=1e-5)
     assert make("cmap", vocab_file, preservation=False).auxiliary_losses(dict.fromkeys(LEVELS, pair)) == {}
+
+
+# ---- MANME -----------------------------------------------------------------------------------------
+def test_manme_options_are_checked(vocab_file):
+    with pytest.raises(ConfigError, match="model.attention"):
+        make("manme", vocab_file, attention="self")
+    with pytest.raises(ConfigError, match="model.mutual_exclusion_margins"):
+        make("manme", vocab_file, mutual_exclusion_margins=[0.6])
+    with pytest.raises(ConfigError, match="model.fusion_gate"):  # a CMAP option
+        make("manme", vocab_file, fusion_gate=True)
+
+
+# hand-worked mutual-exclusion case: m = [1, 0], Tr(m) = [0, 1], t = [0.6, 0.8],
+# A_IS = [0.75, 0.25]: l2n(A_IS * t) = [0.45, 0.20] / sqrt(0.2425) = [0.913812, 0.406138]
+# A_EM = [0.25, 0.75]: l2n(A_EM * t) = [0.15, 0.60] / sqrt(0.3825) = [0.242536, 0.970143]
+#   preserved: 0.4 * 0.913812 + 0.6 * 0.406138 = 0.609208
+#   modified:  0.6 * 0.970143 + 0.4 * 0.242536 = 0.679100    -> preserved - modified = -0.069892
+PRESERVED = (0.4 * 0.45 + 0.6 * 0.20) / math.sqrt(0.2425)
+MODIFIED = (0.6 * 0.60 + 0.4 * 0.15) / math.sqrt(0.3825)
+EXCLUSION_PAIRS = LevelPairs(
+    text=torch.tensor([[1.0, 0.0]]),
+    em_text=torch.tensor([[0.0, 1.0]]),
+    a_em=torch.tensor([[0.25, 0.75]]),
+    a_is=torch.tensor([[0.75, 0.25]]),
+    target=torch.tensor([[0.6, 0.8]]),
+)
+
+
+def test_exclusion_cost_margin_active_and_inactive():
+    assert pytest.approx(-0.069892, abs=1e-6) == PRESERVED - MODIFIED
+    active = exclusion_cost(EXCLUSION_PAIRS, margin=0.6)
+    torch.testing.assert_close(active, torch.tensor([0.6 + PRESERVED - MODIFIED]))
+    inactive = exclusion_cost(EXCLUSION_PAIRS, margin=0.05)  # 0.05 - 0.069892 < 0
+    torch.testing.assert_close(inactive, torch.tensor([0.0]))
+
+
+def test_manme_exclusion_term_sums_levels_and_batch_with_its_weight(vocab_file):
+    model = make("manme", vocab_file, mutual_exclusion_weight=0.5, mutual_exclusion_margins=[0.6, 0.3, 0.05])
+    two_rows = LevelPairs(*(torch.cat([x, x]) for x in vars(EXCLUSION_PAIRS).values()))
+    term = model.auxiliary_losses(dict.fromkeys(LEVELS, two_rows))["mutual_exclusion"]
+    per_row = (0.6 + PRESERVED - MODIFIED) + (0.3 + PRESERVED - MODIFIED) + 0.0  # layer2's margin inactive
+    assert term.item() == pytest.approx(0.5 * 2 * per_row, abs=1e-5)
+    released = make("manme", vocab_file, mutual_exclusion=False)  # the released training's loss
+    assert released.auxiliary_losses(dict.fromkeys(LEVELS, two_rows)) == {}
