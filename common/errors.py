@@ -21,17 +21,26 @@ class MissingInputError(CoirError, FileNotFoundError):
 
 
 class DataFormatError(CoirError, ValueError):
-    """A file exists but does not hold what its format says: names the file, record and field."""
+    """A file exists but does not hold what its format says: names the file, record (or line of a
+    text file, 1-based) and field."""
 
     def __init__(
-        self, path: str | Path, message: str, index: int | str | None = None, field: str | None = None
+        self,
+        path: str | Path,
+        message: str,
+        index: int | str | None = None,
+        field: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.index = index
         self.field = field
+        self.line = line
         where = str(self.path)
         if index is not None:
             where += f", record {index}"
+        if line is not None:
+            where += f", line {line}"
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")

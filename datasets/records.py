@@ -89,3 +89,16 @@ class FashionIQTriplet:
     candidate: str  # asin of the reference image
     captions: tuple[str, ...]  # two relative captions
     target: str | None = None  # None on test
+
+
+# ---------------------------------------------------------------- Shoes
+
+
+@dataclass(frozen=True)
+class ShoesTriplet:
+    """One entry of relative_captions_shoes.json; `index` is its position in that file."""
+
+    index: int
+    reference: str  # ReferenceImageName, e.g. "img_womens_clogs_512.jpg"
+    caption: str  # RelativeCaption
+    target: str  # ImageName

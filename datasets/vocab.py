@@ -7,6 +7,11 @@ word seen in the training captions gets an id. Ids follow the reference's constr
 appearance while reading the training captions (FashionIQ: dress, shirt, toptee files, all first
 captions of a file before its second captions; CIRR: the file order). Same captions, same ids, so a
 vocabulary built here indexes the embedding rows of a model trained with the reference code.
+
+Fashion200k: the reference (naver/artemis, and MANME's copy of it) builds the vocabulary from the
+training product descriptions (the third field of labels/{dress,skirt,jacket,pants,top}_train_detect_all.txt,
+in that order), not from the "replace X with Y" texts, and puts "replace" and "with" right after
+the special tokens (a description word equal to one of them is not added twice).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES
 PAD, START, AND, END, UNK = range(5)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<and>", "<end>", "<unk>")
 AND_TOKEN = SPECIAL_TOKENS[AND]
-VOCAB_DATASETS = ("fashioniq", "cirr")
+VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k")
+# words the reference adds after the special tokens, before the caption words
+LEADING_WORDS: dict[str, tuple[str, ...]] = {"fashion200k": ("replace", "with")}
 FORMAT = "coir.word_vocabulary"
 
 # cleanCaption: "/", "-" and "\" become spaces, then everything but ASCII letters, spaces and
@@ -73,13 +80,16 @@ class Vocabulary:
             self._words.append(word)
 
     @classmethod
-    def from_captions(cls, captions: Iterable[str], threshold: int = 0) -> Vocabulary:
-        """Every word seen at least `threshold` times (0 or 1: every word), in order of first
-        appearance, as the reference's Counter does."""
+    def from_captions(
+        cls, captions: Iterable[str], threshold: int = 0, leading: Sequence[str] = ()
+    ) -> Vocabulary:
+        """`leading` words first, then every word seen at least `threshold` times (0 or 1: every
+        word), in order of first appearance, as the reference's Counter does."""
         counts: Counter[str] = Counter()
         for caption in captions:
             counts.update(clean_caption(caption))
-        return cls(word for word, count in counts.items() if count >= threshold)
+        words = [word for word, count in counts.items() if count >= threshold and word not in leading]
+        return cls([*leading, *words])
 
     @property
     def words(self) -> list[str]:
@@ -157,7 +167,9 @@ class Vocabulary:
 def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> list[str]:
     """The captions the reference builds its vocabulary from, in its reading order: FashionIQ
     cap.{dress,shirt,toptee}.{split}.json (per file all first captions, then all second ones),
-    CIRR captions/cap.rc2.{split}.json. The reference uses the training split only."""
+    CIRR captions/cap.rc2.{split}.json, Shoes the split's entries of relative_captions_shoes.json (both
+    images in {split}'s image list: the reference's triplet.train.json, in file order), Fashion200k the
+    label files' descriptions. The reference uses the training split only."""
     if dataset == "fashioniq":
         from coir.datasets.fashioniq import read_fashioniq_triplets
 
@@ -171,9 +183,18 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
         from coir.datasets.cirr import read_cirr_triplets
 
         return [t.caption for t in read_cirr_triplets(root, split)]
+    if dataset == "shoes":
+        from coir.datasets.shoes import read_shoes_split
+
+        return [t.caption for t in read_shoes_split(root, split).triplets]
+    if dataset == "fashion200k":
+        from coir.datasets.fashion200k import vocabulary_descriptions
+
+        return vocabulary_descriptions(root, split)
     raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
 
 
 def build_vocabulary(dataset: str, root: str | Path, split: str = "train", threshold: int = 0) -> Vocabulary:
     """The vocabulary of `dataset`'s captions (train by default, as the reference)."""
-    return Vocabulary.from_captions(dataset_captions(dataset, root, split), threshold)
+    captions = dataset_captions(dataset, root, split)
+    return Vocabulary.from_captions(captions, threshold, LEADING_WORDS.get(dataset, ()))

@@ -8,12 +8,19 @@ HELP = "build the word vocabulary (GloVe + BiGRU/LSTM methods) from a dataset's 
 EXAMPLE = """\
 coir data vocab --dataset fashioniq --root W/fashioniq --out runs/vocab/fashioniq.json
 coir data vocab --dataset cirr --root W/cirr --out runs/vocab/cirr.json
+coir data vocab --dataset shoes --root W/shoes --out runs/vocab/shoes.json
+coir data vocab --dataset fashion200k --root W/fashion200k --out runs/vocab/fashion200k.json
 coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=("fashioniq", "cirr"))
-    parser.add_argument("--root", required=True, metavar="DIR", help="dataset root (holds captions/)")
+    parser.add_argument("--dataset", required=True, choices=("fashioniq", "cirr", "shoes", "fashion200k"))
+    parser.add_argument(
+        "--root",
+        required=True,
+        metavar="DIR",
+        help="dataset root (captions/; Shoes: relative_captions_shoes.json; Fashion200k: labels/)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="vocabulary JSON to write")
     parser.add_argument(
         "--split", default="train", help="captions to read (default train, as the reference; val/test leak)"
@@ -28,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.vocab import SPECIAL_TOKENS, Vocabulary, dataset_captions
+    from coir.datasets.vocab import LEADING_WORDS, SPECIAL_TOKENS, Vocabulary, dataset_captions
 
     captions = dataset_captions(args.dataset, args.root, args.split)
-    vocab = Vocabulary.from_captions(captions, args.threshold)
+    vocab = Vocabulary.from_captions(captions, args.threshold, LEADING_WORDS.get(args.dataset, ()))
     path = vocab.save(args.out)
     print(
         f"{args.dataset} vocabulary from {len(captions):,} {args.split} captions: {len(vocab):,} entries "

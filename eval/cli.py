@@ -20,6 +20,7 @@ coir eval --config configs/zeroshot/fashioniq.yaml --checkpoint runs/demo/export
     data_root=runs/world/fashioniq --redundancy
 coir eval --checkpoint CKPT --benchmark lasco --data-root runs/lasco --image-root runs/world/coco
 coir eval --checkpoint CKPT --benchmark fashioniq --data-root FIQ --caption-orders both   # ARTEMIS protocol
+coir eval --checkpoint CKPT --benchmark fashion200k --split test --data-root F200K   # TIRG protocol
 coir eval --checkpoint CKPT --benchmark cirr --split test1 --data-root CIRR --image-root CIRR/img_raw \\
     --out sub        # writes the two official submission files under sub/submissions/
 torchrun --nproc_per_node 4 $(which coir) eval --checkpoint CKPT --benchmark cirr --data-root CIRR

@@ -232,13 +232,19 @@ def model_identity(model: Any) -> str:
 def gallery_cache_key(fingerprint: str, model: Any, paths: Sequence[Path]) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION}|{fingerprint}|{model_identity(model)}".encode())
     digest.update(transform_identity(model.processor()).encode())
+    digest_files(digest, paths, "gallery image")
+    return digest.hexdigest()[:32]
+
+
+def digest_files(digest: Any, paths: Sequence[Path], what: str) -> None:
+    """Feed each file's path, size and mtime into `digest` (a hashlib object), in order: a cache key
+    that changes when a file is replaced. MissingInputError naming `what` for a missing file."""
     for p in paths:
         try:
             stat = os.stat(p)
         except FileNotFoundError:
-            raise MissingInputError(p, "gallery image") from None
+            raise MissingInputError(p, what) from None
         digest.update(f"\0{p}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
 
 
 def save_atomic(path: Path, payload: dict[str, Any]) -> None:

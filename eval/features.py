@@ -16,7 +16,6 @@ gallery images take the gallery's rows; only the others go through the part.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,9 @@ from typing import Any
 
 import torch
 
-from coir.common.errors import MissingInputError
 from coir.eval.encode import (
     all_ranks_agree,
+    digest_files,
     encode_images,
     gather_rows,
     load_cached,
@@ -56,12 +55,7 @@ class _FrozenEncoder:
 
 def features_key(identity: str, paths: Sequence[Path]) -> str:
     digest = hashlib.sha256(f"features v{FEATURES_VERSION}|{identity}".encode())
-    for p in paths:
-        try:
-            stat = os.stat(p)
-        except FileNotFoundError:
-            raise MissingInputError(p, "image") from None
-        digest.update(f"\0{p}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    digest_files(digest, paths, "image")
     return digest.hexdigest()[:32]
 
 

@@ -11,6 +11,10 @@ Query and gallery states may be any tree of tensors (coir.pipeline.models.state)
 model's score function looks inside them. Per chunk we keep the running top-k, the exact rank of
 each query's target (counts are additive across gallery chunks), and the scores of each query's
 subset members (CIRR).
+
+A target is one gallery image, or, with target groups, any gallery image of the query's target
+group (Fashion200k: every image whose description is the target's): its rank is then that of the
+group's first image under the tie rule, found in the same first pass (highest score, lowest index).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ NEG_INF = float("-inf")
 # working memory of the ranking itself per (query, candidate) pair: the float32 score block plus
 # the boolean masks and comparisons of the exact target-rank pass (measured: benchmarks/rank_joint.py)
 RANK_BYTES_PER_PAIR = 18
+# with target groups, per pair at most: the masked copy of the scores, the equality mask and the
+# int32 positions of the group's first image
+GROUP_BYTES_PER_PAIR = 10
 MIN_GALLERY_CHUNK = 256
 
 
@@ -114,6 +121,7 @@ class Ranking:
     top_indices: np.ndarray  # [Q, k] int64, -1 where the gallery has fewer candidates
     top_scores: np.ndarray  # [Q, k] float32
     target_rank: np.ndarray  # [Q] int64, 0-based; -1 when the query has no target in the gallery
+    # (with target groups: the rank of the group's first image; -1 when none is rankable)
     subset_order: np.ndarray  # [Q, S] int64 subset members in ranked order, -1 padded
     subset_target_rank: np.ndarray  # [Q] int64, 0-based within the subset; -1 when absent
 
@@ -128,12 +136,15 @@ def rank(
     score_fn: ScoreFn = dot_score,
     query_chunk: int = 1024,
     gallery_chunk: int | None = None,
+    groups: tuple[list[int], list[int]] | None = None,
 ) -> Ranking:
     """Rank every query against the gallery in chunks.
 
     targets: gallery index of each query's target (-1: none). exclude: gallery indices removed
     from a query's ranking (CIRR: the reference). subsets: gallery indices of a query's subset
     (CIRR: the img_set members minus the reference), ranked among themselves by the same rule.
+    groups: (group of every gallery image, target group of each query or -1): a query's target is
+    then its group's first-ranked image that is not excluded, and `targets` is not used.
     gallery_chunk: columns scored at a time (None: the whole gallery); the result does not depend
     on it, nor on query_chunk.
     """
@@ -146,6 +157,9 @@ def rank(
     device = leaves(query_states)[0].device
     target_t = torch.as_tensor(targets if targets is not None else [-1] * n_queries, dtype=torch.long)
     target_t = target_t.to(device)
+    if groups is not None:
+        gallery_group_t = torch.as_tensor(groups[0], dtype=torch.long, device=device)
+        target_group_t = torch.as_tensor(groups[1], dtype=torch.long, device=device)
     exclude_t = pad_index_lists(exclude, n_queries).to(device)
     subset_t = pad_index_lists(subsets, n_queries).to(device)
     k_search = min(k + exclude_t.shape[1], n_gallery)
@@ -154,10 +168,12 @@ def rank(
     for q0 in range(0, n_queries, query_chunk):
         q1 = min(q0 + query_chunk, n_queries)
         queries = tree_slice(query_states, q0, q1)
-        target = target_t[q0:q1]
+        rows = q1 - q0
+        target_group = target_group_t[q0:q1] if groups is not None else None
+        # with groups the target is found in the first pass
+        target = target_t[q0:q1] if groups is None else torch.full((rows,), -1, device=device)
         excluded = exclude_t[q0:q1]
         subset = subset_t[q0:q1]
-        rows = q1 - q0
         # scores of each query's target and subset members, collected chunk by chunk
         target_score = torch.full((rows,), NEG_INF, device=device)
         subset_score = torch.full(subset.shape, NEG_INF, device=device)
@@ -167,8 +183,10 @@ def rank(
         kept: torch.Tensor | None = None
         for g0, g1 in chunks:
             scores = _chunk_scores(score_fn, queries, gallery_states, excluded, g0, g1)
+            if target_group is not None:
+                _best_member(scores, gallery_group_t[g0:g1], target_group, g0, target, target_score)
             in_chunk = (target >= g0) & (target < g1)
-            if in_chunk.any():
+            if target_group is None and in_chunk.any():
                 r = in_chunk.nonzero().squeeze(1)
                 target_score[r] = scores[r, target[r] - g0]
             members = (subset >= g0) & (subset < g1)
@@ -211,6 +229,29 @@ def rank(
         subset_order=torch.cat(subset_orders).cpu().numpy(),
         subset_target_rank=torch.cat(subset_ranks).cpu().numpy(),
     )
+
+
+def _best_member(
+    scores: torch.Tensor,
+    gallery_group: torch.Tensor,
+    target_group: torch.Tensor,
+    g0: int,
+    target: torch.Tensor,
+    target_score: torch.Tensor,
+) -> None:
+    """Update each query's (target, target_score) in place with the chunk's best image of its target
+    group: a strictly higher score wins, so among equal scores the lowest gallery index stays.
+    Excluded images score -inf and never win."""
+    member = (gallery_group[None, :] == target_group[:, None]) & (target_group[:, None] >= 0)
+    masked = scores.masked_fill(~member, NEG_INF)
+    del member
+    values = masked.amax(dim=1)
+    positions = torch.arange(scores.shape[1], dtype=torch.int32, device=scores.device)
+    first = torch.where(masked == values[:, None], positions, scores.shape[1]).amin(dim=1)
+    del masked
+    better = values > target_score
+    target[better] = first[better].long() + g0
+    target_score[better] = values[better]
 
 
 def _chunk_scores(

@@ -133,7 +133,7 @@ def retrieval_grid(
         for j, name in enumerate(result.top_names(i, top)):
             x = x0 + j * (cell + pad)
             canvas.paste(_thumb(task.gallery_paths[task.index_of(name)], cell - 6), (x + 3, y + 3))
-            hit = name == query.target
+            hit = task.is_hit(query, name)
             draw.rectangle(
                 [x, y, x + cell - 1, y + cell - 1], outline="#00b000" if hit else "#bbbbbb", width=3
             )
@@ -188,7 +188,7 @@ def retrieval_html(result: Any, path: str | Path, limit: int = 200, top: int = 1
         rank = int(result.ranking.target_rank[i])
         cells = []
         for name in result.top_names(i, top):
-            style = "hit" if name == query.target else ""
+            style = "hit" if task.is_hit(query, name) else ""
             cells.append(
                 f'<td class="{style}"><img src="{src(task.gallery_paths[task.index_of(name)])}">'
                 f"<br>{html.escape(name)}</td>"

@@ -21,7 +21,7 @@ from coir.eval.benchmarks import get_benchmark
 from coir.eval.config import EvalConfig, eval_device
 from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
 from coir.eval.features import FeatureSource
-from coir.eval.ranking import Ranking, chunk_sizes, rank
+from coir.eval.ranking import GROUP_BYTES_PER_PAIR, Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -131,10 +131,11 @@ def run_task(
         progress and rank_id == 0,
         features,
     )
+    groups = task.hit_groups(queries)  # hits judged by label (Fashion200k), or None
     query_chunk, gallery_chunk = chunk_sizes(
         len(queries),
         len(task.gallery_paths),
-        getattr(model, "score_bytes_per_pair", 0),
+        getattr(model, "score_bytes_per_pair", 0) + (GROUP_BYTES_PER_PAIR if groups else 0),
         int(config.memory_gb * 2**30),
     )
     targets = [task.index_of(q.target) for q in queries]
@@ -153,6 +154,7 @@ def run_task(
         score_fn=model.score,
         query_chunk=query_chunk,
         gallery_chunk=gallery_chunk,
+        groups=groups,
     )
     ranking = _gather_ranking(ranking)
     name = model_name or getattr(model, "name", "") or "model"

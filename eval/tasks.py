@@ -33,6 +33,10 @@ class Task:
     ks: tuple[int, ...]
     subset_ks: tuple[int, ...] = ()
     part: str = ""  # the part of a benchmark split into several tasks (a FashionIQ category); "" if one
+    # per gallery image, the label a hit is judged by: when given, any gallery image whose label is
+    # the target's is a hit and a query's target rank is that of the first such image (Fashion200k:
+    # the description); empty: only the target image itself is a hit
+    gallery_labels: list[str] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def index_of(self, name: str | None) -> int:
@@ -40,3 +44,22 @@ class Task:
         if not self._index:
             self._index = {n: i for i, n in enumerate(self.gallery_names)}
         return -1 if name is None else self._index.get(name, -1)
+
+    def hit_groups(self, queries: list[Query]) -> tuple[list[int], list[int]] | None:
+        """(group id of every gallery image, group id of each query's target or -1) when hits are
+        judged by label; None when only the target image is a hit."""
+        if not self.gallery_labels:
+            return None
+        ids: dict[str, int] = {}
+        gallery = [ids.setdefault(label, len(ids)) for label in self.gallery_labels]
+        targets = [self.index_of(q.target) for q in queries]
+        return gallery, [gallery[t] if t >= 0 else -1 for t in targets]
+
+    def is_hit(self, query: Query, name: str) -> bool:
+        """Whether gallery image `name` answers the query (the target, or an image with its label)."""
+        if name == query.target:
+            return True
+        if not self.gallery_labels or query.target is None:
+            return False
+        target, other = self.index_of(query.target), self.index_of(name)
+        return target >= 0 and other >= 0 and self.gallery_labels[target] == self.gallery_labels[other]

@@ -75,13 +75,18 @@ def _config(benchmark: str, options: dict[str, Any]) -> EvalConfig:
     )
 
 
-def validator_for(benchmark: str, options: dict[str, Any] | None = None) -> Callable[..., dict[str, float]]:
+def validator_for(
+    benchmark: str, options: dict[str, Any] | None = None, split: str | None = None
+) -> Callable[..., dict[str, float]]:
     """validate(model, data_root, split, device) for a registered benchmark with its `options` (the keys of
-    `coir eval`'s options.<benchmark>); ConfigError naming the key on an unknown benchmark or option."""
-    get_benchmark(benchmark)
+    `coir eval`'s options.<benchmark>); ConfigError naming the key on an unknown benchmark or option, or
+    on a `split` the benchmark does not have (the trainer's validation.split; None: checked per call, as
+    benchmarks differ: Shoes has train and test, no val)."""
+    found = get_benchmark(benchmark)
     config = _config(benchmark, options or {})
-    try:
-        check_eval_config(replace(config, data_root="."))  # the options, before any training step
+    try:  # the options and the split, before any training step
+        check_eval_config(replace(config, data_root=".", split=split or found.splits[0]))
     except ConfigError as error:
-        raise ConfigError(str(error).replace(f"options.{benchmark}", "validation.options")) from None
+        message = str(error).replace(f"options.{benchmark}", "validation.options")
+        raise ConfigError(message.replace("key 'split'", "key 'validation.split'")) from None
     return partial(validate, benchmark, options or {})

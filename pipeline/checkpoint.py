@@ -3,6 +3,8 @@
 Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
   DeepSpeed's files (module, ZeRO-partitioned optimizer state, LR scheduler) — engine.save_checkpoint
   rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState
+  optimizer_by_name.pt  by rank 0: the full AdamW state by parameter name, independent of ZeRO's layout
+                  (pipeline/optimizer_state.py), what a new run's checkpoint.init_optimizer_from reads
   trainer.json    step, samples seen, epoch, world size, best validation score; written LAST, by rank 0,
                   after every rank finished, so a folder without it (a run killed while saving) is
                   incomplete and never resumed from. Saving over an existing folder of the same step
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coir.common.atomic import write_bytes_atomic
+from coir.common.atomic import atomic_path, write_bytes_atomic
 from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import distributed
 
@@ -33,6 +35,7 @@ log = logging.getLogger("coir.checkpoint")
 
 PREFIX = "step_"
 MARKER = "trainer.json"
+OPTIMIZER_BY_NAME = "optimizer_by_name.pt"
 
 
 def tag_of(step: int) -> str:
@@ -118,8 +121,11 @@ def save(
     rank_state: dict[str, Any],
     rank: int,
     keep_last: int,
+    optimizer_by_name: dict[str, Any] | None = None,
 ) -> Path:
-    """Collective: every rank calls it at the same step. Returns the checkpoint folder."""
+    """Collective: every rank calls it at the same step. Returns the checkpoint folder.
+    `optimizer_by_name` (rank 0's; None before the optimizer's first step) is written beside DeepSpeed's
+    files."""
     import io
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -136,6 +142,12 @@ def save(
     buffer = io.BytesIO()
     torch.save(rank_state, buffer)
     write_bytes_atomic(path / f"rank_{rank:05d}.pt", buffer.getvalue())
+    if rank == 0:
+        if optimizer_by_name is None:
+            (path / OPTIMIZER_BY_NAME).unlink(missing_ok=True)
+        else:
+            with atomic_path(path / OPTIMIZER_BY_NAME) as tmp:
+                torch.save(optimizer_by_name, tmp)
     distributed.barrier()
     if rank == 0:
         write_bytes_atomic(path / MARKER, json.dumps(trainer_state, indent=1).encode())

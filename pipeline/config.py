@@ -3,7 +3,7 @@
 YAML files under configs/pretrain/ and configs/finetune/ follow this schema; every key can be
 overridden from the command line as `section.key=value`. Unknown keys and wrong types fail at
 load time (ConfigError naming the key); `check_paths` then checks the paths the run needs
-(shards, tokenizer, resume checkpoint) before any process group or model is built.
+(shards, tokenizer, resume and optimizer checkpoints) before any process group or model is built.
 """
 
 from __future__ import annotations
@@ -68,6 +68,14 @@ class CheckpointConfig:
     every_steps: int = 1000  # 0: only on signals and at the end
     keep_last: int = 3
     resume: str | None = None  # "auto" (newest in dir, if any) | a checkpoint folder | null (fresh)
+    # A fresh run's AdamW state (moments and step count) for each trainable parameter of the same name and
+    # shape, from a checkpoint folder, or the newest complete one of a checkpoint or run folder (e.g. stage
+    # 2 of a two-stage recipe from stage 1's run); other parameters start fresh. Unused when resuming.
+    init_optimizer_from: str | None = None
+    # Also write the full AdamW state by parameter name (optimizer_by_name.pt) at each save, what a later
+    # run's init_optimizer_from reads: on for stage 1 of a two-stage recipe. Off by default: it is a rank-0
+    # gather of 8 bytes per trainable parameter (GBs per checkpoint for a BLIP-size model).
+    optimizer_by_name: bool = False
 
 
 @dataclass
@@ -230,6 +238,9 @@ def check_paths(config: TrainConfig) -> list[str]:
     resume = config.checkpoint.resume
     if resume not in (None, "", "auto") and not Path(resume).is_dir():
         raise MissingInputError(resume, "checkpoint directory (checkpoint.resume)")
+    init_optimizer = config.checkpoint.init_optimizer_from
+    if init_optimizer and not Path(init_optimizer).is_dir():
+        raise MissingInputError(init_optimizer, "checkpoint or run folder (checkpoint.init_optimizer_from)")
     if config.validation.benchmark and not Path(str(config.validation.data_root)).exists():
         raise MissingInputError(str(config.validation.data_root), "validation.data_root")
     return shards

@@ -13,7 +13,8 @@ end, and when SIGUSR2 or SIGTERM arrives: the handler only sets a flag; at the n
 after a validation and when a new epoch's reader has started, the ranks agree through an all_reduce, save
 together, and train() returns status "preempted" so that the launcher can requeue with resume=auto. A
 fresh run refuses a checkpoint dir that already holds complete checkpoints. The data stream resumes
-exactly (see pipeline/data.py).
+exactly (see pipeline/data.py). A fresh run with `checkpoint.init_optimizer_from` takes the AdamW state of
+each trainable parameter from another run's checkpoint by name (pipeline/optimizer_state.py).
 With `validation.benchmark` set, that benchmark's validator (find_validator) runs every
 `validation.every_epochs` epochs on rank 0 and the best model (by `validation.main_metric`) is exported
 to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensors + config + tokenizer).
@@ -21,6 +22,7 @@ to <run_dir>/best/. The final model is exported to <run_dir>/export/ (safetensor
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -28,14 +30,14 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from coir.common.errors import ConfigError
-from coir.pipeline import checkpoint, distributed
+from coir.pipeline import checkpoint, distributed, optimizer_state
 from coir.pipeline.config import TrainConfig, check_paths, check_values
 
 log = logging.getLogger("coir.train")
@@ -58,9 +60,15 @@ class WarmupCosine:
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """Two AdamW groups: decayed matrices and everything else (biases, norms, embeddings, temperature)."""
-    decay, no_decay = [], []
+def param_groups(
+    model: Any, weight_decay: float, steps: Mapping[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """AdamW groups: decayed matrices and everything else (biases, norms, embeddings, temperature), each
+    split by the AdamW step count `steps` carries over per parameter name (absent: 0, fresh) so that a
+    group's parameters share one count, as DeepSpeed's flattened groups require. Each group also lists
+    its parameters' "names"."""
+    steps = steps or {}
+    split: dict[tuple[bool, float], list[tuple[str, Any]]] = {}
     for module_name, module in model.named_modules():
         kind = type(module).__name__
         for name, param in module.named_parameters(recurse=False):
@@ -72,10 +80,14 @@ def param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
                 or any(tag in kind for tag in NO_DECAY_MODULES)
                 or any(tag in name.lower() for tag in NO_DECAY_NAMES)
             )
-            (no_decay if excluded else decay).append((full, param))
+            split.setdefault((excluded, steps.get(full, 0.0)), []).append((full, param))
     return [
-        {"params": [p for _, p in decay], "weight_decay": weight_decay, "names": [n for n, _ in decay]},
-        {"params": [p for _, p in no_decay], "weight_decay": 0.0, "names": [n for n, _ in no_decay]},
+        {
+            "params": [p for _, p in named],
+            "weight_decay": 0.0 if excluded else weight_decay,
+            "names": [n for n, _ in named],
+        }
+        for (excluded, _), named in sorted(split.items(), key=lambda item: item[0])
     ]
 
 
@@ -116,12 +128,11 @@ def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | Non
             f"key 'validation.benchmark': {found['validator_for'].value} cannot be loaded: {error}"
         ) from error
     try:
-        return validator_for(name, dict(config.validation.options))
+        return validator_for(name, dict(config.validation.options), config.validation.split)
     except ConfigError as error:
         message = str(error)
-        raise ConfigError(
-            message if "validation.options" in message else f"key 'validation.benchmark': {message}"
-        ) from error
+        named = "validation.options" in message or "validation.split" in message
+        raise ConfigError(message if named else f"key 'validation.benchmark': {message}") from error
 
 
 class _StopFlag:
@@ -221,9 +232,11 @@ class _Trainer:
         model = build_model(config.model)
         check_inputs(self.shards, model, config.data.inputs)  # images, or this model's frozen features
         self.processor = model.processor()
-        groups = param_groups(model, config.optim.weight_decay)
+        self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
+        source = self._optimizer_source(model)
+        self.groups = param_groups(model, config.optim.weight_decay, self.carried_steps)
         optimizer = torch.optim.AdamW(
-            [{k: v for k, v in g.items() if k != "names"} for g in groups if g["params"]],
+            [{k: v for k, v in g.items() if k != "names"} for g in self.groups],
             lr=config.optim.lr,
             betas=(config.optim.betas[0], config.optim.betas[1]),
             eps=config.optim.eps,
@@ -247,6 +260,25 @@ class _Trainer:
             config=deepspeed_config(config, self.world, self.bf16),
             dist_init_required=False,
         )
+        if source is not None:
+            file, state = source
+            carried = optimizer_state.seed(self.engine, self.groups, self.carried_steps, state)
+            log.info(carried.message(file))
+
+    def _optimizer_source(self, model: Any) -> tuple[Path, dict[str, Any]] | None:
+        """Sets self.carried_steps ({name: AdamW step} of the parameters whose state a fresh run takes from
+        checkpoint.init_optimizer_from, or that the resumed run took); returns (file, state) to seed from."""
+        if self.resumed_from is not None:
+            # the groups must be those the checkpoint was written with
+            state = json.loads((self.resumed_from / checkpoint.MARKER).read_text())
+            self.carried_steps = state.get("carried_steps", {})
+            return None
+        self.carried_steps = {}
+        if not self.config.checkpoint.init_optimizer_from:
+            return None
+        file, state = optimizer_state.load(self.config.checkpoint.init_optimizer_from)
+        self.carried_steps = optimizer_state.carried_steps(model, state, file)
+        return file, state
 
     def _restore(self) -> None:
         from coir.pipeline.data import StreamState
@@ -255,7 +287,6 @@ class _Trainer:
         workers = max(1, config.data.num_workers)
         self.step, self.samples_seen, self.best, self.validated_step = 0, 0, None, 0
         self.stream = StreamState.fresh(workers, self.world)
-        self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
         if self.resumed_from is None:
             _seed_all(config.seed * 1000 + self.rank + 1)  # per-rank randomness (dropout)
             return
@@ -289,6 +320,7 @@ class _Trainer:
             "world_size": self.world,
             "best": self.best,
             "validated_step": self.validated_step,
+            "carried_steps": self.carried_steps,
         }
 
     def _save(self) -> Path:
@@ -303,6 +335,11 @@ class _Trainer:
             rank_state,
             self.rank,
             self.config.checkpoint.keep_last,
+            (
+                optimizer_state.gather(self.engine, self.groups, keep=self.rank == 0)
+                if self.config.checkpoint.optimizer_by_name
+                else None
+            ),
         )
         self.last_saved = self.step
         self.saved_state = self._resume_state()

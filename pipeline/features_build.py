@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from coir.common import fields
-from coir.common.atomic import write_bytes_atomic
 from coir.common.errors import ConfigError, DataFormatError
 from coir.common.json_io import dump_json
-from coir.datasets.shards.build import prepare_plan
+from coir.datasets.shards.build import part_writer, prepare_plan
 from coir.datasets.shards.manifest import finalize_folder
 from coir.datasets.shards.plan import shard_name
 from coir.datasets.shards.spec import PARTS, error_record
@@ -253,15 +252,4 @@ def _write_one(writer: FeatureWriter, source: Path, folder: Path, name: str, gro
                 yield from converted
                 batch = []
 
-    def write_part(sha: str, size: int) -> None:
-        part = {
-            "shard": name,
-            "samples": len(rows),
-            "sha256": sha,
-            "bytes": size,
-            "rows": rows,
-            "errors": errors,
-        }
-        write_bytes_atomic(folder / PARTS / f"{name}.json", dump_json(part))
-
-    write_shard(folder / name, samples(), before_rename=write_part)
+    write_shard(folder / name, samples(), before_rename=part_writer(folder, name, rows, errors))

@@ -50,11 +50,11 @@ def fashioniq_config(root: Path, *overrides: str) -> EvalConfig:
 
 
 def test_registry_lists_each_benchmark_once_under_its_module_name():
-    assert benchmark_names() == ["cirr", "fashioniq", "lasco"]
+    assert benchmark_names() == ["cirr", "fashion200k", "fashioniq", "lasco", "shoes"]
     for name in benchmark_names():
         benchmark = get_benchmark(name)
         assert benchmark.name == name and type(benchmark).__module__ == f"coir.eval.benchmarks.{name}"
-    with pytest.raises(ConfigError, match="'cirrr'.*cirr, fashioniq, lasco"):
+    with pytest.raises(ConfigError, match="'cirrr'.*cirr, fashion200k, fashioniq, lasco"):
         get_benchmark("cirrr")
 
 

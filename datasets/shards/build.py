@@ -14,7 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,17 @@ def write_unit(unit: Unit, cache: EncodedImageCache) -> tuple[int, int]:
             rows.append({"key": sample.key, "shard": name, **sample.row})
             yield sample.key, fields
 
+    write_shard(folder / name, encoded(), before_rename=part_writer(folder, name, rows, errors))
+    return len(rows), len(errors)
+
+
+def part_writer(
+    folder: Path, name: str, rows: list[dict[str, Any]], errors: list[dict[str, Any]]
+) -> Callable[[str, int], None]:
+    """write_shard's before_rename for shard `name`: its part file (index rows and error records, filled
+    while the shard streams). The part goes first: a shard under its final name always has its part."""
+
     def write_part(sha: str, size: int) -> None:
-        # The part file goes first: a shard under its final name always has its part beside it.
         part = {
             "shard": name,
             "samples": len(rows),
@@ -114,8 +123,7 @@ def write_unit(unit: Unit, cache: EncodedImageCache) -> tuple[int, int]:
         }
         write_bytes_atomic(folder / PARTS / (name + ".json"), dump_json(part))
 
-    write_shard(folder / name, encoded(), before_rename=write_part)
-    return len(rows), len(errors)
+    return write_part
 
 
 def _chunks(items: list[Unit], parts: int) -> list[list[Unit]]:
@@ -303,4 +311,13 @@ def build_sets(
     return report
 
 
-__all__ = ["build_sets", "error_record", "prepare", "prepare_plan", "run_units", "shard_done", "write_unit"]
+__all__ = [
+    "build_sets",
+    "error_record",
+    "part_writer",
+    "prepare",
+    "prepare_plan",
+    "run_units",
+    "shard_done",
+    "write_unit",
+]

@@ -1,4 +1,4 @@
-"""`coir data shards cirr|fashioniq`: CIRR / FashionIQ triplets and galleries as WebDataset shards."""
+"""`coir data shards cirr|fashioniq|shoes|fashion200k`: triplets and galleries as WebDataset shards."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import argparse
 import json
 import sys
 
-HELP = "shard CIRR or FashionIQ triplets and galleries (same schema as LaSCo; test splits: queries + gallery)"
+HELP = "shard CIRR, FashionIQ, Shoes or Fashion200k triplets and galleries (test splits: queries + gallery)"
 EXAMPLE = """\
 coir data shards cirr --root W/cirr --split val --out runs/cirr_val
 coir data shards fashioniq --root W/fashioniq --split train --out runs/fiq_train --workers 2
 coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --set categories=[dress]
-coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets"""
+coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets
+coir data shards shoes --root W/shoes --split train --out runs/shoes_train   # cross-split triplets: errors
+coir data shards fashion200k --root W/fashion200k --split train --out runs/f200k --pairs-per-image 4 --seed 0
+coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_test   # queries/, gallery/"""
 
 _FLAGS = {
     "root": "root",
@@ -21,18 +24,32 @@ _FLAGS = {
     "shard_size": "shard_size",
     "resize": "resize",
     "size": "size",
+    "pairs_per_image": "pairs_per_image",
+    "seed": "seed",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("cirr", "fashioniq"))
+    parser.add_argument("dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k"))
     parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
-    parser.add_argument("--split", help="cirr: train|val|test1; fashioniq: train|val|test")
+    parser.add_argument(
+        "--split",
+        help="cirr: train|val|test1; fashioniq: train|val|test; shoes: train|test; fashion200k: train|test",
+    )
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--shard-size", type=int, metavar="N", help="samples per shard (default 1000)")
     parser.add_argument("--resize", choices=("shorter", "longest"), help="side resized to --size")
     parser.add_argument("--size", type=int, metavar="PX", help="image side in pixels (default 384)")
+    parser.add_argument(
+        "--pairs-per-image",
+        type=int,
+        metavar="N",
+        help="fashion200k train: pairs drawn per image (default 4)",
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="S", help="fashion200k train: seed of the draw (default 0)"
+    )
     parser.add_argument("--config", metavar="YAML", help="config file (BenchmarkShardsConfig)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"

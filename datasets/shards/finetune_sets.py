@@ -1,9 +1,19 @@
-"""CIRR and FashionIQ as shards in the LaSCo schema, for finetuning and evaluation.
+"""CIRR, FashionIQ, Shoes and Fashion200k as shards in the LaSCo schema, for finetuning and evaluation.
 
 Train/val splits give `triplets/` (query.jpg, target.jpg, txt, json) and `gallery/` (jpg, json,
-keyed by image name). Test splits (CIRR test1, FashionIQ test) have no targets: they give
-`queries/` (query.jpg, txt, json, no target) and `gallery/`, so a training loader can never pick
-them up by mistake while evaluation still streams them.
+keyed by image name). Test splits (CIRR test1, FashionIQ test, Fashion200k test) give `queries/`
+(query.jpg, txt, json, no target image) and `gallery/`, so a training loader can never pick them
+up by mistake while evaluation still streams them. A Fashion200k test query's json names its target
+and the target's description (a hit is any image with that description), its gallery json the
+image's description. Shoes' test split (eval_im_names.txt) has targets: `triplets/` + `gallery/`,
+like a val split; the triplets its split rule drops are in the error table (reason cross_split or
+unlisted_image).
+
+Fashion200k training pairs are drawn as the reference draws them on the fly (coir.datasets.fashion200k:
+draw_training_pairs), but once, seeded: `pairs_per_image` passes over the training images, each in
+a fresh random order with one draw per image, so one epoch over the shards is that many of the
+reference's epochs, each image the reference of a pair that many times (a non-modifiable image's
+turn goes to a random modifiable one, as in the reference) with targets drawn independently.
 
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
@@ -12,6 +22,7 @@ them up by mistake while evaluation still streams them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +30,7 @@ from typing import Any
 from coir.common import fields as shard_fields
 from coir.common.config import to_dict
 from coir.common.errors import CoirError, ConfigError, MissingInputError
+from coir.datasets.fashion200k import WORD_DELETIONS
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.shards.build import build_sets
@@ -31,9 +43,9 @@ TEST_SPLITS = ("test1", "test")
 
 @dataclass
 class BenchmarkShardsConfig:
-    dataset: str = "???"  # cirr | fashioniq
-    root: str = "???"  # CIRR root (captions/, image_splits/, images) or FashionIQ root
-    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test
+    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k
+    root: str = "???"  # dataset root (CIRR: captions/, image_splits/, images; Fashion200k: labels/ …)
+    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k: train|test
     out: str = "???"
     categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))  # fashioniq only
     resize: str = "shorter"
@@ -44,6 +56,11 @@ class BenchmarkShardsConfig:
     workers: int = 1
     image_cache_mb: int = 512
     fashioniq_template: str = FASHIONIQ_TEMPLATE  # how the two captions become one text (fashioniq only)
+    pairs_per_image: int = 4  # fashion200k train: drawn pairs per training image (passes over them)
+    seed: int = 0  # fashion200k train: the seed of the draw
+    word_deletion: str = (
+        "token"  # fashion200k: parents by deleting the word (token) or as released (substring)
+    )
 
 
 def _key(text: str) -> str:
@@ -148,18 +165,157 @@ def _fashioniq_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], li
     return samples, gallery, []
 
 
+def _shoes_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    """The split's triplets (both images in its list) and every image of its list. Triplets dropped by
+    the split rule and images not found below a womens_* folder go to the error table."""
+    from coir.datasets.shoes import SPLIT_FILES, locate_shoes_images, read_shoes_split
+
+    root, split = Path(config.root), config.split
+    data = read_shoes_split(root, split)
+    found, missing = locate_shoes_images(root, data.images)
+    errors = [error_record("triplet", d.triplet.index, str(root), d.reason, d.message) for d in data.dropped]
+    listed = SPLIT_FILES[split]
+    gallery_errors = [
+        error_record(
+            "gallery", name, str(root), "missing_image", f"{name!r} of {listed} is in no womens_* folder"
+        )
+        for name in missing
+    ]
+    samples = []
+    for t in data.triplets:
+        absent = [n for n in (t.reference, t.target) if n not in found]
+        if absent:
+            message = f"entry {t.index}: image {absent[0]!r} is in no womens_* folder"
+            errors.append(error_record("triplet", t.index, str(root), "missing_image", message))
+            continue
+        fields = (
+            (shard_fields.QUERY_IMAGE, str(found[t.reference])),
+            (shard_fields.TARGET_IMAGE, str(found[t.target])),
+        )
+        meta = {
+            "index": t.index,
+            "reference": t.reference,
+            "target": t.target,
+            "caption": t.caption,
+            "reference_path": found[t.reference].relative_to(root).as_posix(),
+            "target_path": found[t.target].relative_to(root).as_posix(),
+        }
+        row = {"index": t.index, "reference": t.reference, "target": t.target, "text": t.caption}
+        samples.append(SampleSpec(str(t.index), fields, t.caption, meta, row))
+    gallery = []
+    for name in data.images:
+        if name not in found:
+            continue
+        rel = found[name].relative_to(root).as_posix()
+        category = next(p for p in found[name].relative_to(root).parts if p.startswith("womens_"))
+        gallery.append(
+            SampleSpec(
+                _key(name),
+                ((shard_fields.GALLERY_IMAGE, str(found[name])),),
+                None,
+                {"id": name, "category": category, "path": rel},
+                {"image_id": name, "category": category, "path": rel},
+            )
+        )
+    return samples, gallery, errors + gallery_errors
+
+
+def _fashion200k_sets(
+    config: BenchmarkShardsConfig,
+) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    from coir.datasets.fashion200k import (
+        build_test_queries,
+        draw_training_pairs,
+        read_fashion200k_images,
+        unique_images,
+    )
+
+    if config.word_deletion not in WORD_DELETIONS:
+        raise ConfigError(
+            f"key 'word_deletion': must be one of {', '.join(WORD_DELETIONS)}, got {config.word_deletion!r}"
+        )
+    root, split = Path(config.root), config.split
+    images = read_fashion200k_images(root, split)
+    gallery_images = unique_images(root, images, split, strict=split == "test")
+    samples = []
+    if split == "test":
+        category_of = {im.path: im.category for im in gallery_images}
+        for i, q in enumerate(build_test_queries(root, gallery_images)):
+            meta = {
+                "reference": q.reference,
+                "target": q.target,
+                "reference_description": q.reference_description,
+                "target_description": q.target_description,
+                "text": q.text,
+                "line": q.line,
+            }
+            row = {
+                "category": category_of[q.reference],
+                "reference": q.reference,
+                "target": q.target,
+                "text": q.text,
+            }
+            fields = ((shard_fields.QUERY_IMAGE, str(root / q.reference)),)
+            samples.append(SampleSpec(f"{i:07d}", fields, q.text, meta, row))
+    else:
+        pairs = draw_training_pairs(
+            [im.description for im in images], config.pairs_per_image, config.seed, config.word_deletion
+        )
+        for draw, position, pair in pairs:
+            ref, tgt = images[pair.reference], images[pair.target]
+            meta = {
+                "reference": ref.path,
+                "target": tgt.path,
+                "reference_description": ref.description,
+                "target_description": tgt.description,
+                "parent": pair.parent,
+                "text": pair.text,
+                "draw": draw,
+            }
+            row = {"category": ref.category, "reference": ref.path, "target": tgt.path, "text": pair.text}
+            fields = (
+                (shard_fields.QUERY_IMAGE, str(root / ref.path)),
+                (shard_fields.TARGET_IMAGE, str(root / tgt.path)),
+            )
+            samples.append(SampleSpec(f"{draw:03d}_{position:07d}", fields, pair.text, meta, row))
+    gallery = [
+        SampleSpec(
+            _key(image.path),
+            ((shard_fields.GALLERY_IMAGE, str(root / image.path)),),
+            None,
+            {
+                "id": image.path,
+                "category": image.category,
+                "path": image.path,
+                "description": image.description,
+            },
+            {"image_id": image.path, "category": image.category, "path": image.path},
+        )
+        for image in gallery_images
+    ]
+    return samples, gallery, []
+
+
+SetBuilder = Callable[[BenchmarkShardsConfig], tuple[list[SampleSpec], list[SampleSpec], list[dict]]]
+# each dataset's (triplets or queries, gallery, error records) of one split
+SET_BUILDERS: dict[str, SetBuilder] = {
+    "cirr": _cirr_sets,
+    "fashioniq": _fashioniq_sets,
+    "shoes": _shoes_sets,
+    "fashion200k": _fashion200k_sets,
+}
+
+
 def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
     if not Path(config.root).is_dir():
         raise MissingInputError(config.root, f"{config.dataset} root folder")
-    if config.dataset == "cirr":
-        samples, gallery, errors = _cirr_sets(config)
-    elif config.dataset == "fashioniq":
-        samples, gallery, errors = _fashioniq_sets(config)
-    else:
-        raise ConfigError(f"dataset must be cirr or fashioniq, got {config.dataset!r}")
+    builder = SET_BUILDERS.get(config.dataset)
+    if builder is None:
+        raise ConfigError(f"dataset must be one of {', '.join(SET_BUILDERS)}, got {config.dataset!r}")
+    samples, gallery, errors = builder(config)
     if not samples:
         raise CoirError(f"{config.root}: no {config.dataset} {config.split} triplets to shard")
-    test = config.split in TEST_SPLITS
+    test = config.split in TEST_SPLITS and config.dataset != "shoes"  # Shoes' test split has targets
     settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "image_cache_mb")}
     meta = {
         "dataset": config.dataset,
@@ -168,14 +324,25 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
         "config": settings,
         "report": {"triplets": len(samples), "gallery_images": len(gallery), "errors": len(errors)},
     }
-    columns = (("pairid", "int64"),) if config.dataset == "cirr" else (("category", "string"),)
+    columns = {"cirr": (("pairid", "int64"),), "shoes": (("index", "int64"),)}.get(
+        config.dataset, (("category", "string"),)
+    )
     columns += (("reference", "string"), ("target", "string"), ("text", "string"))
     if config.dataset == "cirr":
         columns += (("img_set_id", "int64"),)
     out = Path(config.out)
     kind = "queries" if test else "triplets"
+    gallery_errors = [e for e in errors if e["kind"] == "gallery"]
     return [
-        ShardSet(out / kind, kind, samples, config.shard_size, columns, meta, errors),
+        ShardSet(
+            out / kind,
+            kind,
+            samples,
+            config.shard_size,
+            columns,
+            meta,
+            [e for e in errors if e["kind"] != "gallery"],
+        ),
         ShardSet(
             out / "gallery",
             "gallery",
@@ -183,6 +350,7 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
             config.gallery_shard_size,
             (("image_id", "string"), ("category", "string"), ("path", "string")),
             meta,
+            gallery_errors,
         ),
     ]
 

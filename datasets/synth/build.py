@@ -1,4 +1,5 @@
-"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, truth/, world.json)."""
+"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k, truth/,
+world.json)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from pathlib import Path
 from coir.common.errors import ConfigError
 from coir.common.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES
-from coir.datasets.synth import cirr_world, fashion_world, vqa_world
+from coir.datasets.synth import cirr_world, fashion200k_world, fashion_world, shoes_world, vqa_world
 from coir.datasets.synth.fashion_world import IDENTITIES
 
 FORMAT_VERSION = 1
-OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "truth")
+OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "fashion200k", "truth")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class ScaleConfig:
     vqa_pairs: dict[str, int] = field(default_factory=lambda: {"train2014": 60, "val2014": 40})
     cirr_img_sets: dict[str, int] = field(default_factory=lambda: {"train": 6, "val": 5, "test1": 3})
     fashioniq_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "val": 3, "test": 2})
+    shoes_families: dict[str, int] = field(default_factory=lambda: {"train": 4, "test": 4})  # 4 images each
+    shoes_cross_split: int = 3  # Shoes triplets whose two images are in different splits (dropped)
+    # Fashion200k-format families (4 products each) per category and split
+    fashion200k_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "test": 3})
     image_share: float = 0.15  # designed share of image-redundant queries
     text_share: float = 0.15  # designed share of text-redundant queries
     low_agreement_share: float = 0.10  # VQA questions where only 3-6 of 10 annotators agree
@@ -33,16 +38,22 @@ SCALES: dict[str, ScaleConfig] = {
         vqa_pairs={"train2014": 100, "val2014": 80},
         cirr_img_sets={"train": 10, "val": 10, "test1": 6},
         fashioniq_families={"train": 6, "val": 6, "test": 4},
+        shoes_families={"train": 8, "test": 6},
     ),
     "small": ScaleConfig(
         vqa_pairs={"train2014": 1600, "val2014": 120},
         cirr_img_sets={"train": 60, "val": 30, "test1": 20},
         fashioniq_families={"train": 20, "val": 10, "test": 8},
+        shoes_families={"train": 32, "test": 12},
+        fashion200k_families={"train": 12, "test": 6},
     ),
     "medium": ScaleConfig(
         vqa_pairs={"train2014": 6000, "val2014": 125},
         cirr_img_sets={"train": 300, "val": 30, "test1": 30},
         fashioniq_families={"train": 24, "val": 12, "test": 10},
+        shoes_families={"train": 36, "test": 16},
+        shoes_cross_split=6,
+        fashion200k_families={"train": 24, "test": 10},
     ),
 }
 
@@ -51,11 +62,14 @@ def scale_config(scale: str) -> ScaleConfig:
     if scale not in SCALES:
         raise ConfigError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     cfg = SCALES[scale]
-    for split, n in cfg.fashioniq_families.items():
+    for split, n in [*cfg.fashioniq_families.items(), *cfg.fashion200k_families.items()]:
         if n > len(IDENTITIES):
             raise ConfigError(
                 f"fashioniq_families.{split}={n}: at most {len(IDENTITIES)} per category and split"
             )
+    for split, n in cfg.shoes_families.items():
+        if n > shoes_world.MAX_FAMILIES:
+            raise ConfigError(f"shoes_families.{split}={n}: at most {shoes_world.MAX_FAMILIES} per split")
     return cfg
 
 
@@ -78,7 +92,9 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
         fashion_world.count_images(n, cfg.image_share, cfg.text_share)
         for n in cfg.fashioniq_families.values()
     )
-    counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}}
+    total += shoes_world.count_images(cfg.shoes_families)
+    total += sum(fashion200k_world.count_images(n) for n in cfg.fashion200k_families.values())
+    counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}, "fashion200k": {}}
     redundancy: dict = {}
     with tqdm(total=total, desc=f"synth {scale}", unit="img", disable=not progress) as pbar:
         for split, n in cfg.vqa_pairs.items():
@@ -107,6 +123,13 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
             for category in FASHIONIQ_CATEGORIES:
                 redundancy[f"fashioniq-{category}/{split}"] = s[category].pop("redundancy")
             counts["fashioniq"][split] = s
+        counts["shoes"] = shoes_world.build(
+            out, cfg.shoes_families, cfg.shoes_cross_split, seed, cfg.image_size, pbar=pbar
+        )
+        for split, n in cfg.fashion200k_families.items():
+            counts["fashion200k"][split] = fashion200k_world.build_split(
+                out, split, n, seed, cfg.image_size, pbar=pbar
+            )
     counts["images"] = total
     summary = {
         "format_version": FORMAT_VERSION,

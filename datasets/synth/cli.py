@@ -1,4 +1,5 @@
-"""`coir data synth`: render the synthetic world (COCO/VQA, CIRR, FashionIQ in their real formats)."""
+"""`coir data synth`: render the synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k; real
+formats)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "render the synthetic world: COCO/VQA 2.0, CIRR and FashionIQ files in the real formats"
+HELP = "render the synthetic world: COCO/VQA 2.0, CIRR, FashionIQ, Shoes, Fashion200k in the real formats"
 EXAMPLE = """\
 coir data synth --out runs/world --scale tiny --seed 0
 coir data synth --out runs/world-small --scale small"""

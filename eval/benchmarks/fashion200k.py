@@ -1,0 +1,77 @@
+"""Fashion200k, the TIRG protocol (google/tirg test_retrieval.py): one task "fashion200k/test".
+
+Gallery = every test image (labels/*_test_detect_all.txt, one entry per path); one query per line of
+test_queries.txt: the reference image with "replace X with Y" (coir.datasets.fashion200k). The
+reference is removed from its own ranking. A retrieved image is a hit when its description equals
+the target's, so a query's target rank is the rank of the first image with the target's
+description (the task's gallery labels; eval/ranking.py ranks by target group). Metrics R@1, R@10,
+R@50 and their mean "avg", the model-selection measure. The split is "test" (`--split test`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from coir.eval.benchmarks.base import Benchmark, register
+from coir.eval.metrics import recall_at_k
+from coir.eval.tasks import Query, Task
+
+if TYPE_CHECKING:
+    from coir.eval.config import EvalConfig
+    from coir.eval.ranking import Ranking
+
+KS = (1, 10, 50)
+SPLITS = ("test",)
+
+
+def fashion200k_task(root: str | Path, image_root: str | Path | None = None) -> Task:
+    from coir.datasets.fashion200k import build_test_queries, read_fashion200k_images, unique_images
+
+    gallery = unique_images(root, read_fashion200k_images(root, "test"), "test")
+    images = Path(image_root or root)
+    queries = [
+        Query(
+            key=str(i),
+            reference=q.reference,
+            reference_path=images / q.reference,
+            text=q.text,
+            target=q.target,
+            exclude=(q.reference,),
+        )
+        for i, q in enumerate(build_test_queries(root, gallery))
+    ]
+    return Task(
+        "fashion200k",
+        "test",
+        "fashion200k/test",
+        [g.path for g in gallery],
+        [images / g.path for g in gallery],
+        queries,
+        KS,
+        gallery_labels=[g.description for g in gallery],
+    )
+
+
+def fashion200k_metrics(target_rank: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    out = recall_at_k(target_rank, ks)
+    out["avg"] = float(np.mean([out[f"R@{k}"] for k in ks]))
+    return out
+
+
+@register
+class Fashion200k(Benchmark):
+    name = "fashion200k"
+    splits = SPLITS
+
+    def tasks(self, config: EvalConfig) -> list[Task]:
+        return [fashion200k_task(str(config.data_root), config.image_root)]
+
+    def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
+        return fashion200k_metrics(ranking.target_rank, task.ks)
+
+    def main_measure(self, metrics: Mapping[str, float]) -> float:
+        return float(np.mean([metrics[f"R@{k}"] for k in KS]))
