@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from lasco_fixture import run_command
+from learning_support import evaluate_fashioniq, untrained_export
 from synth_fixture import built_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,36 +51,13 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    untrained = _untrained_export(vocab, work / "untrained")
+    untrained = untrained_export(RECIPE, [f"model.vocabulary={vocab}", *SMALL], work / "untrained")
     return fashioniq, work / "run" / "export", untrained
-
-
-def _untrained_export(vocab: Path, out: Path) -> Path:
-    """The recipe's model at the trainer's initialisation (same seed), exported untrained."""
-    from coir.pipeline import engine
-    from coir.pipeline.config import load_train_config
-    from coir.pipeline.models.export import save_export
-    from coir.pipeline.models.registry import build_model
-
-    config = load_train_config(RECIPE, [f"model.vocabulary={vocab}", *SMALL])
-    engine._seed_all(config.seed)
-    return save_export(build_model(config.model), out)
-
-
-def _evaluate(export: Path, fashioniq: Path) -> dict:
-    from coir.eval.api import evaluate
-    from coir.eval.config import EvalConfig
-
-    config = EvalConfig(
-        checkpoint=str(export), benchmark="fashioniq", data_root=str(fashioniq), device="cpu",
-        num_workers=0, cache=False, pictures=False, options={"fashioniq": {"caption_template": TEMPLATE}},
-    )  # fmt: skip
-    return evaluate(export, config).fragment
 
 
 def test_trained_artemis_beats_its_initialisation_in_every_category(trained):
     fashioniq, export, untrained = trained
-    after, before = _evaluate(export, fashioniq), _evaluate(untrained, fashioniq)
+    after, before = (evaluate_fashioniq(e, fashioniq, TEMPLATE) for e in (export, untrained))
     meta = json.loads((export / "coir_model.json").read_text())
     assert (meta["family"], meta["name"]) == ("artemis", "artemis")
     for category in ("dress", "shirt", "toptee"):

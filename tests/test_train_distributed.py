@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import multilevel_registry  # noqa: F401  (CMAP in the registry here and in the spawned ranks)
 import pytest
 from test_train_support import (
     REPO,
@@ -191,11 +192,11 @@ def _max_difference(state: dict, reference: dict) -> float:
 def _step_recipe(tmp_path: Path, grad_clip: float, family: str = "blip") -> Path:
     """The tiny recipe for fixed-batch steps: warm-up 0, so the first step uses the full lr; a larger Adam
     eps keeps the first update (~ lr * g / |g|) smooth in g, so float noise in near-zero gradients cannot
-    flip whole updates. ARTEMIS runs with its backbone frozen (stage 1): BatchNorm in training mode
+    flip whole updates. ARTEMIS and CMAP run with their backbone frozen (stage 1): BatchNorm in training mode
     normalises each rank's images with that rank's statistics, which no split of a batch reproduces."""
     overrides = {"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": grad_clip}
-    if family == "artemis":
-        model = tiny_artemis(make_vocabulary(tmp_path), freeze_backbone=True)
+    if family in ("artemis", "cmap"):
+        model = tiny_artemis(make_vocabulary(tmp_path), family=family, freeze_backbone=True)
         return write_recipe(tmp_path, tmp_path / "no_shards", None, model, **overrides)
     return write_recipe(tmp_path, tmp_path / "no_shards", make_tokenizer(tmp_path / "tok"), **overrides)
 
@@ -230,11 +231,12 @@ def _two_ranks_then_one(rank: int, port: int, recipe: str, out: str) -> None:
     torch.save(results, out)
 
 
-@pytest.mark.parametrize("family", ["blip", "artemis"])
+@pytest.mark.parametrize("family", ["blip", "artemis", "cmap"])
 def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: Path, family: str) -> None:
     """Gathered negatives through DeepSpeed ZeRO-2: 2 ranks x 4 samples give the loss (rank mean) and the
-    updated weights of one process x 8 samples, after one optimizer step; for CASE's dot product and for
-    ARTEMIS's joint score of each query against every gathered target."""
+    updated weights of one process x 8 samples, after one optimizer step; for CASE's dot product, for
+    ARTEMIS's joint score of each query against every gathered target, and for a multi-level family
+    (CMAP: three levels of gathered targets, and a loss summed over the batch on matching pairs)."""
     import torch
 
     recipe = _step_recipe(tmp_path, grad_clip=1.0, family=family)

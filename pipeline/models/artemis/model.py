@@ -15,9 +15,6 @@ broadcasts; `score_broadcast` is that reference form, kept for the tests.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,25 +23,10 @@ from coir.common.errors import ConfigError
 from coir.datasets.vocab import Vocabulary
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.artemis.config import ArtemisModelConfig
-from coir.pipeline.models.base import RetrievalModel
 from coir.pipeline.models.components.cnn import GeM, build_resnet
-from coir.pipeline.models.components.glove import word_embedding
-from coir.pipeline.models.components.processor import WordProcessor
-from coir.pipeline.models.components.text import BiGRUEncoder, LSTMEncoder
+from coir.pipeline.models.components.em_is import EM_IS_BYTES_PER_PAIR, em_is_query_state, em_is_score
+from coir.pipeline.models.components.word_model import WordRetrievalModel
 from coir.pipeline.models.frozen import FrozenPart, frozen_identity, weights_sha256
-
-EPS = 1e-12  # F.normalize's floor on a norm
-
-
-class FeatureAttention(nn.Module):
-    """A(m) = softmax over the D features of Lin(ReLU(Lin(m)))."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
-
-    def forward(self, text: torch.Tensor) -> torch.Tensor:
-        return self.layers(text).softmax(dim=-1)
 
 
 class ImageEncoder(nn.Module):
@@ -91,57 +73,18 @@ class FrozenFeatures(nn.Module):
             return self.encoder.features(images)
 
 
-def text_encoder(cfg: ArtemisModelConfig, vocab: Vocabulary, load_glove: bool) -> nn.Module:
-    embedding, _ = word_embedding(vocab.words, cfg.word_dim, cfg.glove if load_glove else None)
-    if cfg.text_encoder == "bigru":
-        return BiGRUEncoder(embedding, cfg.embed_dim)
-    if cfg.text_encoder == "lstm":
-        return LSTMEncoder(embedding, cfg.embed_dim, hidden_dim=cfg.lstm_hidden)
-    raise ConfigError(f"key 'model.text_encoder': must be bigru or lstm, got {cfg.text_encoder!r}")
-
-
-class Artemis(RetrievalModel):
+class Artemis(WordRetrievalModel):
     family = "artemis"
     name = "artemis"
-    # four [q, g] float32 products and their quotients live at once while scoring a block
-    score_bytes_per_pair = 24
+    score_bytes_per_pair = EM_IS_BYTES_PER_PAIR
 
     def __init__(self, cfg: ArtemisModelConfig, vocab: Vocabulary, load_weights: bool = True) -> None:
         """load_weights: read the GloVe and backbone files named in cfg (False when the weights
         come from an export or another model right after)."""
-        super().__init__()
-        self.cfg = cfg
-        self.vocab = vocab
-        self.image_encoder = ImageEncoder(
-            cfg.backbone, cfg.backbone_weights if load_weights else None, cfg.embed_dim, cfg.pooling
-        )
-        self.text_encoder = text_encoder(cfg, vocab, load_weights)
-        self.transform_text = nn.Linear(cfg.embed_dim, cfg.embed_dim)
-        self.attention_em = FeatureAttention(cfg.embed_dim)
-        self.attention_is = FeatureAttention(cfg.embed_dim)
-        # shape [1]: DeepSpeed's fp32 gradient clipping scales gradients in place by a [1] factor
-        temperature = torch.full((1,), float(cfg.temperature))
-        if cfg.learnable_temperature:
-            self.temp = nn.Parameter(temperature)
-        else:
-            self.register_buffer("temp", temperature, persistent=False)
+        weights = cfg.backbone_weights if load_weights else None
+        image_encoder = ImageEncoder(cfg.backbone, weights, cfg.embed_dim, cfg.pooling)
+        super().__init__(cfg, vocab, image_encoder, load_weights)
         self.configure()
-
-    def configure(self) -> None:
-        """Freezing for stage 1 of the two-stage recipe (the recurrent encoder and heads train)."""
-        self.image_encoder.cnn.requires_grad_(not self.cfg.freeze_backbone)
-        self.text_encoder.embedding.requires_grad_(not self.cfg.freeze_word_embeddings)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> Artemis:
-        """A frozen backbone is a fixed feature extractor: its BatchNorm layers keep their running
-        statistics (eval mode) in training too, so an image's feature does not depend on its batch,
-        on how the batch is split over ranks, or on whether it was computed once and cached. (The
-        reference only stops the gradients: its frozen CNN still normalises with batch statistics.)"""
-        super().train(mode)
-        if self.cfg.freeze_backbone:
-            self.image_encoder.cnn.eval()
-        return self
 
     # ---- encoders ------------------------------------------------------------------------------
     def frozen_image_features(self) -> FrozenPart | None:
@@ -170,21 +113,10 @@ class Artemis(RetrievalModel):
             return self.encode_target_features(batch[f"{role}_feature"])
         return self.encode_target(batch[f"{role}_image"])
 
-    def encode_text(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.text_encoder(batch["input_ids"], batch["lengths"])
-
     def query_state(self, reference: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What scoring needs of a query, each [B, D]: EM's weights Lin(m)-normalised x A_EM(m), A_EM^2;
-        IS's weights A_IS^2 x r / |A_IS x r|, A_IS^2."""
+        """What scoring needs of a query, each [B, D] (components.em_is.em_is_query_state)."""
         a_em, a_is = self.attention_em(text), self.attention_is(text)
-        em_text = F.normalize(self.transform_text(text), dim=-1)
-        is_norm = (a_is * reference).norm(dim=-1, keepdim=True).clamp_min(EPS)
-        return {
-            "em_weight": em_text * a_em,
-            "em_attention_sq": a_em.square(),
-            "is_weight": a_is.square() * reference / is_norm,
-            "is_attention_sq": a_is.square(),
-        }
+        return em_is_query_state(reference, self.em_text(text), a_em, a_is)
 
     def encode_query(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.query_state(self._images_of(batch, "query"), self.encode_text(batch))
@@ -192,10 +124,7 @@ class Artemis(RetrievalModel):
     # ---- scoring -------------------------------------------------------------------------------
     def score(self, query_state: dict[str, torch.Tensor], gallery_state: torch.Tensor) -> torch.Tensor:
         """EM + IS of every query against every candidate [q, g], as matrix products."""
-        t, t_sq = gallery_state, gallery_state.square()
-        em = query_state["em_weight"] @ t.T / (query_state["em_attention_sq"] @ t_sq.T).sqrt().clamp_min(EPS)
-        is_ = query_state["is_weight"] @ t.T / (query_state["is_attention_sq"] @ t_sq.T).sqrt().clamp_min(EPS)
-        return em + is_
+        return em_is_score(query_state, gallery_state)
 
     def score_broadcast(
         self, reference: torch.Tensor, text: torch.Tensor, targets: torch.Tensor
@@ -219,17 +148,6 @@ class Artemis(RetrievalModel):
             reference, target = images[:n], images[n:]
         state = self.query_state(reference, self.encode_text(batch))
         targets, offset = gather_with_grad(target)
-        scale = self.temp.exp().squeeze(0)
+        scale = self.scale()
         loss = batch_cross_entropy(self.score(state, targets) * scale, offset)
         return {"loss": loss, "scale": scale.detach()}
-
-    # ---- interface -----------------------------------------------------------------------------
-    def processor(self) -> WordProcessor:
-        cfg = self.cfg
-        return WordProcessor(self.vocab, cfg.max_length, cfg.image_size, cfg.resize)
-
-    def export_config(self) -> dict[str, Any]:
-        model = dataclasses.asdict(self.cfg)
-        # the weights travel in the export: nothing is read from these paths again
-        model.update(vocabulary=None, glove=None, backbone_weights=None, init_from=None)
-        return {"model": model}
