@@ -1,5 +1,5 @@
 """What the learning tests share: a recipe's model at the trainer's initialisation, exported untrained,
-and the FashionIQ-style evaluation of an export (tests/test_artemis_learns.py, test_multilevel_learns.py)."""
+and the evaluation of an export on a benchmark (tests/test_artemis_learns.py, test_multilevel_learns.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,20 @@ def untrained_export(recipe: Path, overrides: list[str], out: Path) -> Path:
     return save_export(build_model(config.model), out)
 
 
-def evaluate_fashioniq(export: Path, fashioniq: Path, caption_template: str) -> dict:
-    """The results fragment of `coir eval --benchmark fashioniq` on the export (CPU, no cache)."""
+def evaluate_export(
+    export: Path, benchmark: str, root: Path, split: str = "val", options: dict | None = None
+) -> dict:
+    """The results fragment of `coir eval --benchmark BENCHMARK` on the export (CPU, no cache)."""
     from coir.eval.api import evaluate
     from coir.eval.config import EvalConfig
 
-    options = {"fashioniq": {"caption_template": caption_template}}
     config = EvalConfig(
-        checkpoint=str(export), benchmark="fashioniq", data_root=str(fashioniq), device="cpu",
-        num_workers=0, cache=False, pictures=False, options=options,
+        checkpoint=str(export), benchmark=benchmark, split=split, data_root=str(root), device="cpu",
+        num_workers=0, cache=False, pictures=False, options={benchmark: options} if options else {},
     )  # fmt: skip
     return evaluate(export, config).fragment
+
+
+def evaluate_fashioniq(export: Path, fashioniq: Path, caption_template: str) -> dict:
+    """evaluate_export on FashionIQ val with the word-vocabulary caption template."""
+    return evaluate_export(export, "fashioniq", fashioniq, "val", {"caption_template": caption_template})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 
-import multilevel_registry  # noqa: F401  (registers the families in this process)
 import pytest
 import torch
 import torch.nn.functional as F

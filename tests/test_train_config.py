@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import multilevel_registry  # noqa: F401  (the CMAP and MANME recipes name their families)
 import pytest
 import torch
 from test_train_support import REPO, write_shards

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import multilevel_registry  # noqa: F401  (CMAP in the registry here and in the spawned ranks)
 import pytest
 from test_train_support import (
     REPO,
