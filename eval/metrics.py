@@ -21,6 +21,13 @@ def recall_at_k(
     return {f"{prefix}@{k}": float(((ranks >= 0) & (ranks < k)).mean() * 100.0) for k in ks}
 
 
+def recall_with_average(target_rank: Sequence[int] | np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """R@k for each k and "avg", their mean (FashionIQ, Shoes, Fashion200k report it beside the recalls)."""
+    out = recall_at_k(target_rank, ks)
+    out["avg"] = float(np.mean([out[f"R@{k}"] for k in ks]))
+    return out
+
+
 def mean_metrics(per_task: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """The unweighted mean of each metric over tasks (FashionIQ: over the three categories)."""
     keys = [k for k in per_task[0] if all(k in m for m in per_task)] if per_task else []

@@ -182,6 +182,26 @@ class Garment:
     backdrop: int = 0  # index into BACKDROPS
 
 
+DARK_COLOURS = ("black", "blue", "purple", "brown")  # patterns on them are drawn in white ink
+
+
+def patterned_fabric(colour: str, pattern: str, image_size: int) -> Image.Image:
+    """A square of `colour` with its pattern (plain, stripes or dots), ink contrasting with the colour."""
+    fabric = Image.new("RGB", (image_size, image_size), GARMENT_COLOURS[colour])
+    fd = ImageDraw.Draw(fabric)
+    ink = (250, 250, 250) if colour in DARK_COLOURS else (20, 20, 20)
+    step = max(4, image_size // 10)
+    if pattern == "stripes":
+        for y in range(0, image_size, step):
+            fd.rectangle([0, y, image_size, y + max(1, step // 3)], fill=ink)
+    elif pattern == "dots":
+        r = max(1, step // 5)
+        for y in range(step // 2, image_size, step):
+            for x in range(step // 2, image_size, step):
+                fd.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+    return fabric
+
+
 def _garment_polygon(g: Garment, s: float) -> list[tuple[float, float]]:
     w = (0.17 + 0.04 * g.width) * s  # half body width
     top, cx = 0.18 * s, 0.5 * s
@@ -233,18 +253,8 @@ def render_garment(g: Garment, image_size: int) -> Image.Image:
         d.polygon([(cx - n, top), (cx + n, top), (cx, top + 1.6 * n)], fill=0)
     else:
         d.rectangle([cx - n, top, cx + n, top + n], fill=0)
-    fabric = Image.new("RGB", (image_size, image_size), GARMENT_COLOURS[g.colour])
+    fabric = patterned_fabric(g.colour, g.pattern, image_size)
     fd = ImageDraw.Draw(fabric)
-    ink = (250, 250, 250) if g.colour in ("black", "blue", "purple", "brown") else (20, 20, 20)
-    step = max(4, image_size // 10)
-    if g.pattern == "stripes":
-        for y in range(0, image_size, step):
-            fd.rectangle([0, y, image_size, y + max(1, step // 3)], fill=ink)
-    elif g.pattern == "dots":
-        rr = max(1, step // 5)
-        for y in range(step // 2, image_size, step):
-            for x in range(step // 2, image_size, step):
-                fd.ellipse([x - rr, y - rr, x + rr, y + rr], fill=ink)
     if g.belt:
         fd.rectangle(
             [0, int(0.42 * s), image_size, int(0.42 * s) + max(2, image_size // 16)], fill=(90, 60, 30)

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from coir.datasets.synth.render import BACKDROPS, GARMENT_COLOURS
+from coir.datasets.synth.render import BACKDROPS, patterned_fabric
 
 SHOE_CATEGORIES = ("boots", "sneakers", "high_heels", "flats")
 SHOE_PATTERNS = ("plain", "stripes", "dots")
 SHOE_COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "pink", "brown", "black")
 TOES = 3  # toe lengths
 SOLES = 3  # sole thicknesses
-_DARK = ("black", "blue", "purple", "brown")
 
 
 @dataclass(frozen=True)
@@ -61,18 +60,8 @@ def render_shoe(shoe: Shoe, image_size: int) -> Image.Image:
         draw.rectangle([upper[0][0], 0.78 * s, toe, sole_bottom], fill=(40, 40, 40))
     mask = Image.new("L", (image_size, image_size), 0)
     ImageDraw.Draw(mask).polygon(upper, fill=255)
-    fabric = Image.new("RGB", (image_size, image_size), GARMENT_COLOURS[shoe.colour])
+    fabric = patterned_fabric(shoe.colour, shoe.pattern, image_size)
     fd = ImageDraw.Draw(fabric)
-    ink = (250, 250, 250) if shoe.colour in _DARK else (20, 20, 20)
-    step = max(4, image_size // 10)
-    if shoe.pattern == "stripes":
-        for y in range(0, image_size, step):
-            fd.rectangle([0, y, image_size, y + max(1, step // 3)], fill=ink)
-    elif shoe.pattern == "dots":
-        r = max(1, step // 5)
-        for y in range(step // 2, image_size, step):
-            for x in range(step // 2, image_size, step):
-                fd.ellipse([x - r, y - r, x + r, y + r], fill=ink)
     if shoe.strap:
         band = (200, 170, 40) if shoe.colour != "yellow" else (90, 60, 30)
         fd.rectangle([0.44 * s, 0, 0.44 * s + max(3, image_size // 10), image_size], fill=band)

@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from coir.eval.benchmarks.base import Benchmark, register
-from coir.eval.metrics import recall_at_k
+from coir.eval.metrics import recall_with_average
 from coir.eval.tasks import Query, Task
 
 if TYPE_CHECKING:
@@ -56,12 +54,6 @@ def fashion200k_task(root: str | Path, image_root: str | Path | None = None) -> 
     )
 
 
-def fashion200k_metrics(target_rank: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
-    out = recall_at_k(target_rank, ks)
-    out["avg"] = float(np.mean([out[f"R@{k}"] for k in ks]))
-    return out
-
-
 @register
 class Fashion200k(Benchmark):
     name = "fashion200k"
@@ -71,7 +63,7 @@ class Fashion200k(Benchmark):
         return [fashion200k_task(str(config.data_root), config.image_root)]
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
-        return fashion200k_metrics(ranking.target_rank, task.ks)
+        return recall_with_average(ranking.target_rank, task.ks)
 
     def main_measure(self, metrics: Mapping[str, float]) -> float:
-        return float(np.mean([metrics[f"R@{k}"] for k in KS]))
+        return metrics["avg"]

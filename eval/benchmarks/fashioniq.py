@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from coir.common.errors import ConfigError
 from coir.datasets.fashioniq import FASHIONIQ_SPLITS, FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.eval.benchmarks.base import Benchmark, register
 from coir.eval.config import option
-from coir.eval.metrics import mean_metrics, recall_at_k
+from coir.eval.metrics import mean_metrics, recall_with_average
 from coir.eval.tasks import Query, Task
 
 if TYPE_CHECKING:
@@ -98,12 +96,6 @@ def fashioniq_tasks(
     return tasks
 
 
-def fashioniq_metrics(target_rank: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
-    out = recall_at_k(target_rank, ks)
-    out["avg"] = float(np.mean([out[f"R@{k}"] for k in ks]))
-    return out
-
-
 @register
 class FashionIQ(Benchmark):
     name = "fashioniq"
@@ -150,7 +142,7 @@ class FashionIQ(Benchmark):
         )
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
-        return fashioniq_metrics(ranking.target_rank, task.ks)
+        return recall_with_average(ranking.target_rank, task.ks)
 
     def summary(self, per_task: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
         """The mean over the categories; none on a split without targets (test)."""

@@ -25,11 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from coir.datasets.shoes import SHOES_SPLITS, SPLIT_FILES
 from coir.eval.benchmarks.base import Benchmark, register
-from coir.eval.metrics import recall_at_k
+from coir.eval.metrics import recall_with_average
 from coir.eval.tasks import Query, Task
 
 if TYPE_CHECKING:
@@ -60,12 +58,6 @@ def shoes_task(root: str | Path, split: str, image_root: str | Path | None = Non
     )
 
 
-def shoes_metrics(target_rank: np.ndarray, ks: tuple[int, ...] = KS) -> dict[str, float]:
-    out = recall_at_k(target_rank, ks)
-    out["avg"] = float(np.mean([out[f"R@{k}"] for k in ks]))
-    return out
-
-
 @register
 class Shoes(Benchmark):
     name = "shoes"
@@ -75,7 +67,7 @@ class Shoes(Benchmark):
         return [shoes_task(str(config.data_root), config.split, config.image_root)]
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
-        return shoes_metrics(ranking.target_rank, task.ks)
+        return recall_with_average(ranking.target_rank, task.ks)
 
     def main_measure(self, metrics: Mapping[str, float]) -> float:
-        return (metrics["R@1"] + metrics["R@10"] + metrics["R@50"]) / 3
+        return metrics["avg"]
