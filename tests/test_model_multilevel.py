@@ -284,11 +284,25 @@ def test_exclusion_cost_margin_active_and_inactive():
     torch.testing.assert_close(inactive, torch.tensor([0.0]))
 
 
+def test_exclusion_cost_as_written_without_normalisation():
+    # A_IS * t = [0.45, 0.20], A_EM * t = [0.15, 0.60]: preserved 0.4 * 0.45 + 0.6 * 0.20 = 0.30,
+    # modified 0.6 * 0.60 + 0.4 * 0.15 = 0.42
+    active = exclusion_cost(EXCLUSION_PAIRS, margin=0.6, normalized=False)
+    torch.testing.assert_close(active, torch.tensor([0.6 + 0.30 - 0.42]))
+    inactive = exclusion_cost(EXCLUSION_PAIRS, margin=0.1, normalized=False)  # 0.1 - 0.12 < 0
+    torch.testing.assert_close(inactive, torch.tensor([0.0]))
+
+
 def test_manme_exclusion_term_sums_levels_and_batch_with_its_weight(vocab_file):
     model = make("manme", vocab_file, mutual_exclusion_weight=0.5, mutual_exclusion_margins=[0.6, 0.3, 0.05])
     two_rows = LevelPairs(*(torch.cat([x, x]) for x in vars(EXCLUSION_PAIRS).values()))
     term = model.auxiliary_losses(dict.fromkeys(LEVELS, two_rows))["mutual_exclusion"]
     per_row = (0.6 + PRESERVED - MODIFIED) + (0.3 + PRESERVED - MODIFIED) + 0.0  # layer2's margin inactive
     assert term.item() == pytest.approx(0.5 * 2 * per_row, abs=1e-5)
+    raw = make(
+        "manme", vocab_file, mutual_exclusion_margins=[0.6, 0.3, 0.05], mutual_exclusion_normalized=False
+    )
+    term = raw.auxiliary_losses(dict.fromkeys(LEVELS, two_rows))["mutual_exclusion"]
+    assert term.item() == pytest.approx(2 * ((0.6 - 0.12) + (0.3 - 0.12)), abs=1e-5)
     released = make("manme", vocab_file, mutual_exclusion=False)  # the released training's loss
     assert released.auxiliary_losses(dict.fromkeys(LEVELS, two_rows)) == {}

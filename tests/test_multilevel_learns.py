@@ -77,6 +77,7 @@ def test_trained_multilevel_model_beats_its_initialisation_on_every_benchmark(
     after, before = (evaluate_fashioniq(e, world / "fashioniq", TEMPLATE) for e in (export, untrained))
     for category in CATEGORIES:  # better in every category, by 15 points of R@10 over the three
         trained, initial = (r[f"fashioniq-{category}/val"][family] for r in (after, before))
+        print(f"{family} fashioniq-{category}: untrained {initial}, trained {trained}")
         assert trained["R@10"] > initial["R@10"] and trained["R@50"] >= initial["R@50"], (category, trained)
     trained, initial = (r["fashioniq/val"][family] for r in (after, before))
     assert trained["R@10"] >= initial["R@10"] + 15, (trained, initial)
@@ -86,10 +87,12 @@ def test_trained_multilevel_model_beats_its_initialisation_on_every_benchmark(
         evaluate_export(e, "shoes", world / "shoes", "test")["shoes/test"][family]
         for e in (export, untrained)
     )
+    print(f"{family} shoes: untrained {initial}, trained {trained}")
     assert trained["R@1"] > initial["R@1"] and trained["avg"] >= initial["avg"] + 5, (trained, initial)
     f200k = world / "fashion200k"
     trained, initial = (
         evaluate_export(e, "fashion200k", f200k, "test")["fashion200k/test"][family]
         for e in (export, untrained)
     )
+    print(f"{family} fashion200k: untrained {initial}, trained {trained}")
     assert trained["R@10"] >= initial["R@10"] + 10 and trained["R@50"] >= initial["R@50"], (trained, initial)

@@ -24,5 +24,8 @@ class ManmeModelConfig(WordModelConfig):
     # the loss, so `mutual_exclusion: false` matches the released training; true adds it with the weight
     mutual_exclusion: bool = True
     mutual_exclusion_weight: float = 1.0
+    # true: each product on l2n(A * t), as the released loss.py receives it (apply_attention); false: on
+    # A * t itself, the constraint as its equation is written (<m, A_IS(m) * t>, no normalisation)
+    mutual_exclusion_normalized: bool = True
     # per level, layer4 / layer3 / layer2 (train.py: ContrastiveLoss margins 0.6, 0.3, 0.25)
     mutual_exclusion_margins: list[float] = field(default_factory=lambda: [0.6, 0.3, 0.25])

@@ -2,7 +2,8 @@
 constraint between the preserved (A_IS) and the modified (A_EM) attention (chenqian57/MANME).
 
 Mutual exclusion (loss.py ContrastiveLoss), on matching pairs, per level, with l2n(A * t) as the
-released code passes it (`apply_attention`):
+released code passes it (`apply_attention`; `mutual_exclusion_normalized: false` takes A * t as the
+equation is written, without the normalisation):
 
     cost = max(0, margin + 0.4 <m, l2n(A_IS * t)> + 0.6 <Tr(m), l2n(A_IS * t)>
                          - 0.6 <Tr(m), l2n(A_EM * t)> - 0.4 <m, l2n(A_EM * t)>)
@@ -50,9 +51,12 @@ class TextToRegionAttention(nn.Module):
         return F.normalize(text + context, dim=-1)
 
 
-def exclusion_cost(pairs: LevelPairs, margin: float) -> torch.Tensor:
+def exclusion_cost(pairs: LevelPairs, margin: float, normalized: bool = True) -> torch.Tensor:
     """[B]: the mutual-exclusion hinge of each matching pair (module docstring)."""
-    preserved, modified = attended(pairs.a_is, pairs.target), attended(pairs.a_em, pairs.target)
+    if normalized:
+        preserved, modified = attended(pairs.a_is, pairs.target), attended(pairs.a_em, pairs.target)
+    else:
+        preserved, modified = pairs.a_is * pairs.target, pairs.a_em * pairs.target
     m, tr_m = pairs.text, pairs.em_text
     preserved_match = 0.4 * (m * preserved).sum(-1) + 0.6 * (tr_m * preserved).sum(-1)
     modified_match = 0.6 * (tr_m * modified).sum(-1) + 0.4 * (m * modified).sum(-1)
@@ -87,7 +91,7 @@ class Manme(MultiLevelEMIS):
         if not cfg.mutual_exclusion:
             return {}
         total = sum(
-            global_batch_sum(exclusion_cost(pairs[level], margin))
+            global_batch_sum(exclusion_cost(pairs[level], margin, cfg.mutual_exclusion_normalized))
             for level, margin in zip(LEVELS, cfg.mutual_exclusion_margins, strict=True)
         )
         return {"mutual_exclusion": cfg.mutual_exclusion_weight * total}
