@@ -39,6 +39,27 @@ def test_shipped_recipes_load(recipe_file: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "stage2_file", sorted((REPO / "configs" / "methods").glob("*_stage2.yaml")), ids=lambda p: p.name
+)
+def test_two_stage_recipes_agree_on_the_architecture(stage2_file: Path) -> None:
+    """Stage 2 starts from stage 1's export (model.init_from), which refuses another architecture, and
+    from its optimizer state, which stage 1 must write."""
+    from coir.pipeline.models.components.word_model import WORD_ARCHITECTURE
+
+    stage1 = load_train_config(stage2_file.with_name(stage2_file.name.replace("_stage2", "")))
+    stage2 = load_train_config(stage2_file)
+    assert stage1.model.family == stage2.model.family
+    for key in (*WORD_ARCHITECTURE, "pooling", "cross_level", "fusion_gate", "attention"):
+        assert getattr(stage1.model, key, None) == getattr(stage2.model, key, None), key
+    assert stage1.checkpoint.optimizer_by_name and stage1.model.freeze_backbone
+    assert not stage2.model.freeze_backbone and not stage2.model.freeze_word_embeddings
+    assert (stage1.data.batch_size, stage1.validation.benchmark) == (
+        stage2.data.batch_size,
+        stage2.validation.benchmark,
+    )
+
+
+@pytest.mark.parametrize(
     ("override", "named"),
     [
         ("optim.lrr=1", "optim.lrr"),
