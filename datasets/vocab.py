@@ -12,11 +12,17 @@ Fashion200k: the reference (naver/artemis, and MANME's copy of it) builds the vo
 training product descriptions (the third field of labels/{dress,skirt,jacket,pants,top}_train_detect_all.txt,
 in that order), not from the "replace X with Y" texts, and puts "replace" and "with" right after
 the special tokens (a description word equal to one of them is not added twice).
+
+TIRG (google/tirg text_model.py `SimpleVocab`) tokenises otherwise (`tokenizer="tirg"`): non-ASCII
+characters dropped, lower case, ASCII punctuation removed, split on whitespace; its only special entry
+is <UNK> = 0 (unknown words, and the padding), the words follow in sorted order; a query is its words
+alone (no <start> / <end>; FashionIQ's "<and>" becomes the word "and").
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +38,9 @@ VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k")
 # words the reference adds after the special tokens, before the caption words
 LEADING_WORDS: dict[str, tuple[str, ...]] = {"fashion200k": ("replace", "with")}
 FORMAT = "coir.word_vocabulary"
+TOKENIZERS = ("artemis", "tirg")
+TIRG_SPECIAL_TOKENS = ("<UNK>",)
+_TIRG_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 # cleanCaption: "/", "-" and "\" become spaces, then everything but ASCII letters, spaces and
 # parentheses is dropped (the reference's class `[^(a-zA-Z)\ ]` keeps "(" and ")"; tabs and
@@ -65,14 +74,30 @@ def clean_caption(text: str) -> list[str]:
     return words
 
 
+def tirg_tokens(text: str) -> list[str]:
+    """TIRG's `SimpleVocab.tokenize_text`: ASCII only, lower case, punctuation removed, whitespace split."""
+    text = text.encode("ascii", "ignore").decode("ascii").lower()
+    return text.translate(_TIRG_PUNCTUATION).split()
+
+
+def special_tokens(tokenizer: str) -> tuple[str, ...]:
+    if tokenizer not in TOKENIZERS:
+        raise ConfigError(f"vocabulary tokenizer must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}")
+    return TIRG_SPECIAL_TOKENS if tokenizer == "tirg" else SPECIAL_TOKENS
+
+
 class Vocabulary:
-    """Word <-> id. Ids 0..4 are `<pad> <start> <and> <end> <unk>`; words follow in the given order.
+    """Word <-> id. With the artemis tokenizer (default) ids 0..4 are `<pad> <start> <and> <end> <unk>`,
+    with the tirg tokenizer id 0 is `<UNK>`; words follow in the given order.
 
     Plain Python data, so it pickles into DataLoader workers with the processor."""
 
-    def __init__(self, words: Iterable[str] = ()) -> None:
-        self._words: list[str] = list(SPECIAL_TOKENS)
-        self._ids: dict[str, int] = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+    def __init__(self, words: Iterable[str] = (), tokenizer: str = "artemis") -> None:
+        self.tokenizer = tokenizer
+        self.special_tokens = special_tokens(tokenizer)
+        self.unk = 0 if tokenizer == "tirg" else UNK
+        self._words: list[str] = list(self.special_tokens)
+        self._ids: dict[str, int] = {token: i for i, token in enumerate(self.special_tokens)}
         for word in words:
             if word in self._ids:
                 raise ValueError(f"word {word!r} given twice (or is a special token)")
@@ -81,15 +106,23 @@ class Vocabulary:
 
     @classmethod
     def from_captions(
-        cls, captions: Iterable[str], threshold: int = 0, leading: Sequence[str] = ()
+        cls,
+        captions: Iterable[str],
+        threshold: int = 0,
+        leading: Sequence[str] = (),
+        tokenizer: str = "artemis",
     ) -> Vocabulary:
-        """`leading` words first, then every word seen at least `threshold` times (0 or 1: every
-        word), in order of first appearance, as the reference's Counter does."""
+        """artemis: `leading` words first, then every word seen at least `threshold` times (0 or 1:
+        every word), in order of first appearance, as the reference's Counter does. tirg: the same
+        words (leading ones included) in sorted order, as SimpleVocab.build."""
+        tokenize = tirg_tokens if tokenizer == "tirg" else clean_caption
         counts: Counter[str] = Counter()
         for caption in captions:
-            counts.update(clean_caption(caption))
+            counts.update(tokenize(caption))
         words = [word for word, count in counts.items() if count >= threshold and word not in leading]
-        return cls([*leading, *words])
+        if tokenizer == "tirg":
+            return cls(sorted({*leading, *words}), tokenizer)
+        return cls([*leading, *words], tokenizer)
 
     @property
     def words(self) -> list[str]:
@@ -103,27 +136,35 @@ class Vocabulary:
         return word in self._ids
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self._words == other._words
+        return (
+            isinstance(other, Vocabulary)
+            and self.tokenizer == other.tokenizer
+            and self._words == other._words
+        )
 
     def __repr__(self) -> str:
         return (
-            f"Vocabulary({len(self)} entries: {len(SPECIAL_TOKENS)} special tokens + {self.num_words} words)"
+            f"Vocabulary({len(self)} entries: {len(self.special_tokens)} special tokens + {self.num_words} "
+            f"words, {self.tokenizer} tokenizer)"
         )
 
     @property
     def num_words(self) -> int:
         """Entries that are not special tokens."""
-        return len(self._words) - len(SPECIAL_TOKENS)
+        return len(self._words) - len(self.special_tokens)
 
     def id(self, word: str) -> int:
-        return self._ids.get(word, UNK)
+        return self._ids.get(word, self.unk)
 
     def word(self, index: int) -> str:
         return self._words[index]
 
     def encode(self, text: str) -> list[int]:
         """Word ids of a text (unknown words -> <unk>). A literal `<and>` in the text maps to the
-        <and> id, so a FashionIQ query "c1 <and> c2" encodes as the reference joins two captions."""
+        <and> id, so a FashionIQ query "c1 <and> c2" encodes as the reference joins two captions.
+        tirg: TIRG's tokens (a literal "<and>" is the word "and")."""
+        if self.tokenizer == "tirg":
+            return [self._ids.get(word, self.unk) for word in tirg_tokens(text)]
         ids: list[int] = []
         for i, part in enumerate(text.split(AND_TOKEN)):
             if i:
@@ -133,17 +174,27 @@ class Vocabulary:
 
     def encode_query(self, text: str | Sequence[str]) -> list[int]:
         """<start> + words + <end>, as the reference's dataset `get_transformed_captions`. A list
-        of captions is joined with <and> (FashionIQ's two captions); so is a text holding "<and>"."""
+        of captions is joined with <and> (FashionIQ's two captions); so is a text holding "<and>".
+        tirg: the words alone, and [<UNK>] for a text without words (its LSTM needs one step)."""
         if not isinstance(text, str):
             text = f" {AND_TOKEN} ".join(text)
+        if self.tokenizer == "tirg":
+            return self.encode(text) or [self.unk]
         return [START, *self.encode(text), END]
+
+    def truncate(self, ids: list[int], max_length: int) -> list[int]:
+        """encode_query's ids cut to max_length: artemis keeps <end> last, tirg the first words."""
+        if len(ids) <= max_length:
+            return ids
+        return ids[:max_length] if self.tokenizer == "tirg" else [*ids[: max_length - 1], END]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self._words[i] for i in ids]
 
     def save(self, path: str | Path) -> Path:
-        """JSON {"format", "version", "words": every entry in id order}; atomic write."""
-        return write_json_atomic(path, {"format": FORMAT, "version": 1, "words": self._words}, indent=1)
+        """JSON {"format", "version", "tokenizer", "words": every entry in id order}; atomic write."""
+        data = {"format": FORMAT, "version": 1, "tokenizer": self.tokenizer, "words": self._words}
+        return write_json_atomic(path, data, indent=1)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:
@@ -151,17 +202,23 @@ class Vocabulary:
         data = load_json(path, "vocabulary file")
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise DataFormatError(path, f"not a word vocabulary (expected an object with format {FORMAT!r})")
+        tokenizer = data.get("tokenizer", "artemis")  # files written before the tirg tokenizer lack it
+        if tokenizer not in TOKENIZERS:
+            raise DataFormatError(
+                path, f"must be one of {', '.join(TOKENIZERS)}, got {tokenizer!r}", field="tokenizer"
+            )
+        specials = special_tokens(tokenizer)
         words = data.get("words")
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
             raise DataFormatError(path, "expected a list of strings", field="words")
-        if tuple(words[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+        if tuple(words[: len(specials)]) != specials:
             raise DataFormatError(
-                path, f"the first entries must be {' '.join(SPECIAL_TOKENS)}, got {words[:5]}", field="words"
+                path, f"the first entries must be {' '.join(specials)}, got {words[:5]}", field="words"
             )
         duplicates = sorted(w for w, n in Counter(words).items() if n > 1)
         if duplicates:
             raise DataFormatError(path, f"duplicate entries: {duplicates[:10]}", field="words")
-        return cls(words[len(SPECIAL_TOKENS) :])
+        return cls(words[len(specials) :], tokenizer)
 
 
 def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> list[str]:
@@ -194,7 +251,11 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
     raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
 
 
-def build_vocabulary(dataset: str, root: str | Path, split: str = "train", threshold: int = 0) -> Vocabulary:
-    """The vocabulary of `dataset`'s captions (train by default, as the reference)."""
+def build_vocabulary(
+    dataset: str, root: str | Path, split: str = "train", threshold: int = 0, tokenizer: str = "artemis"
+) -> Vocabulary:
+    """The vocabulary of `dataset`'s captions (train by default, as the references). The leading
+    words are ARTEMIS's: TIRG's Fashion200k vocabulary has only the descriptions' words."""
     captions = dataset_captions(dataset, root, split)
-    return Vocabulary.from_captions(captions, threshold, LEADING_WORDS.get(dataset, ()))
+    leading = LEADING_WORDS.get(dataset, ()) if tokenizer == "artemis" else ()
+    return Vocabulary.from_captions(captions, threshold, leading, tokenizer)

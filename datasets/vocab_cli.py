@@ -10,7 +10,8 @@ coir data vocab --dataset fashioniq --root W/fashioniq --out runs/vocab/fashioni
 coir data vocab --dataset cirr --root W/cirr --out runs/vocab/cirr.json
 coir data vocab --dataset shoes --root W/shoes --out runs/vocab/shoes.json
 coir data vocab --dataset fashion200k --root W/fashion200k --out runs/vocab/fashion200k.json
-coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training"""
+coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training
+coir data vocab --dataset fashion200k --root W/fashion200k --tokenizer tirg --out runs/vocab/tirg.json"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,17 +33,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="keep words seen at least N times (default 0: all)",
     )
+    parser.add_argument(
+        "--tokenizer",
+        default="artemis",
+        choices=("artemis", "tirg"),
+        help="artemis (default: ARTEMIS / CMAP / MANME) or tirg (TIRG's SimpleVocab: ASCII, punctuation "
+        "stripped, sorted words, <UNK> = 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.vocab import LEADING_WORDS, SPECIAL_TOKENS, Vocabulary, dataset_captions
+    from coir.datasets.vocab import build_vocabulary
 
-    captions = dataset_captions(args.dataset, args.root, args.split)
-    vocab = Vocabulary.from_captions(captions, args.threshold, LEADING_WORDS.get(args.dataset, ()))
+    vocab = build_vocabulary(args.dataset, args.root, args.split, args.threshold, args.tokenizer)
     path = vocab.save(args.out)
+    specials = vocab.special_tokens
     print(
-        f"{args.dataset} vocabulary from {len(captions):,} {args.split} captions: {len(vocab):,} entries "
-        f"= {vocab.num_words:,} words + {len(SPECIAL_TOKENS)} special tokens ({' '.join(SPECIAL_TOKENS)}); "
+        f"{args.dataset} {args.tokenizer} vocabulary from the {args.split} captions: {len(vocab):,} entries "
+        f"= {vocab.num_words:,} words + {len(specials)} special tokens ({' '.join(specials)}); "
         f"written to {path}"
     )
     return 0

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from PIL import Image, ImageOps
 
-from coir.datasets.vocab import END, Vocabulary
+from coir.datasets.vocab import Vocabulary
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -36,7 +36,8 @@ class WordProcessor:
     `image_size` (224), ImageNet normalisation: the reference's eval transform (transforms.py,
     `--crop_size` 224). text: `Vocabulary.encode_query` (<start> words <end>), padded with <pad> = 0
     to `max_length` so per-sample outputs collate; longer texts keep their first max_length - 1
-    tokens and end with <end>."""
+    tokens and end with <end> (`Vocabulary.truncate`; a TIRG vocabulary: words only, the first
+    max_length kept)."""
 
     vocab: Vocabulary
     max_length: int = 64
@@ -85,9 +86,7 @@ class WordProcessor:
         input_ids = torch.zeros(len(texts), self.max_length, dtype=torch.long)
         lengths = torch.zeros(len(texts), dtype=torch.long)
         for i, text in enumerate(texts):
-            ids = self.vocab.encode_query(text)
-            if len(ids) > self.max_length:
-                ids = [*ids[: self.max_length - 1], END]
+            ids = self.vocab.truncate(self.vocab.encode_query(text), self.max_length)
             input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
             lengths[i] = len(ids)
         mask = (torch.arange(self.max_length) < lengths[:, None]).long()

@@ -49,7 +49,10 @@ class LSTMEncoder(nn.Module):
     max over the time steps, dropout (p = 0.1), a linear layer to embed_dim, L2 normalisation.
 
     Unlike the reference, which takes the max over every padded step (so a sentence's output there
-    depends on the longest sentence of its batch), only the real steps are pooled."""
+    depends on the longest sentence of its batch), only the real steps are pooled.
+
+    output="last": TIRG's TextLSTMModel instead takes the LSTM output at each sentence's last real
+    token (then dropout, linear; TIRG does not normalise: normalize=False)."""
 
     def __init__(
         self,
@@ -58,17 +61,25 @@ class LSTMEncoder(nn.Module):
         hidden_dim: int = 1024,
         dropout: float = 0.1,
         normalize: bool = True,
+        output: str = "max",
     ) -> None:
         super().__init__()
+        if output not in ("max", "last"):
+            raise ValueError(f"output must be max or last, got {output!r}")
         self.embedding = embedding
         self.embed_dim = embed_dim
         self.normalize = normalize
+        self.output = output
         self.lstm = nn.LSTM(embedding.embedding_dim, hidden_dim, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_dim, embed_dim)
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed, _ = self.lstm(_pack(self.embedding(input_ids), lengths))
-        steps, _ = pad_packed_sequence(packed, batch_first=True, padding_value=float("-inf"))
-        out = self.fc(self.dropout(steps.max(dim=1).values))
+        packed, (hidden, _) = self.lstm(_pack(self.embedding(input_ids), lengths))
+        if self.output == "last":  # a packed sequence's final hidden state is its last real step's output
+            pooled = hidden[-1]
+        else:
+            steps, _ = pad_packed_sequence(packed, batch_first=True, padding_value=float("-inf"))
+            pooled = steps.max(dim=1).values
+        out = self.fc(self.dropout(pooled))
         return F.normalize(out, dim=-1) if self.normalize else out
