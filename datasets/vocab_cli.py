@@ -43,14 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coir.datasets.vocab import build_vocabulary
+    from coir.datasets.vocab import LEADING_WORDS, Vocabulary, dataset_captions
 
-    vocab = build_vocabulary(args.dataset, args.root, args.split, args.threshold, args.tokenizer)
+    captions = dataset_captions(args.dataset, args.root, args.split)
+    # the leading words are ARTEMIS's: TIRG's Fashion200k vocabulary has only the descriptions' words
+    leading = LEADING_WORDS.get(args.dataset, ()) if args.tokenizer == "artemis" else ()
+    vocab = Vocabulary.from_captions(captions, args.threshold, leading, args.tokenizer)
     path = vocab.save(args.out)
     specials = vocab.special_tokens
     print(
-        f"{args.dataset} {args.tokenizer} vocabulary from the {args.split} captions: {len(vocab):,} entries "
-        f"= {vocab.num_words:,} words + {len(specials)} special tokens ({' '.join(specials)}); "
-        f"written to {path}"
+        f"{args.dataset} vocabulary ({args.tokenizer} tokenizer) from {len(captions):,} {args.split} "
+        f"captions: {len(vocab):,} entries = {vocab.num_words:,} words + {len(specials)} special "
+        f"tokens ({' '.join(specials)}); written to {path}"
     )
     return 0

@@ -152,30 +152,31 @@ class Tirg(RetrievalModel):
 
     # ---- objective -----------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The configured loss on s·l2n(query) and s·l2n(target); targets (and, for the released
-        soft triplet, queries) gathered from every rank. Queries and targets go through the image
-        encoder in two passes, as the reference's (its BatchNorm sees each side alone)."""
+        """The configured loss (see `objective`). Queries and targets go through the image encoder in
+        two passes, as the reference's (its BatchNorm sees each side alone)."""
+        loss = self.objective(self.encode_query(batch), self.encode_target(batch["target_image"]))
+        return {"loss": loss, "scale": self.scale().detach()}
+
+    def objective(self, queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss on s * queries and s * targets (L2-normalised, [B, D], row i a pair); targets (and,
+        for the released soft triplet, queries) gathered from every rank."""
         scale = self.scale()
-        queries = scale * self.encode_query(batch)
-        targets = scale * self.encode_target(batch["target_image"])
+        queries, targets = scale * queries, scale * targets
         all_targets, offset = gather_with_grad(targets)
         n, rows = all_targets.shape[0], torch.arange(queries.shape[0], device=queries.device) + offset
         if self.cfg.loss == "batch_classification":
-            loss = batch_cross_entropy(queries @ all_targets.T, offset)
-        elif self.cfg.triplet == "paper":
+            return batch_cross_entropy(queries @ all_targets.T, offset)
+        if self.cfg.triplet == "paper":
             negative = torch.ones(len(rows), n, dtype=torch.bool, device=rows.device)
             negative[torch.arange(len(rows)), rows] = False
-            loss = soft_triplet(queries, all_targets, rows, negative)
-        else:
-            all_queries, _ = gather_with_grad(queries)
-            candidates = torch.cat([all_queries, all_targets])  # labels 0..n-1 twice
-            labels = torch.arange(n, device=rows.device).repeat(2)
-            anchor_labels = torch.cat([rows, rows])
-            anchors = torch.cat([queries, targets])
-            negative = anchor_labels[:, None] != labels[None]
-            positive = torch.cat([rows + n, rows])  # a query's target, a target's query
-            loss = soft_triplet(anchors, candidates, positive, negative)
-        return {"loss": loss, "scale": scale.detach()}
+            return soft_triplet(queries, all_targets, rows, negative)
+        all_queries, _ = gather_with_grad(queries)
+        candidates = torch.cat([all_queries, all_targets])  # labels 0..n-1, twice
+        labels = torch.arange(n, device=rows.device).repeat(2)
+        anchors, anchor_labels = torch.cat([queries, targets]), torch.cat([rows, rows])
+        negative = anchor_labels[:, None] != labels[None]
+        positive = torch.cat([rows + n, rows])  # a query's target, a target's query
+        return soft_triplet(anchors, candidates, positive, negative)
 
     def processor(self) -> WordProcessor:
         cfg = self.cfg
