@@ -3,9 +3,9 @@
 A noun is an object drawn as one shape, an adjective its state drawn as its colour ("red ball": a
 red circle), so a tiny model can learn both from pixels. Training nouns are outside the reference's
 49 test nouns, test nouns inside them (the reader splits by noun, so test objects are unseen shapes
-while their states were seen in training). Each noun shows ADJECTIVES_PER_NOUN of the colours,
-each label `images_per_label` images that differ in position, size and background. Folders the
-reference skips are written too, with images: `adj <noun>` (no state label) and `misc` (no space).
+while their states were seen in training). Each noun shows three of the colours, each label
+`images_per_label` images that differ in position, size and background. Folders the reference skips
+are written too, with images: `adj <noun>` (no state label) and `misc` (no space).
 """
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ from coir.datasets.mit_states import NO_STATE
 from coir.datasets.synth.render import BACKGROUNDS, Obj, Scene, encode, render_scene, write_file
 from coir.datasets.synth.scenes import CELLS, rng_for
 
-TRAIN_NOUNS = {"ball": "circle", "box": "square", "pyramid": "triangle", "kite": "diamond"}
-TEST_NOUN_SHAPES = {"clock": "hexagon", "fan": "star"}
-STATES = ("red", "green", "blue", "yellow", "purple", "orange")
+# noun -> (its shape, its adjectives): every test adjective is a training adjective too
+TRAIN_OBJECTS = {
+    "ball": ("circle", ("red", "green", "blue")),
+    "box": ("square", ("yellow", "purple", "orange")),
+    "pyramid": ("triangle", ("green", "blue", "yellow")),
+    "kite": ("diamond", ("purple", "orange", "red")),
+}
+TEST_OBJECTS = {
+    "clock": ("hexagon", ("red", "yellow", "purple")),
+    "fan": ("star", ("green", "orange", "blue")),
+}
 ADJECTIVES_PER_NOUN = 3
 SKIPPED_FOLDERS = (f"{NO_STATE} ball", f"{NO_STATE} clock", "misc")
 
@@ -32,11 +40,10 @@ def build(out: Path, images_per_label: int, seed: int, image_size: int, pbar=Non
     """Write the world's MIT-States folders; return the counts per split."""
     root = out / "mit_states" / "images"
     counts = {}
-    for split, nouns in (("train", TRAIN_NOUNS), ("test", TEST_NOUN_SHAPES)):
+    for split, nouns in (("train", TRAIN_OBJECTS), ("test", TEST_OBJECTS)):
         images = queries = 0
-        for noun, shape in nouns.items():
+        for noun, (shape, adjectives) in nouns.items():
             rng = rng_for(seed, "mit-states", noun)
-            adjectives = rng.sample(STATES, ADJECTIVES_PER_NOUN)
             for adjective in adjectives:
                 for n in range(images_per_label):
                     path = root / f"{adjective} {noun}" / f"{n:03d}.jpg"
@@ -55,5 +62,5 @@ def build(out: Path, images_per_label: int, seed: int, image_size: int, pbar=Non
 
 
 def count_images(images_per_label: int) -> int:
-    labels = (len(TRAIN_NOUNS) + len(TEST_NOUN_SHAPES)) * ADJECTIVES_PER_NOUN
+    labels = (len(TRAIN_OBJECTS) + len(TEST_OBJECTS)) * ADJECTIVES_PER_NOUN
     return labels * images_per_label + len(SKIPPED_FOLDERS)
