@@ -22,7 +22,8 @@ What the reference does, and what coir does with it:
   released `__getitem__`: for an image it draws two targets, each with an adjective drawn among all
   of the noun's adjectives (its own included), until the two adjectives differ; it returns the first
   pair and gives the second as the next item whatever index is asked, so half the images of a pass are
-  references, each of two pairs, and a target may show the reference's own state (or be the reference image itself).
+  references, each of two pairs, and a target may show the reference's own state (or be the
+  reference image itself).
 - Text: TIRG's modification text is the adjective alone (`text="adjective"`); ComposeAE
   (ecom-research/ComposeAE) gives its text model the whole target label, "adjective noun"
   (`text="adjective_noun"`).
