@@ -49,7 +49,7 @@ def test_world_folders_in_the_mit_states_format(root):
         assert near.sum() > 20, image.path
 
 
-def test_train_shards_hold_the_seeded_draws(root, tmp_path):
+def test_train_shards_hold_the_seeded_draws(root, tmp_path, capsys):
     out = tmp_path / "train"
     argv = ["mit_states", "--root", str(root), "--split", "train", "--out", str(out), "--size", "32"]
     argv += ["--pairs-per-image", "2", "--seed", "3", "--shard-size", "20", "--no-progress"]
@@ -71,6 +71,11 @@ def test_train_shards_hold_the_seeded_draws(root, tmp_path):
     again = tmp_path / "again"
     assert run_command(SHARDS, [*argv[:6], str(again), *argv[7:], "--workers", "2"]) == 0
     assert folder_bytes(again) == folder_bytes(out)
+    capsys.readouterr()
+    assert (
+        run_command(SHARDS, [*argv[:6], str(tmp_path / "bad"), *argv[7:], "--set", "mit_states_draw=x"]) == 2
+    )
+    assert "key 'mit_states_draw': must be one of other, released" in capsys.readouterr().err
 
 
 def test_test_shards_are_queries_and_gallery(root, tmp_path):

@@ -308,6 +308,8 @@ def _mit_states_sets(
     config: BenchmarkShardsConfig,
 ) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
     from coir.datasets.mit_states import (
+        DRAWS,
+        TEXT_FORMS,
         build_test_queries,
         draw_training_pairs,
         label_images,
@@ -315,9 +317,14 @@ def _mit_states_sets(
         read_mit_states_images,
     )
 
+    for key, value, choices in (
+        ("mit_states_text", config.mit_states_text, TEXT_FORMS),
+        ("mit_states_draw", config.mit_states_draw, DRAWS),
+    ):
+        if value not in choices:
+            raise ConfigError(f"key {key!r}: must be one of {', '.join(choices)}, got {value!r}")
     root, split = Path(config.root), config.split
     images = read_mit_states_images(root, split)
-    query_text("", "", config.mit_states_text)  # a bad text form fails before any image is read
     samples = []
     if split == "test":
         first_of = {label: indices[0] for label, indices in label_images(images).items()}
