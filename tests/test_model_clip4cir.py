@@ -5,10 +5,11 @@ stage 2 from stage 1, and the reference's TargetPad."""
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
+from lasco_fixture import run_command
 from learning_support import evaluate_fashioniq
 from PIL import Image
 from synth_fixture import built_world
@@ -19,6 +20,7 @@ from coir.pipeline.models.clip4cir.processor import pad_to_ratio
 from coir.pipeline.models.export import load_export, read_meta, save_export
 from coir.pipeline.models.registry import build_model
 
+REPO = Path(__file__).resolve().parents[1]
 TINY_CLIP = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32},
@@ -189,14 +191,22 @@ def test_tokenizer_is_open_clips_bundled_bpe():
     assert ids[1, -1].item() == 49407  # truncated, still ended
 
 
-def test_zero_shot_sum_export_evaluates_with_coir_eval(tmp_path_factory, tmp_path):
+def test_zero_shot_sum_export_from_coir_export_evaluates_with_coir_eval(tmp_path_factory, tmp_path):
+    """`coir export RECIPE model.mode=sum` writes the untrained zero-shot model; `coir eval` ranks with it."""
     world = built_world(tmp_path_factory)
-    model = tiny(mode="sum")
-    model.cfg = dataclasses.replace(model.cfg, image_transform="squarepad")
-    export = save_export(model, tmp_path / "sum")
-    results = evaluate_fashioniq(export, world / "fashioniq", "{c1} and {c2}")
+    overrides = ["model.mode=sum", "model.freeze_clip=true"]
+    argv = [
+        str(REPO / "configs" / "methods" / "clip4cir_tiny.yaml"),
+        *overrides,
+        "--out",
+        str(tmp_path / "sum"),
+    ]
+    assert run_command("coir.pipeline.export_cli", argv) == 0
+    loaded = load_export(tmp_path / "sum")
+    assert isinstance(loaded, Clip4Cir) and loaded.combiner is None
+    results = evaluate_fashioniq(tmp_path / "sum", world / "fashioniq", "{c1} and {c2}")
     overall = results["fashioniq/val"]["clip4cir"]
-    assert overall["queries"] > 0 and 0 <= overall["R@10"] <= overall["R@50"] <= 100
+    assert overall["queries"] == 72 and 0 <= overall["R@10"] <= overall["R@50"] <= 100
 
 
 @pytest.mark.parametrize("key, value", [("mode", "concat"), ("image_transform", "crop")])
