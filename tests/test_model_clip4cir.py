@@ -5,6 +5,7 @@ stage 2 from stage 1, and the reference's TargetPad."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,40 @@ def test_config_defaults_are_the_references():
     cfg = Clip4CirModelConfig()
     assert (cfg.projection_dim, cfg.hidden_dim, cfg.logit_scale, cfg.dropout) == (2560, 5120, 100.0, 0.5)
     assert (cfg.clip_model, cfg.image_transform, cfg.target_ratio) == ("RN50x4", "targetpad", 1.25)
+
+
+def test_frozen_clip_features_are_precomputed_and_cached(tmp_path_factory, tmp_path):
+    """`coir data features` stores the frozen CLIP's features under its identity; `coir eval` caches them
+    per identity and ranks the same from the cache."""
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
+
+    world = built_world(tmp_path_factory)
+    recipe = [str(REPO / "configs" / "methods" / "clip4cir_tiny.yaml"), "model.freeze_clip=true"]
+    shards = [
+        "fashioniq",
+        "--root",
+        str(world / "fashioniq"),
+        "--split",
+        "train",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    assert run_command("coir.datasets.shards.cli", [*shards, "--size", "32", "--no-progress"]) == 0
+    features = ["--shards", str(tmp_path / "s" / "triplets"), "--out", str(tmp_path / "f"), "--device", "cpu"]
+    assert run_command("coir.pipeline.features_cli", [*recipe, *features, "--no-progress"]) == 0
+    assert run_command("coir.pipeline.export_cli", [*recipe, "--out", str(tmp_path / "export")]) == 0
+    stored = json.loads((tmp_path / "f" / "manifest.json").read_text())["features"]["identity"]
+    assert stored == load_export(tmp_path / "export").frozen_image_features().identity
+    assert json.loads(stored)["features"] == "open_clip encode_image, raw features"
+
+    results = []
+    for cache in (False, True, True):
+        config = EvalConfig(
+            checkpoint=str(tmp_path / "export"), benchmark="fashioniq", split="val", device="cpu",
+            data_root=str(world / "fashioniq"), num_workers=0, cache=cache, cache_dir=str(tmp_path / "cache"),
+            pictures=False,
+        )  # fmt: skip
+        results.append(evaluate(tmp_path / "export", config).fragment["fashioniq/val"]["clip4cir"])
+    assert results[0] == results[1] == results[2]
+    assert any((tmp_path / "cache").glob("features-*.pt"))  # the frozen part's features, cached
