@@ -95,7 +95,7 @@ def test_frozen_clip_gets_no_gradients_and_the_combiner_does():
     model.loss(batch(model))["loss"].backward()
     assert all(p.grad is None for p in model.clip.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.combiner.parameters())
-    assert not model.clip.training  # frozen towers stay in eval mode
+    assert not model.clip.visual.training and not model.clip.transformer.training  # frozen: eval mode
 
 
 def test_tuned_clip_gets_gradients_in_both_towers():
@@ -105,6 +105,16 @@ def test_tuned_clip_gets_gradients_in_both_towers():
     assert model.clip.token_embedding.weight.grad.abs().sum() > 0
     assert model.clip.logit_scale.grad is None and not model.clip.logit_scale.requires_grad
     assert model.frozen_image_features() is None
+
+
+def test_text_encoder_only_tuning_keeps_the_image_tower_a_frozen_part():
+    """clip_encoders: text (the CVPRW 2022 paper's stage 1): gradients into the text tower only."""
+    model = tiny(mode="sum", freeze_clip=False, clip_encoders="text").train()
+    model.loss(batch(model))["loss"].backward()
+    assert model.clip.token_embedding.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.clip.visual.parameters())
+    assert not model.clip.visual.training and model.clip.transformer.training
+    assert model.frozen_image_features() is not None
 
 
 def test_zero_shot_sum_is_the_normalised_sum_of_raw_features():
@@ -210,7 +220,9 @@ def test_zero_shot_sum_export_from_coir_export_evaluates_with_coir_eval(tmp_path
     assert overall["queries"] == 72 and 0 <= overall["R@10"] <= overall["R@50"] <= 100
 
 
-@pytest.mark.parametrize("key, value", [("mode", "concat"), ("image_transform", "crop")])
+@pytest.mark.parametrize(
+    "key, value", [("mode", "concat"), ("image_transform", "crop"), ("clip_encoders", "neither")]
+)
 def test_unknown_choices_name_the_key(key, value):
     from coir.common.errors import ConfigError
 

@@ -10,6 +10,7 @@ from coir.pipeline.models.config import ModelConfig
 
 MODES = ("combiner", "sum")
 IMAGE_TRANSFORMS = ("targetpad", "squarepad", "clip")
+CLIP_ENCODERS = ("both", "text", "image")
 
 
 @dataclass
@@ -26,6 +27,9 @@ class Clip4CirModelConfig(ModelConfig):
     clip_config: dict[str, Any] | None = None
     clip_pretrained: str | None = None  # local open_clip checkpoint file; random weights without
     freeze_clip: bool = True  # the reference trains the Combiner on frozen (fine-tuned) CLIP features
+    # the CLIP towers that train when freeze_clip is false (clip_fine_tune.py's --encoder): both (the
+    # TOMM 2023 paper and the README's command), text (the CVPRW 2022 paper) or image
+    clip_encoders: str = "both"
     projection_dim: int = 2560  # 640 * 4 (--projection-dim, RN50x4)
     hidden_dim: int = 5120  # 640 * 8 (--hidden-dim)
     dropout: float = 0.5

@@ -10,8 +10,8 @@
     target = l2n(CLIP image features);  loss = cross-entropy over the batch of logit_scale * q . target
 
 With freeze_clip the CLIP towers are a fixed feature extractor (eval mode, no gradients) and only the
-Combiner trains, as the reference's combiner_train.py; without it CLIP trains too (clip_fine_tune.py
-with mode: sum).
+Combiner trains, as the reference's combiner_train.py; without it the towers named by clip_encoders
+train too (clip_fine_tune.py with mode: sum; a frozen image tower is then still a frozen part).
 """
 
 from __future__ import annotations
@@ -26,9 +26,14 @@ from torch import nn
 from coir.common.errors import ConfigError
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.base import RetrievalModel
-from coir.pipeline.models.clip4cir.config import IMAGE_TRANSFORMS, MODES, Clip4CirModelConfig
+from coir.pipeline.models.clip4cir.config import CLIP_ENCODERS, IMAGE_TRANSFORMS, MODES, Clip4CirModelConfig
 from coir.pipeline.models.clip4cir.processor import Clip4CirProcessor
 from coir.pipeline.models.frozen import FrozenPart, frozen_identity, weights_sha256
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"key 'model.{key}': must be one of {', '.join(choices)}, got {value!r}")
 
 
 class Combiner(nn.Module):
@@ -78,17 +83,14 @@ class Clip4Cir(RetrievalModel):
     def __init__(self, cfg: Clip4CirModelConfig, clip: nn.Module, clip_config: dict[str, Any]) -> None:
         """clip: an open_clip CLIP built from clip_config (the full architecture, kept for exports)."""
         super().__init__()
-        if cfg.mode not in MODES:
-            raise ConfigError(f"key 'model.mode': must be one of {', '.join(MODES)}, got {cfg.mode!r}")
-        if cfg.image_transform not in IMAGE_TRANSFORMS:
-            raise ConfigError(
-                f"key 'model.image_transform': must be one of {', '.join(IMAGE_TRANSFORMS)}, "
-                f"got {cfg.image_transform!r}"
-            )
+        _check_choice("mode", cfg.mode, MODES)
+        _check_choice("image_transform", cfg.image_transform, IMAGE_TRANSFORMS)
+        _check_choice("clip_encoders", cfg.clip_encoders, CLIP_ENCODERS)
         self.cfg = cfg
         self.clip_config = clip_config
         self.clip = clip
-        self.clip.logit_scale.requires_grad_(False)  # CLIP's own temperature is not part of this loss
+        self.image_frozen = cfg.freeze_clip or cfg.clip_encoders == "text"
+        self.text_frozen = cfg.freeze_clip or cfg.clip_encoders == "image"
         feature_dim = int(clip_config["embed_dim"])
         self.combiner = (
             Combiner(feature_dim, cfg.projection_dim, cfg.hidden_dim, cfg.dropout)
@@ -98,30 +100,34 @@ class Clip4Cir(RetrievalModel):
         self.configure()
 
     def configure(self) -> None:
+        """The towers that train; CLIP's own temperature is not part of this loss and never does."""
         for name, parameter in self.clip.named_parameters():
-            parameter.requires_grad_(not self.cfg.freeze_clip and name != "logit_scale")
+            frozen = self.image_frozen if name.startswith("visual.") else self.text_frozen
+            parameter.requires_grad_(not frozen and name != "logit_scale")
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Clip4Cir:
-        """A frozen CLIP stays in eval mode (its BatchNorm statistics fixed, RN variants), so an image's
+        """A frozen tower stays in eval mode (its BatchNorm statistics fixed, RN variants), so an image's
         feature does not depend on its batch and may be computed once and cached."""
         super().train(mode)
-        if self.cfg.freeze_clip:
-            self.clip.eval()
+        for name, child in self.clip.named_children():
+            if self.image_frozen if name == "visual" else self.text_frozen:
+                child.eval()
         return self
 
     # ---- encoders ------------------------------------------------------------------------------
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """Raw CLIP image features [B, D] (float32)."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_clip):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.image_frozen):
             return self.clip.encode_image(images).float()
 
     def text_features(self, input_ids: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.cfg.freeze_clip):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.text_frozen):
             return self.clip.encode_text(input_ids).float()
 
     def frozen_image_features(self) -> FrozenPart | None:
-        if not self.cfg.freeze_clip:
+        """The image tower when it does not train (freeze_clip, or clip_encoders: text)."""
+        if not self.image_frozen:
             return None
         identity = frozen_identity(
             "open_clip encode_image, raw features",  # the digest covers the architecture
@@ -134,8 +140,8 @@ class Clip4Cir(RetrievalModel):
         return F.normalize(self.image_features(images), dim=-1)
 
     def encode_target_features(self, features: torch.Tensor) -> torch.Tensor:
-        if not self.cfg.freeze_clip:
-            raise ConfigError("model.freeze_clip is false: this CLIP4Cir model takes images, not features")
+        if not self.image_frozen:
+            raise ConfigError("this CLIP4Cir model trains its image tower: it takes images, not features")
         return F.normalize(features.float(), dim=-1)
 
     def _raw_features(self, batch: dict[str, torch.Tensor], role: str) -> torch.Tensor:
