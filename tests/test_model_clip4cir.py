@@ -90,6 +90,16 @@ def test_loss_is_the_scaled_cross_entropy_over_the_batch():
         assert torch.isclose(model.loss(data)["loss"], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["combiner", "sum"])
+def test_bf16_weights_and_batches_train(mode):
+    """DeepSpeed's bf16 (GPU runs): weights and the batch's float tensors in bf16, float32 features inside."""
+    model = tiny(mode=mode, freeze_clip=False).to(torch.bfloat16).train()
+    data = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in batch(model).items()}
+    loss = model.loss(data)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and model.clip.visual.conv1.weight.grad.abs().sum() > 0
+
+
 def test_frozen_clip_gets_no_gradients_and_the_combiner_does():
     model = tiny(freeze_clip=True).train()
     model.loss(batch(model))["loss"].backward()

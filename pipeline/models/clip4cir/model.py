@@ -56,6 +56,8 @@ class Combiner(nn.Module):
 
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Raw CLIP features [B, D] each -> the predicted target feature, L2-normalised [B, D]."""
+        dtype = self.output_layer.weight.dtype  # bf16 under DeepSpeed's bf16; features may come as float32
+        image, text = image.to(dtype), text.to(dtype)
         projected_text = self.dropout(F.relu(self.text_projection(text)))
         projected_image = self.dropout(F.relu(self.image_projection(image)))
         joint = torch.cat([projected_text, projected_image], dim=-1)
@@ -162,8 +164,9 @@ class Clip4Cir(RetrievalModel):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Cross-entropy of each query over the batch's targets (gathered from every rank)."""
         query = self.encode_query(batch)
-        targets, offset = gather_with_grad(F.normalize(self._raw_features(batch, "target"), dim=-1))
-        return {"loss": batch_cross_entropy(self.cfg.logit_scale * query @ targets.T, offset)}
+        targets, offset = gather_with_grad(F.normalize(self._raw_features(batch, "target"), dim=-1).float())
+        logits = self.cfg.logit_scale * query.float() @ targets.T
+        return {"loss": batch_cross_entropy(logits, offset)}
 
     def processor(self) -> Clip4CirProcessor:
         cfg = self.cfg
