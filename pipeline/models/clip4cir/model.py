@@ -67,7 +67,7 @@ class Combiner(nn.Module):
 
 
 class FrozenImageFeatures(nn.Module):
-    """CLIP's image tower, without gradients: the frozen part when freeze_clip (shared, not copied)."""
+    """CLIP's image tower, without gradients: the frozen part when it does not train (shared, not copied)."""
 
     def __init__(self, clip: nn.Module) -> None:
         super().__init__()
@@ -164,8 +164,8 @@ class Clip4Cir(RetrievalModel):
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Cross-entropy of each query over the batch's targets (gathered from every rank)."""
         query = self.encode_query(batch)
-        targets, offset = gather_with_grad(F.normalize(self._raw_features(batch, "target"), dim=-1).float())
-        logits = self.cfg.logit_scale * query.float() @ targets.T
+        targets, offset = gather_with_grad(F.normalize(self._raw_features(batch, "target"), dim=-1))
+        logits = self.cfg.logit_scale * query.float() @ targets.T  # the Combiner's output may be bf16
         return {"loss": batch_cross_entropy(logits, offset)}
 
     def processor(self) -> Clip4CirProcessor:
