@@ -17,6 +17,10 @@ TIRG (google/tirg text_model.py `SimpleVocab`) tokenises otherwise (`tokenizer="
 characters dropped, lower case, ASCII punctuation removed, split on whitespace; its only special entry
 is <UNK> = 0 (unknown words, and the padding), the words follow in sorted order; a query is its words
 alone (no <start> / <end>; FashionIQ's "<and>" becomes the word "and").
+
+MIT-States: TIRG builds its vocabulary from every training image's label, "adjective noun" (its
+`get_all_texts`), so the test nouns are unknown words; the adjectives, the texts of its queries, are
+all known.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES
 PAD, START, AND, END, UNK = range(5)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<and>", "<end>", "<unk>")
 AND_TOKEN = SPECIAL_TOKENS[AND]
-VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k")
+VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k", "mit_states")
 # words the reference adds after the special tokens, before the caption words
 LEADING_WORDS: dict[str, tuple[str, ...]] = {"fashion200k": ("replace", "with")}
 FORMAT = "coir.word_vocabulary"
@@ -223,10 +227,11 @@ class Vocabulary:
 
 def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> list[str]:
     """The captions the reference builds its vocabulary from, in its reading order: FashionIQ
-    cap.{dress,shirt,toptee}.{split}.json (per file all first captions, then all second ones),
-    CIRR captions/cap.rc2.{split}.json, Shoes the split's entries of relative_captions_shoes.json (both
-    images in {split}'s image list: the reference's triplet.train.json, in file order), Fashion200k the
-    label files' descriptions. The reference uses the training split only."""
+        cap.{dress,shirt,toptee}.{split}.json (per file all first captions, then all second ones),
+        CIRR captions/cap.rc2.{split}.json, Shoes the split's entries of relative_captions_shoes.json (both
+        images in {split}'s image list: the reference's triplet.train.json, in file order), Fashion200k the
+        label files' descriptions, MIT-States every training image's "adjective noun" (TIRG's
+    get_all_texts). The reference uses the training split only."""
     if dataset == "fashioniq":
         from coir.datasets.fashioniq import read_fashioniq_triplets
 
@@ -248,6 +253,10 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
         from coir.datasets.fashion200k import vocabulary_descriptions
 
         return vocabulary_descriptions(root, split)
+    if dataset == "mit_states":
+        from coir.datasets.mit_states import vocabulary_texts
+
+        return vocabulary_texts(root, split)
     raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
 
 

@@ -10,17 +10,21 @@ coir data vocab --dataset fashioniq --root W/fashioniq --out runs/vocab/fashioni
 coir data vocab --dataset cirr --root W/cirr --out runs/vocab/cirr.json
 coir data vocab --dataset shoes --root W/shoes --out runs/vocab/shoes.json
 coir data vocab --dataset fashion200k --root W/fashion200k --out runs/vocab/fashion200k.json
+coir data vocab --dataset mit_states --root W/mit_states --out runs/vocab/mit_states.json
 coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training
 coir data vocab --dataset fashion200k --root W/fashion200k --tokenizer tirg --out runs/vocab/tirg.json"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=("fashioniq", "cirr", "shoes", "fashion200k"))
+    parser.add_argument(
+        "--dataset", required=True, choices=("fashioniq", "cirr", "shoes", "fashion200k", "mit_states")
+    )
     parser.add_argument(
         "--root",
         required=True,
         metavar="DIR",
-        help="dataset root (captions/; Shoes: relative_captions_shoes.json; Fashion200k: labels/)",
+        help="dataset root (captions/; Shoes: relative_captions_shoes.json; Fashion200k: labels/; "
+        "MIT-States: images/)",
     )
     parser.add_argument("--out", required=True, metavar="FILE", help="vocabulary JSON to write")
     parser.add_argument(

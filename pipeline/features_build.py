@@ -151,6 +151,16 @@ class FeatureWriter:
         return out, errors
 
 
+def _source_labels(shards: list[str]) -> dict[str, Any]:
+    """The dataset and split of the input folders' manifests, where they all name the same ones."""
+    manifests = [m or {} for m in folder_manifests(shards).values()]
+    return {
+        key: values.pop()
+        for key in ("dataset", "split")
+        if len(values := {m.get(key) for m in manifests}) == 1 and None not in values
+    }
+
+
 def _source_shards(shards: list[str]) -> list[dict[str, Any]]:
     """Name, size and sha256 of each input shard (from its folder's manifest when listed there)."""
     manifests = folder_manifests(shards)
@@ -211,7 +221,7 @@ def build_feature_shards(
         "num_shards": len(sources),
         "shard_size": None,
         "index_columns": [["source_shard", "string"]],
-        "meta": {MANIFEST_KEY: block},
+        "meta": {MANIFEST_KEY: block, **_source_labels(shards)},
         "errors": [],
     }
     names = [shard_name(KIND, i) for i in range(len(sources))]

@@ -1,10 +1,12 @@
-"""`coir data shards cirr|fashioniq|shoes|fashion200k`: triplets and galleries as WebDataset shards."""
+"""`coir data shards cirr|fashioniq|shoes|fashion200k|mit_states`: triplets and galleries as shards."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+
+from coir.datasets.mit_states import DRAWS, TEXT_FORMS
 
 HELP = "shard CIRR, FashionIQ, Shoes or Fashion200k triplets and galleries (test splits: queries + gallery)"
 EXAMPLE = """\
@@ -14,7 +16,10 @@ coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --s
 coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets
 coir data shards shoes --root W/shoes --split train --out runs/shoes_train   # cross-split triplets: errors
 coir data shards fashion200k --root W/fashion200k --split train --out runs/f200k --pairs-per-image 4 --seed 0
-coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_test   # queries/, gallery/"""
+coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_test   # queries/, gallery/
+coir data shards mit_states --root W/mit_states --split train --out runs/mit --pairs-per-image 4 --seed 0
+coir data shards mit_states --root W/mit_states --split test --out runs/mit_t --mit-states-text adjective_noun
+"""
 
 _FLAGS = {
     "root": "root",
@@ -26,15 +31,17 @@ _FLAGS = {
     "size": "size",
     "pairs_per_image": "pairs_per_image",
     "seed": "seed",
+    "mit_states_text": "mit_states_text",
+    "mit_states_draw": "mit_states_draw",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k"))
+    parser.add_argument("dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k", "mit_states"))
     parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
     parser.add_argument(
         "--split",
-        help="cirr: train|val|test1; fashioniq: train|val|test; shoes: train|test; fashion200k: train|test",
+        help="cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k, mit_states: train|test",
     )
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
@@ -45,10 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pairs-per-image",
         type=int,
         metavar="N",
-        help="fashion200k train: pairs drawn per image (default 4)",
+        help="fashion200k, mit_states train: pairs drawn per image (default 4)",
     )
     parser.add_argument(
-        "--seed", type=int, metavar="S", help="fashion200k train: seed of the draw (default 0)"
+        "--seed", type=int, metavar="S", help="fashion200k, mit_states train: seed of the draw (default 0)"
+    )
+    parser.add_argument(
+        "--mit-states-text",
+        choices=TEXT_FORMS,
+        help='mit_states: text = the target adjective (TIRG, default) or "adjective noun" (ComposeAE)',
+    )
+    parser.add_argument(
+        "--mit-states-draw",
+        choices=DRAWS,
+        help="mit_states train: target adjective other than the reference's (default) or as released",
     )
     parser.add_argument("--config", metavar="YAML", help="config file (BenchmarkShardsConfig)")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""CIRR, FashionIQ, Shoes and Fashion200k as shards in the LaSCo schema, for finetuning and evaluation.
+"""CIRR, FashionIQ, Shoes, Fashion200k, MIT-States as shards in the LaSCo schema (finetuning, evaluation).
 
 Train/val splits give `triplets/` (query.jpg, target.jpg, txt, json) and `gallery/` (jpg, json,
 keyed by image name). Test splits (CIRR test1, FashionIQ test, Fashion200k test) give `queries/`
@@ -14,6 +14,10 @@ draw_training_pairs), but once, seeded: `pairs_per_image` passes over the traini
 a fresh random order with one draw per image, so one epoch over the shards is that many of the
 reference's epochs, each image the reference of a pair that many times (a non-modifiable image's
 turn goes to a random modifiable one, as in the reference) with targets drawn independently.
+MIT-States training pairs likewise (coir.datasets.mit_states: draw_training_pairs, `mit_states_draw`
+other | released); its test split gives `queries/` (json: the target label, "adjective noun", and
+one image of it; a hit is any image of that label) and `gallery/` (json: each image's label). The
+text is the target adjective or "adjective noun" (`mit_states_text`).
 
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
@@ -43,7 +47,7 @@ TEST_SPLITS = ("test1", "test")
 
 @dataclass
 class BenchmarkShardsConfig:
-    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k
+    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k | mit_states
     root: str = "???"  # dataset root (CIRR: captions/, image_splits/, images; Fashion200k: labels/ …)
     split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k: train|test
     out: str = "???"
@@ -60,6 +64,10 @@ class BenchmarkShardsConfig:
     seed: int = 0  # fashion200k train: the seed of the draw
     word_deletion: str = (
         "token"  # fashion200k: parents by deleting the word (token) or as released (substring)
+    )
+    mit_states_text: str = "adjective"  # mit_states: the text is the target adjective or "adjective noun"
+    mit_states_draw: str = (
+        "other"  # mit_states train: target adjective other than the reference's, or released
     )
 
 
@@ -296,6 +304,76 @@ def _fashion200k_sets(
     return samples, gallery, []
 
 
+def _mit_states_sets(
+    config: BenchmarkShardsConfig,
+) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    from coir.datasets.mit_states import (
+        DRAWS,
+        TEXT_FORMS,
+        build_test_queries,
+        draw_training_pairs,
+        label_images,
+        query_text,
+        read_mit_states_images,
+    )
+
+    for key, value, choices in (
+        ("mit_states_text", config.mit_states_text, TEXT_FORMS),
+        ("mit_states_draw", config.mit_states_draw, DRAWS),
+    ):
+        if value not in choices:
+            raise ConfigError(f"key {key!r}: must be one of {', '.join(choices)}, got {value!r}")
+    root, split = Path(config.root), config.split
+    images = read_mit_states_images(root, split)
+    samples = []
+    if split == "test":
+        first_of = {label: indices[0] for label, indices in label_images(images).items()}
+        for i, q in enumerate(build_test_queries(images)):
+            ref = images[q.reference]
+            text = query_text(q.adjective, q.noun, config.mit_states_text)
+            meta = {
+                "reference": ref.path,
+                "reference_label": ref.label,
+                "target": images[first_of[q.target_label]].path,
+                "target_label": q.target_label,
+                "text": text,
+            }
+            row = {"category": q.noun, "reference": ref.path, "target": meta["target"], "text": text}
+            fields = ((shard_fields.QUERY_IMAGE, str(root / ref.path)),)
+            samples.append(SampleSpec(f"{i:07d}", fields, text, meta, row))
+    else:
+        for n, position, pair in draw_training_pairs(
+            images, config.pairs_per_image, config.seed, config.mit_states_draw
+        ):
+            ref, tgt = images[pair.reference], images[pair.target]
+            text = query_text(tgt.adjective, tgt.noun, config.mit_states_text)
+            meta = {
+                "reference": ref.path,
+                "target": tgt.path,
+                "reference_label": ref.label,
+                "target_label": tgt.label,
+                "text": text,
+                "draw": n,
+            }
+            row = {"category": ref.noun, "reference": ref.path, "target": tgt.path, "text": text}
+            fields = (
+                (shard_fields.QUERY_IMAGE, str(root / ref.path)),
+                (shard_fields.TARGET_IMAGE, str(root / tgt.path)),
+            )
+            samples.append(SampleSpec(f"{n:03d}_{position:07d}", fields, text, meta, row))
+    gallery = [
+        SampleSpec(
+            _key(image.path),
+            ((shard_fields.GALLERY_IMAGE, str(root / image.path)),),
+            None,
+            {"id": image.path, "category": image.noun, "path": image.path, "label": image.label},
+            {"image_id": image.path, "category": image.noun, "path": image.path},
+        )
+        for image in images
+    ]
+    return samples, gallery, []
+
+
 SetBuilder = Callable[[BenchmarkShardsConfig], tuple[list[SampleSpec], list[SampleSpec], list[dict]]]
 # each dataset's (triplets or queries, gallery, error records) of one split
 SET_BUILDERS: dict[str, SetBuilder] = {
@@ -303,6 +381,7 @@ SET_BUILDERS: dict[str, SetBuilder] = {
     "fashioniq": _fashioniq_sets,
     "shoes": _shoes_sets,
     "fashion200k": _fashion200k_sets,
+    "mit_states": _mit_states_sets,
 }
 
 

@@ -1,5 +1,5 @@
-"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k, truth/,
-world.json)."""
+"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k, MIT-States,
+truth/, world.json)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ from pathlib import Path
 from coir.common.errors import ConfigError
 from coir.common.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES
-from coir.datasets.synth import cirr_world, fashion200k_world, fashion_world, shoes_world, vqa_world
+from coir.datasets.synth import (
+    cirr_world,
+    fashion200k_world,
+    fashion_world,
+    mit_states_world,
+    shoes_world,
+    vqa_world,
+)
 from coir.datasets.synth.fashion_world import IDENTITIES
 
 FORMAT_VERSION = 1
-OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "fashion200k", "truth")
+OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "fashion200k", "mit_states", "truth")
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class ScaleConfig:
     shoes_cross_split: int = 3  # Shoes triplets whose two images are in different splits (dropped)
     # Fashion200k-format families (4 products each) per category and split
     fashion200k_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "test": 3})
+    mit_states_images_per_label: int = 2  # images per "adjective noun" folder
     image_share: float = 0.15  # designed share of image-redundant queries
     text_share: float = 0.15  # designed share of text-redundant queries
     low_agreement_share: float = 0.10  # VQA questions where only 3-6 of 10 annotators agree
@@ -46,6 +54,7 @@ SCALES: dict[str, ScaleConfig] = {
         fashioniq_families={"train": 20, "val": 10, "test": 8},
         shoes_families={"train": 32, "test": 12},
         fashion200k_families={"train": 12, "test": 6},
+        mit_states_images_per_label=4,
     ),
     "medium": ScaleConfig(
         vqa_pairs={"train2014": 6000, "val2014": 125},
@@ -54,6 +63,7 @@ SCALES: dict[str, ScaleConfig] = {
         shoes_families={"train": 36, "test": 16},
         shoes_cross_split=6,
         fashion200k_families={"train": 24, "test": 10},
+        mit_states_images_per_label=8,
     ),
 }
 
@@ -94,6 +104,7 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
     )
     total += shoes_world.count_images(cfg.shoes_families)
     total += sum(fashion200k_world.count_images(n) for n in cfg.fashion200k_families.values())
+    total += mit_states_world.count_images(cfg.mit_states_images_per_label)
     counts: dict = {"vqa": {}, "cirr": {}, "fashioniq": {}, "fashion200k": {}}
     redundancy: dict = {}
     with tqdm(total=total, desc=f"synth {scale}", unit="img", disable=not progress) as pbar:
@@ -130,6 +141,9 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
             counts["fashion200k"][split] = fashion200k_world.build_split(
                 out, split, n, seed, cfg.image_size, pbar=pbar
             )
+        counts["mit_states"] = mit_states_world.build(
+            out, cfg.mit_states_images_per_label, seed, cfg.image_size, pbar=pbar
+        )
     counts["images"] = total
     summary = {
         "format_version": FORMAT_VERSION,

@@ -1,0 +1,81 @@
+"""The CLIP4Cir input pipeline: the reference's CLIP-style image transform after TargetPad / SquarePad
+(black padding, bicubic resize, centre crop, CLIP's normalisation) and open_clip's BPE tokenizer
+(its vocabulary ships inside the open_clip package). Picklable, runs in DataLoader workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def pad_to_ratio(image: Image.Image, target_ratio: float) -> Image.Image:
+    """TargetPad (data_utils.py): an image whose long / short side ratio reaches target_ratio is padded
+    with black, evenly on both sides of its short side, to a ratio of target_ratio (1.0 = SquarePad)."""
+    w, h = image.size
+    if max(w, h) / min(w, h) < target_ratio:
+        return image
+    padded = max(w, h) / target_ratio
+    horizontal, vertical = max(int((padded - w) / 2), 0), max(int((padded - h) / 2), 0)
+    return ImageOps.expand(image, (horizontal, vertical, horizontal, vertical), (0, 0, 0))
+
+
+@dataclass
+class Clip4CirProcessor:
+    """image: pad (targetpad: to target_ratio, squarepad: to a square, clip: none), resize the shorter
+    side to image_size (bicubic), centre crop, CLIP normalisation. text: open_clip token ids
+    [B, context_length], truncated as the reference's clip.tokenize(truncate=True)."""
+
+    image_size: int
+    context_length: int
+    image_transform: str = "targetpad"
+    target_ratio: float = 1.25
+    _transform: Any = field(default=None, init=False, repr=False, compare=False)
+    _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # built lazily in each worker
+        return {**self.__dict__, "_transform": None, "_tokenizer": None}
+
+    def transform(self) -> Any:
+        if self._transform is None:
+            from torchvision import transforms as T
+
+            self._transform = T.Compose(
+                [
+                    T.Resize(self.image_size, interpolation=T.InterpolationMode.BICUBIC),
+                    T.CenterCrop(self.image_size),
+                    T.ToTensor(),
+                    T.Normalize(CLIP_MEAN, CLIP_STD),
+                ]
+            )
+        return self._transform
+
+    def image_settings(self) -> dict[str, Any]:
+        """What determines `image`'s output (part of a frozen image part's identity)."""
+        return {
+            "pad": self.image_transform,
+            "target_ratio": self.target_ratio if self.image_transform == "targetpad" else None,
+            "size": self.image_size,
+            "mean": list(CLIP_MEAN),
+            "std": list(CLIP_STD),
+        }
+
+    def image(self, image: Image.Image) -> torch.Tensor:
+        image = image.convert("RGB")
+        if self.image_transform == "targetpad":
+            image = pad_to_ratio(image, self.target_ratio)
+        elif self.image_transform == "squarepad":
+            image = pad_to_ratio(image, 1.0)
+        return self.transform()(image)
+
+    def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        if self._tokenizer is None:
+            from open_clip.tokenizer import SimpleTokenizer
+
+            self._tokenizer = SimpleTokenizer(context_length=self.context_length)
+        return {"input_ids": self._tokenizer(texts).long()}
