@@ -32,7 +32,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     overrides = [
         f"model.vocabulary={vocab}", f"data.shards=[{shards / 'triplets'}]", f"run_dir={work / 'run'}",
         *SMALL, "data.batch_size=16", "data.samples_per_epoch_per_worker=160", "data.shuffle_buffer=100",
-        "data.shuffle_initial=50", "optim.total_steps=80", "optim.warmup_steps=5", "checkpoint.every_steps=0",
+        "data.shuffle_initial=50", "optim.total_steps=50", "optim.warmup_steps=5", "checkpoint.every_steps=0",
         "logging.progress_bar=false", "logging.tensorboard=false",
     ]  # fmt: skip
     result = subprocess.run(
