@@ -225,3 +225,19 @@ def test_export_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_query(batch), model.encode_query(batch))
     assert F.cosine_similarity(loaded.composer.a, model.composer.a, dim=0) > 0.999
+
+
+def test_init_from_an_export_takes_its_weights_and_refuses_another_architecture(tmp_path: Path) -> None:
+    from coir.pipeline.models.export import save_export
+
+    source = tiny_tirg(tmp_path).eval()
+    export = save_export(source, tmp_path / "export")
+    base = {"family": "tirg", "init_from": str(export), "embed_dim": 16, "word_dim": 8, "lstm_hidden": 12}
+    started = build_model({**base, "image_size": 32, "resize": 32, "loss": "soft_triplet"})
+    assert isinstance(started, Tirg) and started.cfg.loss == "soft_triplet"
+    torch.testing.assert_close(started.composer.a, source.composer.a)
+    torch.testing.assert_close(
+        started.state_dict()["image_encoder.fc.weight"], source.image_encoder.fc.weight
+    )
+    with pytest.raises(ConfigError, match="model.embed_dim"):
+        build_model({**base, "embed_dim": 32})
