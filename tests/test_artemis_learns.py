@@ -5,13 +5,11 @@ shipped tiny recipe, then `coir eval` of the trained export against its own untr
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lasco_fixture import run_command
-from learning_support import evaluate_fashioniq, untrained_export
+from learning_support import evaluate_fashioniq, train_tiny, untrained_export
 from synth_fixture import built_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,17 +38,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
         )
         == 0
     )
-    overrides = [
-        f"model.vocabulary={vocab}", f"data.shards=[{shards / 'triplets'}]", f"run_dir={work / 'run'}",
-        *SMALL, "data.batch_size=16", "data.samples_per_epoch_per_worker=160", "data.shuffle_buffer=100",
-        "data.shuffle_initial=50", "optim.total_steps=80", "optim.warmup_steps=5", "checkpoint.every_steps=0",
-        "logging.progress_bar=false", "logging.tensorboard=false",
-    ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "coir.pipeline.train_cli", str(RECIPE), *overrides],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    train_tiny(RECIPE, [shards / "triplets"], work / "run", 80, f"model.vocabulary={vocab}", *SMALL)
     untrained = untrained_export(RECIPE, [f"model.vocabulary={vocab}", *SMALL], work / "untrained")
     return fashioniq, work / "run" / "export", untrained
 

@@ -7,13 +7,11 @@ initialisation on each benchmark (FashionIQ category by category)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lasco_fixture import run_command
-from learning_support import evaluate_export, evaluate_fashioniq, untrained_export
+from learning_support import evaluate_export, evaluate_fashioniq, train_tiny, untrained_export
 from synth_fixture import built_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,25 +47,12 @@ def training_data(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
     return world, vocab, shards
 
 
-def _train(family: str, vocab: Path, shards: list[Path], run: Path) -> Path:
-    overrides = [
-        f"model.vocabulary={vocab}", f"data.shards=[{','.join(map(str, shards))}]", f"run_dir={run}", *SMALL,
-        "data.batch_size=16", "data.samples_per_epoch_per_worker=160", "data.shuffle_buffer=100",
-        "data.shuffle_initial=50", "optim.total_steps=120", "optim.warmup_steps=5",
-        "checkpoint.every_steps=0", "logging.progress_bar=false", "logging.tensorboard=false",
-    ]  # fmt: skip
-    command = [sys.executable, "-m", "coir.pipeline.train_cli", str(recipe(family)), *overrides]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return run / "export"
-
-
 @pytest.mark.parametrize("family", ["cmap", "manme"])
 def test_trained_multilevel_model_beats_its_initialisation_on_every_benchmark(
     family, training_data, tmp_path
 ):
     world, vocab, shards = training_data
-    export = _train(family, vocab, shards, tmp_path / "run")
+    export = train_tiny(recipe(family), shards, tmp_path / "run", 120, f"model.vocabulary={vocab}", *SMALL)
     untrained = untrained_export(
         recipe(family), [f"model.vocabulary={vocab}", *SMALL], tmp_path / "untrained"
     )

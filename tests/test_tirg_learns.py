@@ -5,13 +5,11 @@ recipe, then `coir eval` of the trained export against its own untrained initial
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lasco_fixture import run_command
-from learning_support import evaluate_export, untrained_export
+from learning_support import evaluate_export, train_tiny, untrained_export
 from synth_fixture import built_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,17 +27,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     assert run_command("coir.datasets.vocab_cli", argv) == 0
     argv = ["fashion200k", "--root", str(f200k), "--split", "train", "--out", str(shards), "--size", "32"]
     assert run_command("coir.datasets.shards.cli", [*argv, "--pairs-per-image", "2", "--no-progress"]) == 0
-    overrides = [
-        f"model.vocabulary={vocab}", f"data.shards=[{shards / 'triplets'}]", f"run_dir={work / 'run'}",
-        *SMALL, "data.batch_size=16", "data.samples_per_epoch_per_worker=160", "data.shuffle_buffer=100",
-        "data.shuffle_initial=50", "optim.total_steps=50", "optim.warmup_steps=5", "checkpoint.every_steps=0",
-        "logging.progress_bar=false", "logging.tensorboard=false",
-    ]  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "coir.pipeline.train_cli", str(RECIPE), *overrides],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    train_tiny(RECIPE, [shards / "triplets"], work / "run", 50, f"model.vocabulary={vocab}", *SMALL)
     untrained = untrained_export(RECIPE, [f"model.vocabulary={vocab}", *SMALL], work / "untrained")
     return f200k, vocab, work / "run" / "export", untrained
 
