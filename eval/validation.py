@@ -78,11 +78,14 @@ def _config(benchmark: str, options: dict[str, Any]) -> EvalConfig:
 def validator_for(
     benchmark: str, options: dict[str, Any] | None = None, split: str | None = None
 ) -> Callable[..., dict[str, float]]:
-    """validate(model, data_root, split, device) for a registered benchmark with its `options` (the keys of
-    `coir eval`'s options.<benchmark>); ConfigError naming the key on an unknown benchmark or option, or
-    on a `split` the benchmark does not have (the trainer's validation.split; None: checked per call, as
-    benchmarks differ: Shoes has train and test, no val)."""
-    found = get_benchmark(benchmark)
+    """validate(model, data_root, split, device) for a registered benchmark with its `options` (the keys
+    of `coir eval`'s options.<benchmark>). ConfigError naming the run config's key (validation.benchmark,
+    validation.options, validation.split) on an unknown benchmark, option or split (None: checked per
+    call, as benchmarks differ: Shoes has train and test, no val)."""
+    try:
+        found = get_benchmark(benchmark)
+    except ConfigError as error:
+        raise ConfigError(f"key 'validation.benchmark': {error}") from None
     config = _config(benchmark, options or {})
     try:  # the options and the split, before any training step
         check_eval_config(replace(config, data_root=".", split=split or found.splits[0]))

@@ -127,12 +127,7 @@ def find_validator(config: TrainConfig) -> Callable[..., dict[str, float]] | Non
         raise ConfigError(
             f"key 'validation.benchmark': {found['validator_for'].value} cannot be loaded: {error}"
         ) from error
-    try:
-        return validator_for(name, dict(config.validation.options), config.validation.split)
-    except ConfigError as error:
-        message = str(error)
-        named = "validation.options" in message or "validation.split" in message
-        raise ConfigError(message if named else f"key 'validation.benchmark': {message}") from error
+    return validator_for(name, dict(config.validation.options), config.validation.split)
 
 
 class _StopFlag:
