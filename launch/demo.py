@@ -24,7 +24,9 @@ from typing import Any
 HELP = "run the whole pipeline on the synthetic world: build, shard, pretrain, evaluate"
 EXAMPLE = """\
 coir demo --out runs/demo
-coir demo --out runs/quick --scale tiny --steps 30 --baseline-steps 10"""
+coir demo --out runs/quick --scale tiny --steps 30 --baseline-steps 10
+coir demo --methods all --out runs/methods            # every method side by side on FashionIQ-style data
+coir demo --methods tirg,artemis --out runs/two --scale tiny --steps 50"""
 
 MODELS = ("case", "image-only", "text-only")
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "case_tiny.yaml"
@@ -34,14 +36,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
     parser.add_argument("--scale", default="small", choices=("tiny", "small", "medium"), help="world size")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=200, help="CASE training steps (default: %(default)s)")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        metavar="all|NAME,...",
+        help="instead of the CASE pipeline, train these methods alike on the synthetic FashionIQ-style "
+        "data and compare them untrained -> trained (coir.launch.methods_demo; 'all' = every method)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps per model (default: 200; --methods: 60)"
+    )
     parser.add_argument(
         "--baseline-steps",
         type=int,
         default=None,
         help="steps for each baseline (default: as many as CASE, a like-for-like comparison)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="training batch (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="training batch (default: 64; --methods: 16)"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=32,
+        help="--methods: shard and model image size (default: %(default)s)",
+    )
     parser.add_argument("--recipe", default=str(RECIPE), help="training recipe YAML (default: case_tiny)")
 
 
@@ -160,6 +179,18 @@ def evaluate_all(args: argparse.Namespace, world: Path, lasco_val: Path, exports
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.methods is not None:
+        from coir.launch.methods_demo import run_methods
+
+        args.steps = args.steps or 60
+        args.batch_size = args.batch_size or 16
+        return run_methods(args, build_world_once)
+    args.steps = args.steps or 200
+    args.batch_size = args.batch_size or 64
+    return run_pipeline(args)
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
     from coir.datasets.lasco.cli import format_report
     from coir.eval.report import read_results, results_markdown
 
