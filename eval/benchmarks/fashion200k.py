@@ -6,8 +6,8 @@ reference is removed from its own ranking. A retrieved image is a hit when its d
 the target's, so a query's target rank is the rank of the first image with the target's
 description (the task's gallery labels; eval/ranking.py ranks by target group). Metrics R@1, R@10,
 R@50 and their mean "avg", the model-selection measure. The split is "test" (`--split test`).
-With `options.fashion200k.text=target_description` the query text is the target's description
-(ComposeAE's complete text query) instead of "replace X with Y".
+With `--fashion200k-text target_description` (options.fashion200k.fashion200k_text) the query text is
+the target's description (ComposeAE's complete text query) instead of "replace X with Y".
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SPLITS = ("test",)
 
 @dataclass
 class Fashion200kOptions:
-    text: str = option(
+    fashion200k_text: str = option(
         "modification",
         'Fashion200k query text: "replace X with Y" (TIRG) or the target\'s description (ComposeAE)',
         choices=TEXT_FORMS,
@@ -84,15 +84,16 @@ class Fashion200k(Benchmark):
 
     def check(self, config: EvalConfig) -> None:
         super().check(config)
-        text = self.options(config).text
+        text = self.options(config).fashion200k_text
         if text not in TEXT_FORMS:
             raise ConfigError(
-                f"key 'options.fashion200k.text': must be one of {', '.join(TEXT_FORMS)}, got {text!r}"
+                f"key 'options.fashion200k.fashion200k_text': must be one of {', '.join(TEXT_FORMS)}, "
+                f"got {text!r}"
             )
 
     def tasks(self, config: EvalConfig) -> list[Task]:
         options: Fashion200kOptions = self.options(config)
-        return [fashion200k_task(str(config.data_root), config.image_root, options.text)]
+        return [fashion200k_task(str(config.data_root), config.image_root, options.fashion200k_text)]
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
         return recall_with_average(ranking.target_rank, task.ks)
