@@ -176,8 +176,8 @@ class ComposeAE(RetrievalModel):
         text = self.text_features(batch)
         theta = self.composer(source, text)
         base = self.objective(F.normalize(theta, dim=-1), F.normalize(target, dim=-1))
-        image_rec = F.mse_loss(self.image_decoder(theta), source)
-        text_rec = F.mse_loss(self.text_decoder(theta), text)
+        image_rec = F.mse_loss(self.image_decoder(theta).float(), source.float())
+        text_rec = F.mse_loss(self.text_decoder(theta).float(), text.float())
         rotated_back = self.composer(target, text, conjugate=True)
         symmetry = self.objective(F.normalize(rotated_back, dim=-1), F.normalize(source, dim=-1))
         total = (

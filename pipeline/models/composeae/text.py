@@ -82,9 +82,10 @@ class FrozenBert(nn.Module):
     @torch.no_grad()
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        hidden = out.hidden_states[self.layer].float()
-        mask = attention_mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        hidden = out.hidden_states[self.layer]
+        mask = attention_mask.float().unsqueeze(-1)
+        mean = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean.to(hidden.dtype)  # bf16 training: the layers after BERT hold bf16 weights too
 
 
 @dataclass
