@@ -261,3 +261,28 @@ def test_missing_or_bad_bert_folder_names_the_key(bert: Path, tmp_path: Path) ->
 def test_bad_options_name_the_key(bert: Path, options: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         tiny(bert, **options)
+
+
+def test_bf16_weights_train_as_under_deepspeed(bert: Path) -> None:
+    model = tiny(bert).to(torch.bfloat16).train()
+    batch = batch_of(model, 8)
+    batch = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in batch.items()}
+    out = model.loss(batch)
+    assert out["loss"].isfinite()
+    out["loss"].backward()
+    assert model.composer.a.grad is not None
+
+
+def test_init_from_an_export_takes_its_weights_and_bert(bert: Path, tmp_path: Path) -> None:
+    model = tiny(bert).eval()
+    with torch.no_grad():
+        model.composer.a.copy_(torch.tensor([7.0, 2.0]))
+    export = save_export(model, tmp_path / "export")
+    shape = {"embed_dim": 16, "conv_channels": 6, "conv_pool": 4, "image_size": 32, "resize": 32}
+    started = build_model({"family": "composeae", "init_from": str(export), **shape}).eval()
+    assert started.composer.a.tolist() == [7.0, 2.0]
+    batch = batch_of(model, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(started.encode_query(batch), model.encode_query(batch))
+    with pytest.raises(ConfigError, match="model.embed_dim"):
+        build_model({"family": "composeae", "init_from": str(export), "embed_dim": 8})
