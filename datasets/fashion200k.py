@@ -25,6 +25,8 @@ What the reference does, and what coir does with it:
   "  " -> " " and a strip), which also cuts the word out of longer words ("red" out of "tiered")
   and deletes every repeat of it. coir deletes the one word (`word_deletion="token"`, the protocol:
   "one word difference"); `word_deletion="substring"` gives the released behaviour.
+- Query text: the modification above, or (`text="target_description"`, ComposeAE's complete text
+  query) the target's cleaned description, in training and test alike.
 - Test: the gallery is every test image; a query's reference is removed from its ranking; a
   retrieved image is a hit when its description equals the target's (see eval/benchmarks/fashion200k.py).
 """
@@ -43,6 +45,9 @@ FASHION200K_SPLITS = ("train", "test")
 # the order naver/artemis (and MANME) read the training label files when building the vocabulary
 VOCAB_CATEGORY_ORDER = ("dress", "skirt", "jacket", "pants", "top")
 WORD_DELETIONS = ("token", "substring")
+# the query text: "replace X with Y" (TIRG) or the target's whole description (ComposeAE's complete text
+# query, `--use_complete_text_query`: the target caption after the clean-up)
+TEXT_FORMS = ("modification", "target_description")
 TEST_QUERIES = "test_queries.txt"
 _CLEANUP = ((".", "dotmark"), ("?", "questionmark"), ("&", "andmark"), ("*", "starmark"))
 
@@ -91,6 +96,13 @@ def different_words(source: str, target: str) -> tuple[str, str, str]:
     x = next((w for w in source_words if w not in target_words), source_words[-1])
     y = next((w for w in target_words if w not in source_words), target_words[-1])
     return x, y, f"replace {x} with {y}"
+
+
+def query_text(modification: str, target_description: str, text: str = "modification") -> str:
+    """The query text of a pair in the chosen form (TEXT_FORMS)."""
+    if text not in TEXT_FORMS:
+        raise ConfigError(f"key 'text': must be one of {', '.join(TEXT_FORMS)}, got {text!r}")
+    return modification if text == "modification" else target_description
 
 
 def _check(split: str, category: str | None = None) -> None:

@@ -124,6 +124,34 @@ def test_benchmark_task(test_root):
         )
 
 
+def test_benchmark_option_gives_the_target_description_as_text(test_root):
+    from coir.common.config import load_config
+    from coir.eval.benchmarks import get_benchmark
+    from coir.eval.config import EvalConfig, check_eval_config
+
+    base = ["benchmark=fashion200k", "split=test", f"data_root={test_root}"]
+    config = load_config(
+        EvalConfig, overrides=[*base, "options.fashion200k.fashion200k_text=target_description"]
+    )
+    check_eval_config(config)
+    (task,) = get_benchmark("fashion200k").tasks(config)
+    assert [q.text for q in task.queries] == [
+        "red leopard print dress", "red striped top", "red striped top", "blue dressdotmark"
+    ]  # fmt: skip
+    bad = load_config(EvalConfig, overrides=[*base, "options.fashion200k.fashion200k_text=caption"])
+    with pytest.raises(ConfigError, match="fashion200k_text"):
+        check_eval_config(bad)
+
+
+def test_query_text_forms():
+    from coir.datasets.fashion200k import query_text
+
+    assert query_text("replace red with blue", "blue dress") == "replace red with blue"
+    assert query_text("replace red with blue", "blue dress", "target_description") == "blue dress"
+    with pytest.raises(ConfigError, match="text"):
+        query_text("replace red with blue", "blue dress", "both")
+
+
 # ---------------------------------------------------------------- training pairs
 
 # token deletion: parents of "red tiered dress" are "tiered dress", "red dress", "red tiered";

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from coir.datasets.fashion200k import TEXT_FORMS as FASHION200K_TEXT_FORMS
 from coir.datasets.mit_states import DRAWS, TEXT_FORMS
 
 HELP = "shard CIRR, FashionIQ, Shoes or Fashion200k triplets and galleries (test splits: queries + gallery)"
@@ -17,6 +18,7 @@ coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queri
 coir data shards shoes --root W/shoes --split train --out runs/shoes_train   # cross-split triplets: errors
 coir data shards fashion200k --root W/fashion200k --split train --out runs/f200k --pairs-per-image 4 --seed 0
 coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_test   # queries/, gallery/
+coir data shards fashion200k --root W/f200k --split test --out runs/t --fashion200k-text target_description
 coir data shards mit_states --root W/mit_states --split train --out runs/mit --pairs-per-image 4 --seed 0
 coir data shards mit_states --root W/mit_states --split test --out runs/mit_t --mit-states-text adjective_noun
 """
@@ -31,6 +33,7 @@ _FLAGS = {
     "size": "size",
     "pairs_per_image": "pairs_per_image",
     "seed": "seed",
+    "fashion200k_text": "fashion200k_text",
     "mit_states_text": "mit_states_text",
     "mit_states_draw": "mit_states_draw",
 }
@@ -56,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed", type=int, metavar="S", help="fashion200k, mit_states train: seed of the draw (default 0)"
+    )
+    parser.add_argument(
+        "--fashion200k-text",
+        choices=FASHION200K_TEXT_FORMS,
+        help='fashion200k: text = "replace X with Y" (default) or the target\'s description (ComposeAE)',
     )
     parser.add_argument(
         "--mit-states-text",

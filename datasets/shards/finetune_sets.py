@@ -17,7 +17,8 @@ turn goes to a random modifiable one, as in the reference) with targets drawn in
 MIT-States training pairs likewise (coir.datasets.mit_states: draw_training_pairs, `mit_states_draw`
 other | released); its test split gives `queries/` (json: the target label, "adjective noun", and
 one image of it; a hit is any image of that label) and `gallery/` (json: each image's label). The
-text is the target adjective or "adjective noun" (`mit_states_text`).
+text is the target adjective or "adjective noun" (`mit_states_text`); Fashion200k's "replace X with Y"
+or the target's description (`fashion200k_text`), train and test alike.
 
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
@@ -34,6 +35,7 @@ from typing import Any
 from coir.common import fields as shard_fields
 from coir.common.config import to_dict
 from coir.common.errors import CoirError, ConfigError, MissingInputError
+from coir.datasets.fashion200k import TEXT_FORMS as FASHION200K_TEXT_FORMS
 from coir.datasets.fashion200k import WORD_DELETIONS
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
@@ -65,6 +67,8 @@ class BenchmarkShardsConfig:
     word_deletion: str = (
         "token"  # fashion200k: parents by deleting the word (token) or as released (substring)
     )
+    # fashion200k: the text is "replace X with Y" (modification) or the target's description
+    fashion200k_text: str = "modification"
     mit_states_text: str = "adjective"  # mit_states: the text is the target adjective or "adjective noun"
     mit_states_draw: str = (
         "other"  # mit_states train: target adjective other than the reference's, or released
@@ -234,6 +238,7 @@ def _fashion200k_sets(
     from coir.datasets.fashion200k import (
         build_test_queries,
         draw_training_pairs,
+        query_text,
         read_fashion200k_images,
         unique_images,
     )
@@ -242,6 +247,11 @@ def _fashion200k_sets(
         raise ConfigError(
             f"key 'word_deletion': must be one of {', '.join(WORD_DELETIONS)}, got {config.word_deletion!r}"
         )
+    if config.fashion200k_text not in FASHION200K_TEXT_FORMS:
+        raise ConfigError(
+            f"key 'fashion200k_text': must be one of {', '.join(FASHION200K_TEXT_FORMS)}, "
+            f"got {config.fashion200k_text!r}"
+        )
     root, split = Path(config.root), config.split
     images = read_fashion200k_images(root, split)
     gallery_images = unique_images(root, images, split, strict=split == "test")
@@ -249,43 +259,47 @@ def _fashion200k_sets(
     if split == "test":
         category_of = {im.path: im.category for im in gallery_images}
         for i, q in enumerate(build_test_queries(root, gallery_images)):
+            text = query_text(q.text, q.target_description, config.fashion200k_text)
             meta = {
                 "reference": q.reference,
                 "target": q.target,
                 "reference_description": q.reference_description,
                 "target_description": q.target_description,
-                "text": q.text,
+                "modification": q.text,
+                "text": text,
                 "line": q.line,
             }
             row = {
                 "category": category_of[q.reference],
                 "reference": q.reference,
                 "target": q.target,
-                "text": q.text,
+                "text": text,
             }
             fields = ((shard_fields.QUERY_IMAGE, str(root / q.reference)),)
-            samples.append(SampleSpec(f"{i:07d}", fields, q.text, meta, row))
+            samples.append(SampleSpec(f"{i:07d}", fields, text, meta, row))
     else:
         pairs = draw_training_pairs(
             [im.description for im in images], config.pairs_per_image, config.seed, config.word_deletion
         )
         for draw, position, pair in pairs:
             ref, tgt = images[pair.reference], images[pair.target]
+            text = query_text(pair.text, tgt.description, config.fashion200k_text)
             meta = {
                 "reference": ref.path,
                 "target": tgt.path,
                 "reference_description": ref.description,
                 "target_description": tgt.description,
                 "parent": pair.parent,
-                "text": pair.text,
+                "modification": pair.text,
+                "text": text,
                 "draw": draw,
             }
-            row = {"category": ref.category, "reference": ref.path, "target": tgt.path, "text": pair.text}
+            row = {"category": ref.category, "reference": ref.path, "target": tgt.path, "text": text}
             fields = (
                 (shard_fields.QUERY_IMAGE, str(root / ref.path)),
                 (shard_fields.TARGET_IMAGE, str(root / tgt.path)),
             )
-            samples.append(SampleSpec(f"{draw:03d}_{position:07d}", fields, pair.text, meta, row))
+            samples.append(SampleSpec(f"{draw:03d}_{position:07d}", fields, text, meta, row))
     gallery = [
         SampleSpec(
             _key(image.path),

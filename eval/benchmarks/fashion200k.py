@@ -6,15 +6,21 @@ reference is removed from its own ranking. A retrieved image is a hit when its d
 the target's, so a query's target rank is the rank of the first image with the target's
 description (the task's gallery labels; eval/ranking.py ranks by target group). Metrics R@1, R@10,
 R@50 and their mean "avg", the model-selection measure. The split is "test" (`--split test`).
+With `--fashion200k-text target_description` (options.fashion200k.fashion200k_text) the query text is
+the target's description (ComposeAE's complete text query) instead of "replace X with Y".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coir.common.errors import ConfigError
+from coir.datasets.fashion200k import TEXT_FORMS
 from coir.eval.benchmarks.base import Benchmark, register
+from coir.eval.config import option
 from coir.eval.metrics import recall_with_average
 from coir.eval.tasks import Query, Task
 
@@ -26,8 +32,24 @@ KS = (1, 10, 50)
 SPLITS = ("test",)
 
 
-def fashion200k_task(root: str | Path, image_root: str | Path | None = None) -> Task:
-    from coir.datasets.fashion200k import build_test_queries, read_fashion200k_images, unique_images
+@dataclass
+class Fashion200kOptions:
+    fashion200k_text: str = option(
+        "modification",
+        'Fashion200k query text: "replace X with Y" (TIRG) or the target\'s description (ComposeAE)',
+        choices=TEXT_FORMS,
+    )
+
+
+def fashion200k_task(
+    root: str | Path, image_root: str | Path | None = None, text: str = "modification"
+) -> Task:
+    from coir.datasets.fashion200k import (
+        build_test_queries,
+        query_text,
+        read_fashion200k_images,
+        unique_images,
+    )
 
     gallery = unique_images(root, read_fashion200k_images(root, "test"), "test")
     images = Path(image_root or root)
@@ -36,7 +58,7 @@ def fashion200k_task(root: str | Path, image_root: str | Path | None = None) -> 
             key=str(i),
             reference=q.reference,
             reference_path=images / q.reference,
-            text=q.text,
+            text=query_text(q.text, q.target_description, text),
             target=q.target,
             exclude=(q.reference,),
         )
@@ -58,9 +80,20 @@ def fashion200k_task(root: str | Path, image_root: str | Path | None = None) -> 
 class Fashion200k(Benchmark):
     name = "fashion200k"
     splits = SPLITS
+    Options = Fashion200kOptions
+
+    def check(self, config: EvalConfig) -> None:
+        super().check(config)
+        text = self.options(config).fashion200k_text
+        if text not in TEXT_FORMS:
+            raise ConfigError(
+                f"key 'options.fashion200k.fashion200k_text': must be one of {', '.join(TEXT_FORMS)}, "
+                f"got {text!r}"
+            )
 
     def tasks(self, config: EvalConfig) -> list[Task]:
-        return [fashion200k_task(str(config.data_root), config.image_root)]
+        options: Fashion200kOptions = self.options(config)
+        return [fashion200k_task(str(config.data_root), config.image_root, options.fashion200k_text)]
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
         return recall_with_average(ranking.target_rank, task.ks)

@@ -1,0 +1,131 @@
+"""ComposeAE's text side: frozen BERT sentence features from a local Hugging Face folder, and the
+processor that tokenises for it. bert-as-service (the reference's) pools with REDUCE_MEAN over one
+hidden layer (default -2, the second-to-last), averaging every position its input mask marks: the
+words and [CLS] / [SEP], not the padding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from coir.common.errors import ConfigError, DataFormatError, MissingInputError
+from coir.pipeline.models.components.processor import IMAGENET_MEAN, IMAGENET_STD
+
+KEY = "model.text_model"
+
+
+def _folder(path: str | Path | None, key: str) -> Path:
+    if not path:
+        raise ConfigError(f"key {key!r}: a local BERT folder (config, weights, tokenizer) is required")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise MissingInputError(folder, f"BERT folder ({key})")
+    if not (folder / "config.json").is_file():
+        raise MissingInputError(folder / "config.json", f"BERT config ({key})")
+    return folder
+
+
+def load_tokenizer(path: str | Path, key: str = KEY) -> Any:
+    from transformers import AutoTokenizer
+
+    folder = _folder(path, key)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise DataFormatError(folder, f"no tokenizer could be loaded ({key}): {e}") from e
+
+
+def load_bert(path: str | Path, key: str = KEY) -> nn.Module:
+    """The pretrained BERT of a local folder; ConfigError naming any weight the encoder needs that the
+    folder lacks (the pooler is unused and may be absent)."""
+    from transformers import AutoModel
+
+    folder = _folder(path, key)
+    try:
+        model, info = AutoModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
+    except (OSError, ValueError) as e:
+        raise DataFormatError(folder, f"no BERT weights could be loaded ({key}): {e}") from e
+    missing = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")]
+    if missing:
+        raise ConfigError(f"key {key!r}: {folder} lacks weights: {', '.join(sorted(missing)[:20])}")
+    return model
+
+
+def bert_from_config(folder: Path) -> nn.Module:
+    """A BERT of the folder's config.json with random weights (an export's weights follow)."""
+    from transformers import AutoConfig, AutoModel
+
+    return AutoModel.from_config(AutoConfig.from_pretrained(str(_folder(folder, "export text_model"))))
+
+
+class FrozenBert(nn.Module):
+    """BERT, never trained and always in eval mode: (input_ids, attention_mask) [B, L] -> [B, hidden],
+    the masked mean of hidden layer `layer`."""
+
+    def __init__(self, bert: nn.Module, layer: int = -2) -> None:
+        super().__init__()
+        layers = bert.config.num_hidden_layers
+        if not -(layers + 1) <= layer <= layers:
+            raise ConfigError(f"key 'model.text_layer': BERT has hidden states 0..{layers}, got {layer}")
+        self.bert = bert.requires_grad_(False).eval()
+        self.layer = layer
+        self.dim = int(bert.config.hidden_size)
+
+    def train(self, mode: bool = True) -> FrozenBert:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        hidden = out.hidden_states[self.layer]
+        mask = attention_mask.float().unsqueeze(-1)
+        mean = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean.to(hidden.dtype)  # bf16 training: the layers after BERT hold bf16 weights too
+
+
+@dataclass
+class ComposeAEProcessor:
+    """image: Resize(resize) + CenterCrop(image_size) + ImageNet normalisation (the reference's, no
+    padding); text: BERT tokens padded to max_length, [CLS] ... [SEP] (bert-as-service truncates to
+    max_seq_len likewise)."""
+
+    tokenizer: Any  # a transformers tokenizer (picklable)
+    max_length: int = 25
+    image_size: int = 224
+    resize: int = 224
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    _transform: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def transform(self) -> Any:
+        if self._transform is None:
+            from torchvision import transforms as T
+
+            self._transform = T.Compose(
+                [
+                    T.Resize(self.resize),
+                    T.CenterCrop(self.image_size),
+                    T.ToTensor(),
+                    T.Normalize(self.mean, self.std),
+                ]
+            )
+        return self._transform
+
+    def image(self, image: Image.Image) -> torch.Tensor:
+        return self.transform()(image.convert("RGB"))
+
+    def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Texts -> {"input_ids", "attention_mask"} long [B, max_length]."""
+        enc = self.tokenizer(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": enc["input_ids"].long(), "attention_mask": enc["attention_mask"].long()}
