@@ -67,7 +67,9 @@ def load_swin_weights(swin: SwinTransformer, path: str | Path) -> None:
         problems = [f"missing keys ({len(missing)}): {_listed(missing)}"] if missing else []
         problems += [f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}"] if unexpected else []
         problems += [f"wrong shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
-        raise ConfigError(f"model.backbone_weights {path}: weights do not match the Swin; " + "; ".join(problems))
+        raise ConfigError(
+            f"model.backbone_weights {path}: weights do not match the Swin; " + "; ".join(problems)
+        )
     swin.load_state_dict(state, strict=False)
 
 

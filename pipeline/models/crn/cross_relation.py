@@ -41,7 +41,9 @@ class Inception(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, dims: int) -> None:
         super().__init__()
         conv, bn, pool = (
-            (nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d) if dims == 1 else (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d)
+            (nn.Conv1d, nn.BatchNorm1d, nn.AvgPool1d)
+            if dims == 1
+            else (nn.Conv2d, nn.BatchNorm2d, nn.AvgPool2d)
         )
         fractions = (3 / 8, 1 / 4, 1 / 4) if dims == 1 else (5 / 16, 1 / 4, 1 / 4)
         w0, w1, w2, w3 = _widths(out_dim, fractions)
@@ -125,12 +127,15 @@ class WordLSTM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.detach().to("cpu", torch.int64).clamp(min=1)
-        packed = pack_padded_sequence(self.embedding(input_ids), lengths, batch_first=True, enforce_sorted=False)
-        steps, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=input_ids.shape[1])
+        packed = pack_padded_sequence(
+            self.embedding(input_ids), lengths, batch_first=True, enforce_sorted=False
+        )
+        steps, _ = pad_packed_sequence(
+            self.lstm(packed)[0], batch_first=True, total_length=input_ids.shape[1]
+        )
         return steps
 
 
 def word_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
     """[B, length] bool, True on each sentence's first `lengths` positions (at least one)."""
     return torch.arange(length, device=lengths.device)[None] < lengths.clamp(min=1)[:, None]
-

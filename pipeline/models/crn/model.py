@@ -48,7 +48,13 @@ from coir.pipeline.models.components.cnn import GeM
 from coir.pipeline.models.components.processor import WordProcessor
 from coir.pipeline.models.crn.backbone import ImageEncoder, build_swin, load_swin_weights
 from coir.pipeline.models.crn.config import AGGREGATIONS, REGIONS, CrnModelConfig
-from coir.pipeline.models.crn.cross_relation import GlobalRelation, LocalRelation, WordLSTM, masked_gem, word_mask
+from coir.pipeline.models.crn.cross_relation import (
+    GlobalRelation,
+    LocalRelation,
+    WordLSTM,
+    masked_gem,
+    word_mask,
+)
 
 BRANCHES = ("local", "global")
 
@@ -113,7 +119,9 @@ class Crn(RetrievalModel):
                 f"key 'model.aggregation': must be one of {', '.join(AGGREGATIONS)}, got {cfg.aggregation!r}"
             )
         if cfg.regions not in REGIONS:
-            raise ConfigError(f"key 'model.regions': must be one of {', '.join(REGIONS)}, got {cfg.regions!r}")
+            raise ConfigError(
+                f"key 'model.regions': must be one of {', '.join(REGIONS)}, got {cfg.regions!r}"
+            )
         if cfg.freeze_backbone or cfg.freeze_word_embeddings:
             raise ConfigError("key 'model.freeze_backbone': CRN trains every part (no two-stage recipe)")
         if vocab.tokenizer != "tirg":
@@ -171,7 +179,11 @@ class Crn(RetrievalModel):
             "mutual": cfg.mutual_weight,
         }
         total = sum(
-            (weights[name.split("_")[0]] * value for name, value in terms.items() if weights[name.split("_")[0]]),
+            (
+                weights[name.split("_")[0]] * value
+                for name, value in terms.items()
+                if weights[name.split("_")[0]]
+            ),
             torch.zeros((), device=terms["perceptual"].device),
         )
         out = {"loss": total} | {k: v.detach() for k, v in terms.items()}
@@ -179,7 +191,9 @@ class Crn(RetrievalModel):
 
     def processor(self) -> WordProcessor:
         cfg = self.cfg
-        return WordProcessor(self.vocab, cfg.max_length, cfg.image_size, cfg.resize, pad_square=cfg.pad_square)
+        return WordProcessor(
+            self.vocab, cfg.max_length, cfg.image_size, cfg.resize, pad_square=cfg.pad_square
+        )
 
     def export_config(self) -> dict[str, Any]:
         model = dataclasses.asdict(self.cfg)
