@@ -27,7 +27,8 @@ from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
 from torch import nn
 
 from coir.common.errors import ConfigError
-from coir.pipeline.models.components.cnn import GeM, read_state_dict
+from coir.pipeline.models.components.cnn import read_state_dict
+from coir.pipeline.models.crn.cross_relation import GeM
 
 _SHOWN_KEYS = 8
 
@@ -99,7 +100,7 @@ class ImageEncoder(nn.Module):
         self.aggregation_stages = list(aggregation_stages)
         self.regions = regions
         self.conv = nn.Conv2d(channels[-1], map_dim, kernel_size=1, bias=False)
-        self.pool = GeM(gem_p, learn_p=True)
+        self.pool = GeM(gem_p)
         self.fc = nn.Linear(map_dim, embed_dim)
         aggregated = embed_dim + sum(channels[i] for i in aggregation_stages)
         self.aggregate = nn.Linear(aggregated, map_dim)

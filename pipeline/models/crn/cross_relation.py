@@ -109,6 +109,19 @@ class GlobalRelation(nn.Module):
         return (gamma * seen + beta) * keep, gamma, beta
 
 
+class GeM(nn.Module):
+    """Generalised-mean pooling over H x W with a learned p (the reference's blocks.py GeM, p = 3):
+    (mean(clamp(x, eps) ** p)) ** (1 / p), [B, C, H, W] -> [B, C]. p has shape [1] for DeepSpeed."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.full((1,), float(p)))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+
+
 def masked_gem(x: torch.Tensor, mask: torch.Tensor, p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """GeM over the last axis of x [B, C, L] at the positions mask [B, L] keeps -> [B, C]."""
     keep = mask[:, None, :].to(x.dtype)

@@ -44,11 +44,11 @@ from coir.common.errors import ConfigError
 from coir.datasets.vocab import Vocabulary
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.base import RetrievalModel
-from coir.pipeline.models.components.cnn import GeM
 from coir.pipeline.models.components.processor import WordProcessor
 from coir.pipeline.models.crn.backbone import ImageEncoder, build_swin, load_swin_weights
 from coir.pipeline.models.crn.config import AGGREGATIONS, REGIONS, CrnModelConfig
 from coir.pipeline.models.crn.cross_relation import (
+    GeM,
     GlobalRelation,
     LocalRelation,
     WordLSTM,
@@ -78,7 +78,7 @@ class Branch(nn.Module):
         else:
             self.relation = GlobalRelation(cfg.map_dim, cfg.lstm_hidden, cfg.global_temperature)
             self.head = nn.Linear(cfg.lstm_hidden, cfg.embed_dim)
-        self.pool = GeM(cfg.gem_p, learn_p=True)
+        self.pool = GeM(cfg.gem_p)
         # shape [1]: DeepSpeed's fp32 gradient clipping scales gradients in place by a [1] factor
         self.scale = nn.Parameter(torch.full((1,), float(cfg.normalize_scale)))
 
