@@ -250,3 +250,17 @@ def test_bad_options_are_config_errors_naming_the_key(tmp_path: Path) -> None:
     artemis_vocab = Vocabulary.from_captions(CAPTIONS).save(tmp_path / "artemis.json")
     with pytest.raises(ConfigError, match="model.vocabulary"):
         tiny_crn(tmp_path, vocabulary=str(artemis_vocab))
+
+
+def test_init_from_an_export_takes_its_weights_and_refuses_another_architecture(
+    model: Crn, tmp_path: Path
+) -> None:
+    from coir.pipeline.models.export import save_export
+
+    export = save_export(model, tmp_path / "export")
+    started = tiny_crn(tmp_path, init_from=str(export), vocabulary=None, aggregation="released")
+    assert started.cfg.aggregation == "released"
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(started.state_dict()[name], value)
+    with pytest.raises(ConfigError, match="model.map_dim 24 there, 32 here"):
+        tiny_crn(tmp_path, init_from=str(export), vocabulary=None, map_dim=32)

@@ -7,7 +7,9 @@ embedding, and the hierarchical aggregation of the stage features.
     M          = Conv1x1(S_n)                                              [B, map_dim, h, w]
     e          = Lin(GeM(M))                                               [B, embed_dim]
     agg        = Lin([e, avgpool(S_i) for i in aggregation_stages])        [B, map_dim]
-    aggregation=paper     M' = M + agg (broadcast over h, w),  e' = Lin(GeM(M'))  (the same Lin)
+    aggregation=paper     M' = M + agg (broadcast over h, w),  e' = Lin(GeM(M'))  (the same Lin): the
+                          paper's top-down aggregation of the stage features by an MLP, in the form
+                          the released code computes it (the paper's equations were not at hand)
     aggregation=released  M' = M, e' = e: the reference computes `imgs_final = final + imgs` and
                           returns `imgs`, so agg (and its linear layer) never reach an output
 
