@@ -131,7 +131,8 @@ def masked_gem(x: torch.Tensor, mask: torch.Tensor, p: torch.Tensor, eps: float 
 
 class WordLSTM(nn.Module):
     """The reference's TextLSTMModel: word embeddings -> one LSTM layer, every step's output a word
-    feature [B, L, hidden] (packed: padding never enters the recurrence; zero at padding)."""
+    feature [B, L, hidden], L the batch's longest sentence, as the reference's (packed: padding never
+    enters the recurrence; zero at padding)."""
 
     def __init__(self, vocab_size: int, word_dim: int, hidden: int) -> None:
         super().__init__()
@@ -144,7 +145,7 @@ class WordLSTM(nn.Module):
             self.embedding(input_ids), lengths, batch_first=True, enforce_sorted=False
         )
         steps, _ = pad_packed_sequence(
-            self.lstm(packed)[0], batch_first=True, total_length=input_ids.shape[1]
+            self.lstm(packed)[0], batch_first=True, total_length=int(lengths.max())
         )
         return steps
 
