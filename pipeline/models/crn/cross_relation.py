@@ -12,8 +12,9 @@ the image seen from word l is v_l = Σ_r A[l, r] V_r. γ, β = Inception1d([Wᵀ
 query sequence is γ ⊙ v + β.
 
 The reference's LSTM runs over its padded batch and attends to (and pools) the padding steps too;
-here padding is masked out of the softmax, zeroed before the 1d convolutions and left out of pooling,
-so a query does not depend on the longest sentence of its batch (its BatchNorm still sees the batch).
+here padding is masked out of the softmax, zeroed after every layer of the 1d Inception blocks and
+left out of their average pool and of the final pooling, so in evaluation a query does not depend on
+the other sentences of its batch (in training BatchNorm's statistics still see the batch).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Inception(nn.Module):
         fractions = (3 / 8, 1 / 4, 1 / 4) if dims == 1 else (5 / 16, 1 / 4, 1 / 4)
         w0, w1, w2, w3 = _widths(out_dim, fractions)
         inner, middle = max(1, in_dim // 4), max(1, round(in_dim * 7 / 64))
-        self.branch0 = _conv_bn(conv, bn, in_dim, w0, 1)
+        self.branch0 = nn.Sequential(_conv_bn(conv, bn, in_dim, w0, 1))
         self.branch1 = nn.Sequential(_conv_bn(conv, bn, in_dim, inner, 1), _conv_bn(conv, bn, inner, w1, 3))
         self.branch2 = nn.Sequential(
             _conv_bn(conv, bn, in_dim, inner, 1),
@@ -59,8 +60,20 @@ class Inception(nn.Module):
             pool(3, stride=1, padding=1, count_include_pad=False), _conv_bn(conv, bn, in_dim, w3, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """keep [B, 1, L] (1d only): 1 on real positions. Padding is zeroed after every layer and left
+        out of the average pool, so a real position sees what it would see without the padding (the
+        convolutions' own zero padding); BatchNorm's training statistics still count the zeros."""
+        if keep is None:
+            return torch.cat([self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)], dim=1)
+        outs = []
+        for branch in (self.branch0, self.branch1, self.branch2, self.branch3):
+            y = x * keep
+            for layer in branch:
+                y = layer(y) / layer(keep).clamp(min=1e-6) if isinstance(layer, nn.AvgPool1d) else layer(y)
+                y = y * keep
+            outs.append(y)
+        return torch.cat(outs, dim=1)
 
 
 class LocalRelation(nn.Module):
@@ -105,7 +118,7 @@ class GlobalRelation(nn.Module):
         keep = mask[:, None, :].to(seen.dtype)
         seen = seen * keep
         both = torch.cat([words.transpose(1, 2) * keep, seen], dim=1)
-        gamma, beta = self.gamma(both), self.beta(both)
+        gamma, beta = self.gamma(both, keep), self.beta(both, keep)
         return (gamma * seen + beta) * keep, gamma, beta
 
 
