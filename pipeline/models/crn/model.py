@@ -24,7 +24,8 @@ one optimizer step: every term of branch X sees branch Y only through sg, so the
 with respect to X's parameters is exactly the gradient of X's own reference loss, and AdamW's update
 is per parameter, so one step equals the two reference steps except that the global branch's terms
 use the local branch's outputs from before that step's update instead of after (a simultaneous
-rather than alternating update).
+rather than alternating update). Both branches share the optimizer's settings (as the reference's
+two optimizers do), and a gradient-norm clip, when set, is taken over both branches together.
 
 Retrieval (the reference's test.py): query = [l2n(q_L), l2n(q_G)] / √2, target = [l2n(t_L), l2n(t_G)]
 / √2, both unit vectors; the score is their dot product, the mean of the two branches' cosines.
