@@ -8,6 +8,9 @@
 Every stage is the library code the CLI commands run; finished stages are reused on a rerun
 (the world when its seed and scale match, shards by the builder's own resume, trained models
 when their export exists), so an interrupted demo picks up where it stopped.
+
+`coir demo --methods all|NAME,...` runs the other demo instead: every method trained alike on the
+synthetic fashion-style data and compared untrained -> trained (coir.launch.methods_demo).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ HELP = "run the whole pipeline on the synthetic world: build, shard, pretrain, e
 EXAMPLE = """\
 coir demo --out runs/demo
 coir demo --out runs/quick --scale tiny --steps 30 --baseline-steps 10
-coir demo --methods all --out runs/methods            # every method side by side on FashionIQ-style data
+coir demo --methods all --out runs/methods     # every method side by side (about 10 min on 2 cores)
 coir demo --methods tirg,artemis --out runs/two --scale tiny --steps 50"""
 
 MODELS = ("case", "image-only", "text-only")
@@ -44,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "data and compare them untrained -> trained (coir.launch.methods_demo; 'all' = every method)",
     )
     parser.add_argument(
-        "--steps", type=int, default=None, help="training steps per model (default: 200; --methods: 60)"
+        "--steps", type=int, default=None, help="training steps per model (default: 200; --methods: 150)"
     )
     parser.add_argument(
         "--baseline-steps",
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.methods is not None:
         from coir.launch.methods_demo import run_methods
 
-        args.steps = args.steps or 60
+        args.steps = args.steps or 150
         args.batch_size = args.batch_size or 16
         return run_methods(args, build_world_once)
     args.steps = args.steps or 200

@@ -37,7 +37,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path, Path, Path]:
     argv += ["--pairs-per-image", "2", "--fashion200k-text", "target_description", "--no-progress"]
     assert run_command("coir.datasets.shards.cli", argv) == 0
     overrides = [f"model.text_model={bert}", *SMALL]
-    train_tiny(RECIPE, [shards / "triplets"], work / "run", 50, *overrides)
+    train_tiny(RECIPE, [shards / "triplets"], work / "run", 30, *overrides)
     untrained = untrained_export(RECIPE, overrides, work / "untrained")
     return f200k, shards, work / "run" / "export", untrained
 

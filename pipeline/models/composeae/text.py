@@ -5,6 +5,7 @@ words and [CLS] / [SEP], not the padding."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,33 @@ def bert_from_config(folder: Path) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     return AutoModel.from_config(AutoConfig.from_pretrained(str(_folder(folder, "export text_model"))))
+
+
+def write_random_bert(
+    folder: str | Path,
+    texts: Iterable[str],
+    hidden: int = 32,
+    layers: int = 2,
+    seed: int = 0,
+    vocab_size: int = 1000,
+) -> Path:
+    """A random BertModel (hidden size `hidden`, `layers` layers, weights from `seed`) and a WordPiece
+    tokenizer of at most `vocab_size` entries trained on `texts`, written to `folder` as a local Hugging
+    Face folder that `model.text_model` accepts: the stand-in for a pretrained BERT in tests and the demo."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
+
+    train_wordpiece(list(texts) * 3, folder, vocab_size=vocab_size)
+    vocab = len(AutoTokenizer.from_pretrained(str(folder), local_files_only=True))
+    config = BertConfig(
+        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64,
+    )  # fmt: skip
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(str(folder))
+    return Path(folder)
 
 
 class FrozenBert(nn.Module):
