@@ -7,6 +7,7 @@ the flags given on the command line (one per EvalConfig field and benchmark opti
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,8 +22,9 @@ coir eval --config configs/zeroshot/fashioniq.yaml --checkpoint runs/demo/export
 coir eval --checkpoint CKPT --benchmark lasco --data-root runs/lasco --image-root runs/world/coco
 coir eval --checkpoint CKPT --benchmark fashioniq --data-root FIQ --caption-orders both   # ARTEMIS protocol
 coir eval --checkpoint CKPT --benchmark fashion200k --split test --data-root F200K   # TIRG protocol
-coir eval --checkpoint CKPT --benchmark cirr --split test1 --data-root CIRR --image-root CIRR/img_raw \\
-    --out sub        # writes the two official submission files under sub/submissions/
+coir eval --checkpoint runs/x/export --benchmark cirr --split test1 --data-root CIRR \\
+    --image-root CIRR/img_raw   # the two server files, checked, under runs/x/eval/cirr-test1/submissions/
+coir eval validate runs/x/eval/cirr-test1/submissions/*.json --split test1 --data-root CIRR
 torchrun --nproc_per_node 4 $(which coir) eval --checkpoint CKPT --benchmark cirr --data-root CIRR
                      # several ranks: each embeds a slice of the gallery and the queries"""
 
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace) -> EvalConfig:
     """EvalConfig from defaults < --config < overrides < flags; checked."""
     from coir.common.errors import ConfigError
+    from coir.eval.benchmarks import get_benchmark
     from coir.eval.config import check_eval_config
     from coir.eval.flags import eval_config_from_args
 
@@ -43,7 +46,16 @@ def build_config(args: argparse.Namespace) -> EvalConfig:
     if config.checkpoint is None:
         raise ConfigError("key 'checkpoint' is required (give --checkpoint or set it in the config file)")
     check_eval_config(config)
+    if config.out is None and config.split in get_benchmark(str(config.benchmark)).submission_splits:
+        config.out = str(default_out(config.checkpoint, str(config.benchmark), config.split))
     return config
+
+
+def default_out(checkpoint: str, benchmark: str, split: str) -> Path:
+    """Where a split whose result is server files goes without --out: beside the checkpoint, never
+    inside it (its files are the checkpoint's identity for the gallery cache):
+    runs/x/export -> runs/x/eval/<benchmark>-<split>."""
+    return Path(checkpoint).parent / "eval" / f"{benchmark}-{split}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from coir.eval.api import evaluate
+    from coir.eval.benchmarks import get_benchmark
     from coir.eval.config import eval_device
     from coir.eval.encode import world
     from coir.eval.redundancy import redundancy_markdown
@@ -75,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             print("\n" + redundancy_markdown(name, summary), end="")
         if config.out:
             print(f"reports in {config.out}")
+        if config.split in get_benchmark(str(config.benchmark)).submission_splits:
+            print(f"server files (checked against the {config.split} annotations) in {config.out}/submissions")
     return 0
 
 

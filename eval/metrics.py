@@ -32,3 +32,23 @@ def mean_metrics(per_task: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """The unweighted mean of each metric over tasks (FashionIQ: over the three categories)."""
     keys = [k for k in per_task[0] if all(k in m for m in per_task)] if per_task else []
     return {k: float(np.mean([m[k] for m in per_task])) for k in keys}
+
+
+def soft_recall_at_k(
+    ranked: np.ndarray, relevance: np.ndarray, ks: Iterable[int], prefix: str = "softR"
+) -> dict[str, float]:
+    """Graded recall (the CIRR val protocol of CIRPLANT, the dataset authors' code): a query scores the
+    highest relevance among its first k ranked candidates, floored at 0 (a -1 "not a match" label
+    costs nothing, an unlabelled candidate scores 0); the metric is the mean score, as a percentage.
+
+    ranked: [Q, n] candidate ids in ranked order, -1 padded; relevance: [Q, n] the relevance of each
+    of those candidates (0 where unlabelled or padded). With n < k every candidate counts.
+    """
+    ranked = np.asarray(ranked)
+    scores = np.where(ranked >= 0, np.asarray(relevance, dtype=np.float64), 0.0)
+    if scores.shape[0] == 0:
+        return {f"{prefix}@{k}": float("nan") for k in ks}
+    if scores.shape[1] == 0:
+        return {f"{prefix}@{k}": 0.0 for k in ks}
+    best = np.maximum(np.maximum.accumulate(scores, axis=1), 0.0)
+    return {f"{prefix}@{k}": float(best[:, min(k, best.shape[1]) - 1].mean() * 100.0) for k in ks}

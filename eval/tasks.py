@@ -20,6 +20,8 @@ class Query:
     target: str | None  # None on test splits
     exclude: tuple[str, ...] = ()  # gallery names removed from this query's ranking
     subset: tuple[str, ...] = ()  # CIRR: img_set members minus the reference
+    # graded relevance of gallery names (CIRR target_soft: 1.0, 0.5, 0.2, -1.0); empty: none given
+    soft: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass

@@ -43,6 +43,8 @@ class Benchmark:
     name: ClassVar[str]
     splits: ClassVar[tuple[str, ...]]
     Options: ClassVar[type] = NoOptions
+    # splits whose only result is the server files: `coir eval` writes them even without --out
+    submission_splits: ClassVar[tuple[str, ...]] = ()
 
     def options(self, config: EvalConfig) -> Any:
         """config.options[name] as a typed Options instance (ConfigError naming the key)."""

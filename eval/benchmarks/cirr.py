@@ -3,17 +3,22 @@
 Gallery = the split's images (captions/cap.rc2.<split>.json, image_splits/split.rc2.<split>.json);
 each query's reference is removed from its ranking. Metrics: R@1/5/10/50 over the gallery, Rs@1/2/3
 within the query's img_set minus the reference, and "avg" = (R@5 + Rs@1) / 2, the official headline
-number and the model-selection measure.
+number and the model-selection measure. On splits with `target_soft` (val, train) also the
+soft-label recalls softR@k and softRs@k of the dataset authors' validation code (CIRPLANT,
+OSCAR_CIRPLANT.eval_test_scoring_step_CIRR): per query, the highest target_soft score among the
+first k candidates, floored at 0 (scores are 1.0, 0.5, 0.2 and -1.0 for "not a match"), averaged.
 
 Server files (test1; written the same way on val), under <out>/submissions/:
     cirr-<split>-recall-<model>.json        {"version": "rc2", "metric": "recall", "<pairid>": [top 50]}
     cirr-<split>-recall_subset-<model>.json {"version": "rc2", "metric": "recall_subset", "<pairid>": [top 3]}
-The reference is never among the names. A gallery of fewer than 51 images (synthetic worlds) yields
-shorter lists.
+Each file is read back and checked against the split's annotations right after it is written
+(coir.eval.cirr_submission; a failure is an error). A gallery of fewer than 51 images (synthetic
+worlds) yields shorter lists.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +28,10 @@ import numpy as np
 from coir.common.errors import DataFormatError
 from coir.datasets.cirr import CIRR_SPLITS
 from coir.eval.benchmarks.base import Benchmark, register
-from coir.eval.metrics import recall_at_k
+from coir.eval.metrics import recall_at_k, soft_recall_at_k
 from coir.eval.tasks import Query, Task
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from coir.eval.config import EvalConfig
@@ -69,6 +76,7 @@ def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None
                 target=t.target_hard,
                 exclude=(t.reference,),
                 subset=subset,
+                soft=tuple(t.target_soft.items()),
             )
         )
     return Task("cirr", split, f"cirr/{split}", names, paths, queries, KS, SUBSET_KS)
@@ -88,6 +96,26 @@ def cirr_metrics(
     return out
 
 
+def cirr_soft_metrics(task: Task, ranking: Ranking) -> dict[str, float]:
+    """softR@k over the gallery and softRs@k within the img_set (module docstring); {} without labels."""
+    if not any(q.soft for q in task.queries):
+        return {}
+    names = np.asarray(task.gallery_names + [""], dtype=object)  # index -1 (padding) -> ""
+
+    def relevance(order: np.ndarray) -> np.ndarray:
+        out = np.zeros(order.shape, dtype=np.float64)
+        for i, query in enumerate(task.queries):
+            soft = dict(query.soft)
+            out[i] = [soft.get(n, 0.0) for n in names[order[i]]]
+        return out
+
+    out = soft_recall_at_k(ranking.top_indices, relevance(ranking.top_indices), task.ks)
+    out.update(
+        soft_recall_at_k(ranking.subset_order, relevance(ranking.subset_order), task.subset_ks, "softRs")
+    )
+    return out
+
+
 def cirr_submissions(result: TaskResult) -> tuple[dict[str, Any], dict[str, Any]]:
     """(recall, recall_subset) submission dicts from a CIRR TaskResult."""
     recall: dict[str, Any] = {"version": "rc2", "metric": "recall"}
@@ -103,27 +131,36 @@ def cirr_submissions(result: TaskResult) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def write_cirr_submissions(result: TaskResult, out_dir: str | Path, model_name: str) -> tuple[Path, Path]:
+    """Write both server files, then read each back and check it against the task (DataFormatError)."""
     from coir.common.json_io import write_json_atomic
+    from coir.eval.cirr_submission import split_queries, validate_submission
 
     recall, subset = cirr_submissions(result)
     out = Path(out_dir)
     split = result.task.split
-    return (
+    paths = (
         write_json_atomic(out / f"cirr-{split}-recall-{model_name}.json", recall),
         write_json_atomic(out / f"cirr-{split}-recall_subset-{model_name}.json", subset),
     )
+    expected = split_queries(result.task)
+    for path, metric in zip(paths, ("recall", "recall_subset"), strict=True):
+        validate_submission(path, expected, metric)
+        log.info("wrote %s (checked against the %s annotations)", path, split)
+    return paths
 
 
 @register
 class CIRR(Benchmark):
     name = "cirr"
     splits = CIRR_SPLITS
+    submission_splits = ("test1",)
 
     def tasks(self, config: EvalConfig) -> list[Task]:
         return [cirr_task(str(config.data_root), config.split, config.image_root)]
 
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
-        return cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
+        out = cirr_metrics(ranking.target_rank, ranking.subset_target_rank, task.ks, task.subset_ks)
+        return out | cirr_soft_metrics(task, ranking)
 
     def main_measure(self, metrics: Mapping[str, float]) -> float:
         return (metrics["R@5"] + metrics["Rs@1"]) / 2
