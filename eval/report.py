@@ -17,7 +17,10 @@ from coir.common.atomic import atomic_path, write_bytes_atomic
 from coir.common.errors import DataFormatError
 from coir.common.json_io import load_json, write_json_atomic
 
-METRIC_ORDER = ("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "avg", "queries")
+METRIC_ORDER = (
+    *("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "avg"),
+    *("softR@1", "softR@5", "softR@10", "softR@50", "softRs@1", "softRs@2", "softRs@3", "queries"),
+)
 Results = dict[str, dict[str, dict[str, float]]]
 
 

@@ -95,6 +95,22 @@ def test_cli_cirr_test1_submission(world, export, tmp_path):
     assert results["cirr/test1"]["case"] == {"queries": len(captions)}  # no targets on test1
 
 
+def test_cli_cirr_test1_without_out_writes_checked_files_beside_the_checkpoint(world, export, capsys):
+    from coir.eval.cirr_submission import read_split_queries, validate_submission
+
+    code = coir_eval(
+        "--checkpoint", export, "--benchmark", "cirr", "--split", "test1", "--data-root", world / "cirr",
+        "--no-cache", "--num-workers", "0", "--no-pictures",
+    )  # fmt: skip
+    assert code == 0
+    folder = Path(export).parent / "eval" / "cirr-test1" / "submissions"
+    assert str(folder) in capsys.readouterr().out
+    expected = read_split_queries(world / "cirr", "test1")
+    assert validate_submission(folder / "cirr-test1-recall-case.json", expected, "recall")[0] == "recall"
+    assert validate_submission(folder / "cirr-test1-recall_subset-case.json", expected, "recall_subset")
+    assert not (Path(export) / "eval").exists()  # the checkpoint's files (its cache identity) are untouched
+
+
 def test_cli_fashioniq_baseline_and_template(world, export, tmp_path):
     out = tmp_path / "out"
     code = coir_eval(
@@ -467,7 +483,7 @@ def test_case_ranking_under_a_memory_budget_equals_the_full_dot_product_sort(wor
     assert np.array_equal(result.ranking.target_rank, target_ranks)
     assert np.array_equal(result.ranking.subset_target_rank, subset_ranks)
     expected = cirr_metrics(np.array(target_ranks), np.array(subset_ranks), task.ks, task.subset_ks)
-    assert {k: v for k, v in result.metrics.items() if k != "queries"} == expected
+    assert {k: v for k, v in result.metrics.items() if k in expected} == expected
 
 
 def test_launch_eval_local_sweep_evaluates_with_its_options(world, export, tmp_path, monkeypatch):
