@@ -91,7 +91,9 @@ def check_submission(
     missing = [key for key in expected.queries if key not in data]
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise DataFormatError(path, f"{len(missing)} pairids of the split are missing: {shown}", field=missing[0])
+        raise DataFormatError(
+            path, f"{len(missing)} pairids of the split are missing: {shown}", field=missing[0]
+        )
     for key, (reference, subset) in expected.queries.items():
         _check_names(data[key], key, reference, subset, expected.gallery, found, Path(path))
     return found

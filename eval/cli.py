@@ -89,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         if config.out:
             print(f"reports in {config.out}")
         if config.split in get_benchmark(str(config.benchmark)).submission_splits:
-            print(f"server files (checked against the {config.split} annotations) in {config.out}/submissions")
+            print(
+                f"server files (checked against the {config.split} annotations) in {config.out}/submissions"
+            )
     return 0
 
 

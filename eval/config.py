@@ -39,7 +39,10 @@ def _benchmark_names() -> list[str]:
 class EvalConfig:
     checkpoint: str | None = option(None, "exported model directory (coir_model.json + weights)")
     benchmark: str | None = option(None, "the benchmark", choices=_benchmark_names)
-    split: str = option("val", "split (default val; cirr: test1 writes the server files)")
+    split: str = option(
+        "val",
+        "split (default val; cirr test1: checked server files, by default in <checkpoint>/../eval/)",
+    )
     data_root: str | None = option(
         None, "benchmark folder (captions/ + image_splits/; LaSCo: lasco_val.json)", metavar="DIR"
     )

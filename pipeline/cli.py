@@ -42,7 +42,9 @@ def _epilog(module: ModuleType, children: dict[str, str]) -> str | None:
     example = getattr(module, "EXAMPLE", "").strip("\n")
     parts = ["example:\n" + "\n".join("  " + line for line in example.splitlines())] if example else []
     if children:
-        lines = [f"  {name:<12} {getattr(importlib.import_module(t), 'HELP', '')}" for name, t in children.items()]
+        lines = [
+            f"  {name:<12} {getattr(importlib.import_module(t), 'HELP', '')}" for name, t in children.items()
+        ]
         parts.append("commands (coir … COMMAND --help):\n" + "\n".join(lines))
     return "\n\n".join(parts) or None
 
@@ -51,7 +53,9 @@ def _under_leaf(words: tuple[str, ...], registered: dict[tuple[str, ...], str]) 
     return any(words[:depth] in registered for depth in range(1, len(words)))
 
 
-def _attach(parent: argparse._SubParsersAction, name: str, module: ModuleType, children: dict[str, str]) -> None:
+def _attach(
+    parent: argparse._SubParsersAction, name: str, module: ModuleType, children: dict[str, str]
+) -> None:
     help_line = getattr(module, "HELP", "")
     parser = parent.add_parser(
         name,

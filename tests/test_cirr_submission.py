@@ -141,16 +141,21 @@ def _broken(recall: dict, subset: dict, task: Task) -> dict[str, tuple[str, dict
         "reference": ("recall", edit(recall, q0.key, [q0.reference] + recall[q0.key][:49]), q0.key),
         "not in gallery": ("recall", edit(recall, q0.key, recall[q0.key][:49] + ["test1-0-0-img0"]), q0.key),
         "subset outsider": ("recall_subset", edit(subset, q1.key, subset[q1.key][:2] + [outsider]), q1.key),
-        "subset reference": ("recall_subset", edit(subset, q1.key, subset[q1.key][:2] + [q1.reference]), q1.key),
+        "subset reference": (
+            "recall_subset",
+            edit(subset, q1.key, subset[q1.key][:2] + [q1.reference]),
+            q1.key,
+        ),
         "subset 2 names": ("recall_subset", edit(subset, q1.key, subset[q1.key][:2]), q1.key),
         "subset top 50": ("recall_subset", edit(subset, q1.key, recall[q1.key]), q1.key),
     }
 
 
 CASES = [
-    "version", "no version", "metric", "missing pairid", "extra pairid", "int names", "49 names", "repeated name",
-    "reference", "not in gallery", "subset outsider", "subset reference", "subset 2 names", "subset top 50",
-]  # fmt: skip
+    *("version", "no version", "metric", "missing pairid", "extra pairid", "int names", "49 names"),
+    *("repeated name", "reference", "not in gallery", "subset outsider", "subset reference"),
+    *("subset 2 names", "subset top 50"),
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -196,7 +201,8 @@ def test_the_writer_refuses_a_file_the_checker_rejects(hashed, tmp_path, monkeyp
 
 def test_cli_validate(written, val, tmp_path, capsys):
     _, root = val
-    assert main(["eval", "validate", *map(str, written), "--split", "val", "--data-root", str(root)]) == 0
+    where = ["--split", "val", "--data-root", str(root)]
+    assert main(["eval", "validate", *map(str, written), *where]) == 0
     assert capsys.readouterr().out.count("ok: ") == 2
-    code = main(["eval", "validate", str(written[0]), "--split", "val", "--data-root", str(root), "--metric", "recall_subset"])
+    code = main(["eval", "validate", str(written[0]), *where, "--metric", "recall_subset"])
     assert code == 2 and "'metric'" in capsys.readouterr().err
