@@ -57,6 +57,11 @@ def written(hashed, tmp_path_factory) -> tuple[Path, Path]:
     return write_cirr_submissions(hashed, tmp_path_factory.mktemp("sub"), "hashed")
 
 
+@pytest.fixture(scope="module")
+def loaded(written) -> tuple[dict, dict]:
+    return tuple(json.loads(p.read_text()) for p in written)
+
+
 def test_real_val_soft_label_counts(real_data, val):
     raw = json.loads((real_data / "cirr" / "captions" / "cap.rc2.val.json").read_text())
     nontrivial = [r for r in raw if r["target_soft"] != {r["target_hard"]: 1.0}]
@@ -159,9 +164,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_each_breakage_is_named(written, val, tmp_path, case):
+def test_each_breakage_is_named(loaded, val, tmp_path, case):
     task, _ = val
-    recall, subset = (json.loads(p.read_text()) for p in written)
+    recall, subset = loaded
     metric, data, named = _broken(recall, subset, task)[case]
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(data))
@@ -206,3 +211,15 @@ def test_cli_validate(written, val, tmp_path, capsys):
     assert capsys.readouterr().out.count("ok: ") == 2
     code = main(["eval", "validate", str(written[0]), *where, "--metric", "recall_subset"])
     assert code == 2 and "'metric'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "validate " in capsys.readouterr().out  # `coir eval` still parses as before and lists it
+
+
+def test_soft_recall_by_hand():
+    from coir.eval.metrics import soft_recall_at_k
+
+    ranked = np.array([[0, 1, 2], [5, 4, -1]])
+    relevance = np.array([[-1.0, 0.5, 1.0], [0.0, 0.2, 1.0]])  # the padded slot's 1.0 must not count
+    got = soft_recall_at_k(ranked, relevance, (1, 2, 3, 50))
+    assert got == pytest.approx({"softR@1": 0.0, "softR@2": 35.0, "softR@3": 60.0, "softR@50": 60.0})
