@@ -17,6 +17,7 @@ from PIL import Image
 from synth_fixture import built_world
 
 from coir.common.errors import CoirError
+from coir.eval.ranking import chunk_sizes
 from coir.pipeline.cli import main as coir
 from coir.pipeline.models.export import load_export
 
@@ -167,9 +168,11 @@ def test_late_fusion_search_uses_the_model_score_and_resumes(mine, artemis, monk
     line = json.loads(mine["triplets"].read_text().splitlines()[3])
     reference = images / line["reference"]
     retriever = Retriever.load(artemis, index, "cpu")
-    retriever.memory_gb = 2e-5  # a budget of a few hundred pairs: the gallery is scored in several chunks
-    hits = retriever.search(reference, line["text"], k=7)
+    retriever.memory_gb = 2e-6  # a budget of a few dozen pairs: the gallery is scored in several chunks
     files = [Path(e["file"]) for e in json.loads((index / "images.json").read_text())]
+    budget = int(retriever.memory_gb * 2**30)
+    assert chunk_sizes(1, len(files), retriever.model.score_bytes_per_pair, budget)[1] < len(files) / 3
+    hits = retriever.search(reference, line["text"], k=7)
     expected = brute_force(artemis, files, reference, line["text"])[:7]
     assert [h.path for h in hits] == [f for _, f in expected]
     assert [h.score for h in hits] == pytest.approx([s for s, _ in expected], abs=1e-4)
