@@ -81,7 +81,7 @@ def _first_line(triplets: Path) -> dict:
 def test_user_triplets_train_index_search_clip4cir(mine, capsys):
     work, shards = mine["work"], mine["shards"]
     export = train_tiny(
-        REPO / "configs" / "methods" / "clip4cir_tiny.yaml", [shards / "triplets"], work / "run", 8
+        REPO / "configs" / "methods" / "clip4cir_tiny.yaml", [shards / "triplets"], work / "run", 5
     )
     index = work / "c4c_index"
     gallery = str(shards / "gallery")
