@@ -134,17 +134,35 @@ def gallery_images(source: str | Path, out: str | Path) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- building
 
 
-def _plan(identity: dict[str, str], model: Any, entries: list[dict[str, str]], chunk: int) -> dict[str, Any]:
+def _plan(
+    identity: dict[str, str], source: Path, model: Any, entries: list[dict[str, str]], chunk: int
+) -> dict[str, Any]:
     listing = hashlib.sha256(dump_json(entries)).hexdigest()
     return {
         "version": INDEX_VERSION,
         "checkpoint": identity,
+        "source": str(source.resolve()),
         "model": {"family": model.family, "name": model.name},
         "transform": transform_identity(model.processor()),
         "num_images": len(entries),
         "images_sha256": listing,
         "chunk": chunk,
     }
+
+
+def _refuse_other(out: Path, source: Path, identity: dict[str, str]) -> None:
+    """Stop before touching `out` when it holds an index (finished or partial) of another gallery
+    folder or checkpoint."""
+    for path in (out / INFO, out / PARTS / PLAN):
+        if path.is_file():
+            data = json.loads(path.read_bytes())
+            plan = data.get("plan", data)
+            if (plan.get("source"), plan.get("checkpoint")) != (str(source.resolve()), identity):
+                by = (plan.get("checkpoint") or {}).get("path")
+                raise CoirError(
+                    f"{out} holds an index of {plan.get('source')} by {by}; "
+                    "use another --out or delete that folder"
+                )
 
 
 def _start(out: Path, plan: dict[str, Any]) -> bool:
@@ -193,10 +211,11 @@ def build_index(
 
     out = Path(out)
     identity = checkpoint_identity(checkpoint)
+    _refuse_other(out, Path(source), identity)
     model = model if model is not None else load_export(checkpoint, device=device)
     model.eval()
     entries = gallery_images(source, out)
-    plan = _plan(identity, model, entries, chunk)
+    plan = _plan(identity, Path(source), model, entries, chunk)
     if _start(out, plan):
         return json.loads((out / INFO).read_bytes())
     starts = list(range(0, len(entries), chunk))

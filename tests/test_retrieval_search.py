@@ -164,6 +164,11 @@ def test_late_fusion_search_uses_the_model_score_and_resumes(mine, artemis, monk
     assert calls == [min(64, n_images - s) for s in range(128, n_images, 64)]  # only what was left
     info = json.loads((index / "index.json").read_text())
     assert (info["search"], info["faiss"], info["num_images"]) == ("model_score", False, n_images)
+    calls.clear()
+    assert coir(build) == 0 and calls == []  # finished: nothing embedded again
+    other = [*build[:4], str(mine["shards"] / "gallery"), *build[5:]]
+    assert coir(other) == 2  # another gallery into a finished index: refused, nothing written
+    assert not (index / "images").exists()
 
     line = json.loads(mine["triplets"].read_text().splitlines()[3])
     reference = images / line["reference"]
