@@ -133,8 +133,11 @@ def test_faiss_gives_the_exact_ranking(mine):
 def artemis(mine) -> Path:
     work = mine["work"]
     vocab = work / "vocab.json"
-    argv = ["--dataset", "fashioniq", "--root", str(mine["fashioniq"]), "--out", str(vocab)]
+    argv = ["--dataset", "custom", "--root", str(mine["triplets"]), "--out", str(vocab)]
     assert run_command("coir.datasets.vocab_cli", argv) == 0
+    words = set(json.loads(vocab.read_text())["words"])  # the file's texts, every word of them
+    texts = [json.loads(line)["text"] for line in mine["triplets"].read_text().splitlines()]
+    assert {w for t in texts for w in t.lower().split()} <= words
     overrides = [f"model.vocabulary={vocab}", "model.image_size=32", "model.resize=32"]
     return untrained_export(REPO / "configs" / "methods" / "artemis_tiny.yaml", overrides, work / "artemis")
 
