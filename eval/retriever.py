@@ -153,7 +153,8 @@ class Retriever:
                 image.convert("RGB").save(reference)
             query = Query("query", reference.name, reference, text, None)
             task = Task("custom", "", "search", self.names, self.paths, [query], ks=())
-            top = np.array([[self.names.index(h.name) for h in hits]], dtype=np.int64)
+            position = {name: i for i, name in enumerate(self.names)}
+            top = np.array([[position[h.name] for h in hits]], dtype=np.int64)
             scores = np.array([[h.score for h in hits]], dtype=np.float32)
             none = np.full((1,), -1, dtype=np.int64)
             result = TaskResult(task, self.model.name, Ranking(top, scores, none, none[:, None], none), {})
