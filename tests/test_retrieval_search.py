@@ -194,3 +194,34 @@ def test_late_fusion_search_uses_the_model_score_and_resumes(mine, artemis, monk
         handle.write("\n")
     with pytest.raises(CoirError, match="not the checkpoint"):
         Retriever.load(copy, index, "cpu")
+
+
+@pytest.mark.parametrize("family", ["blip", "cmap"])
+def test_more_families_search_like_brute_force(mine, artemis, family, tmp_path):
+    """CASE (BLIP, dot product) and CMAP (multi-level states, joint score), untrained, on 24 images."""
+    from coir.eval import Retriever
+    from coir.pipeline.models.blip.tokenizer import train_wordpiece
+
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for image in sorted(mine["images"].glob("*.jpg"))[:24]:
+        shutil.copy(image, gallery / image.name)
+    if family == "blip":
+        texts = [json.loads(line)["text"] for line in mine["triplets"].read_text().splitlines()]
+        tokenizer = train_wordpiece(texts, tmp_path / "tokenizer", vocab_size=300)
+        recipe, overrides = REPO / "configs" / "pretrain" / "case_tiny.yaml", [f"model.tokenizer={tokenizer}"]
+    else:
+        vocab = mine["work"] / "vocab.json"  # written by the artemis fixture
+        overrides = [f"model.vocabulary={vocab}", "model.image_size=32", "model.resize=32"]
+        recipe = REPO / "configs" / "methods" / "cmap_tiny.yaml"
+    export = untrained_export(recipe, overrides, tmp_path / "export")
+    index = tmp_path / "index"
+    argv = ["index", "--checkpoint", str(export), "--images", str(gallery), "--out", str(index)]
+    assert coir([*argv, "--chunk", "10", "--device", "cpu", "--no-progress"]) == 0
+    retriever = Retriever.load(None, index, "cpu")  # the checkpoint recorded in the index
+    assert retriever.model.family == family
+    reference, text = sorted(gallery.iterdir())[5], "is red and has long sleeves"
+    hits = retriever.search(reference, text, k=6)
+    expected = brute_force(export, retriever.paths, reference, text)[:6]
+    assert [h.path for h in hits] == [f for _, f in expected]
+    assert [h.score for h in hits] == pytest.approx([s for s, _ in expected], abs=1e-4)
