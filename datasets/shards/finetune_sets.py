@@ -20,6 +20,9 @@ one image of it; a hit is any image of that label) and `gallery/` (json: each im
 text is the target adjective or "adjective noun" (`mit_states_text`); Fashion200k's "replace X with Y"
 or the target's description (`fashion200k_text`), train and test alike.
 
+`custom` shards a user's JSONL of triplets (coir.datasets.shards.custom_set): `triplets` names the file,
+`root` the images folder; its split is only a label.
+
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
 """
