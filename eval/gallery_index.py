@@ -2,7 +2,8 @@
 
     INDEX/index.json    written last (a folder with it is complete): the checkpoint's identity (path and
                         sha256 of its files), the model, its transform, the image count, the search kind
-    INDEX/images.json   [{"name": shown name, "file": image file}] in gallery order
+    INDEX/images.json   [{"name": shown name, "file": image file}] in gallery order (a file extracted
+                        into INDEX/images/ is relative to INDEX, so the folder can move)
     INDEX/gallery.pt    the gallery state: model.encode_target of every image (a tensor or a tree of
                         tensors, float32), whatever the family
     INDEX/faiss.index   exact inner-product faiss index, only for a dot-product model with faiss installed
@@ -107,9 +108,14 @@ def _shard_images(source: Path, out: Path) -> list[dict[str, str]]:
             if not file.is_file():
                 write_bytes_atomic(file, sample["jpg"], fsync=False)
             entries.append(
-                {"name": str(meta.get("path") or meta.get("id") or key), "file": str(file.resolve())}
+                {"name": str(meta.get("path") or meta.get("id") or key), "file": f"images/{key}.jpg"}
             )
     return entries
+
+
+def entry_file(index_dir: Path, entry: dict[str, str]) -> Path:
+    """The image file of an images.json entry (relative ones are inside the index folder)."""
+    return index_dir / entry["file"]  # an absolute "file" stays as it is
 
 
 def gallery_images(source: str | Path, out: str | Path) -> list[dict[str, str]]:
@@ -225,7 +231,7 @@ def build_index(
         for start, part in zip(starts, parts, strict=True):
             if part.is_file():
                 continue
-            files = [Path(e["file"]) for e in entries[start : start + chunk]]
+            files = [entry_file(out, e) for e in entries[start : start + chunk]]
             state = encode_images(model, files, batch_size, device, num_workers)
             save_atomic(part, {"key": plan["images_sha256"], "state": tree_map(lambda t: t.cpu(), state)})
             bar.update(len(files))

@@ -23,7 +23,7 @@ import torch
 
 from coir.common.errors import CoirError, DataFormatError, MissingInputError
 from coir.eval.encode import load_cached
-from coir.eval.gallery_index import FAISS, IMAGES, INFO, STATE, checkpoint_identity, faiss_module
+from coir.eval.gallery_index import FAISS, IMAGES, INFO, STATE, checkpoint_identity, entry_file, faiss_module
 from coir.eval.ranking import Ranking, chunk_sizes, rank
 from coir.pipeline.models.state import State, tree_to
 
@@ -57,7 +57,7 @@ class Retriever:
         self.info = json.loads((index / INFO).read_bytes())
         entries = json.loads((index / IMAGES).read_bytes())
         self.names = [e["name"] for e in entries]
-        self.paths = [Path(e["file"]) for e in entries]
+        self.paths = [entry_file(index, e) for e in entries]
         plan = self.info["plan"]
         state = load_cached(index / STATE, plan["images_sha256"], len(entries))
         if state is None:

@@ -100,7 +100,8 @@ def test_user_triplets_train_index_search_clip4cir(mine, capsys):
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
 
     entries = json.loads((index / "images.json").read_text())
-    files = [Path(e["file"]) for e in entries]
+    files = [index / e["file"] for e in entries]  # extracted from the shards into the index folder
+    assert all(f.parent == index / "images" for f in files)
     expected = brute_force(export, files, reference, line["text"])[:5]
     assert [Path(r[2]) for r in rows] == [f for _, f in expected]
     assert [float(r[1]) for r in rows] == pytest.approx([s for s, _ in expected], abs=1e-4)
@@ -178,6 +179,7 @@ def test_late_fusion_search_uses_the_model_score_and_resumes(mine, artemis, monk
     retriever = Retriever.load(artemis, index, "cpu")
     retriever.memory_gb = 2e-6  # a budget of a few dozen pairs: the gallery is scored in several chunks
     files = [Path(e["file"]) for e in json.loads((index / "images.json").read_text())]
+    assert {f.parent for f in files} == {images.resolve()}  # a folder's files stay where they are
     budget = int(retriever.memory_gb * 2**30)
     assert chunk_sizes(1, len(files), retriever.model.score_bytes_per_pair, budget)[1] < len(files) / 3
     hits = retriever.search(reference, line["text"], k=7)
