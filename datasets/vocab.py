@@ -38,7 +38,7 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES
 PAD, START, AND, END, UNK = range(5)
 SPECIAL_TOKENS = ("<pad>", "<start>", "<and>", "<end>", "<unk>")
 AND_TOKEN = SPECIAL_TOKENS[AND]
-VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k", "mit_states")
+VOCAB_DATASETS = ("fashioniq", "cirr", "shoes", "fashion200k", "mit_states", "custom")
 # words the reference adds after the special tokens, before the caption words
 LEADING_WORDS: dict[str, tuple[str, ...]] = {"fashion200k": ("replace", "with")}
 FORMAT = "coir.word_vocabulary"
@@ -231,7 +231,8 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
         CIRR captions/cap.rc2.{split}.json, Shoes the split's entries of relative_captions_shoes.json (both
         images in {split}'s image list: the reference's triplet.train.json, in file order), Fashion200k the
         label files' descriptions, MIT-States every training image's "adjective noun" (TIRG's
-    get_all_texts). The reference uses the training split only."""
+    get_all_texts), custom the texts of a triplets JSONL file (`root`; the split is not used). The
+    reference uses the training split only."""
     if dataset == "fashioniq":
         from coir.datasets.fashioniq import read_fashioniq_triplets
 
@@ -257,6 +258,10 @@ def dataset_captions(dataset: str, root: str | Path, split: str = "train") -> li
         from coir.datasets.mit_states import vocabulary_texts
 
         return vocabulary_texts(root, split)
+    if dataset == "custom":  # root: the JSONL file of `coir data shards custom`; its well-formed lines
+        from coir.datasets.shards.custom_set import read_custom_triplets
+
+        return [record["text"] for record in read_custom_triplets(Path(root))[0]]
     raise ConfigError(f"vocabulary dataset must be one of {', '.join(VOCAB_DATASETS)}, got {dataset!r}")
 
 

@@ -12,19 +12,22 @@ coir data vocab --dataset shoes --root W/shoes --out runs/vocab/shoes.json
 coir data vocab --dataset fashion200k --root W/fashion200k --out runs/vocab/fashion200k.json
 coir data vocab --dataset mit_states --root W/mit_states --out runs/vocab/mit_states.json
 coir data vocab --dataset cirr --root W/cirr --split val --out /tmp/cirr_val.json   # val: not for training
-coir data vocab --dataset fashion200k --root W/fashion200k --tokenizer tirg --out runs/vocab/tirg.json"""
+coir data vocab --dataset fashion200k --root W/fashion200k --tokenizer tirg --out runs/vocab/tirg.json
+coir data vocab --dataset custom --root my/triplets.jsonl --out runs/vocab/mine.json   # your own triplets"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dataset", required=True, choices=("fashioniq", "cirr", "shoes", "fashion200k", "mit_states")
+        "--dataset",
+        required=True,
+        choices=("fashioniq", "cirr", "shoes", "fashion200k", "mit_states", "custom"),
     )
     parser.add_argument(
         "--root",
         required=True,
         metavar="DIR",
         help="dataset root (captions/; Shoes: relative_captions_shoes.json; Fashion200k: labels/; "
-        "MIT-States: images/)",
+        "MIT-States: images/; custom: the triplets JSONL file)",
     )
     parser.add_argument("--out", required=True, metavar="FILE", help="vocabulary JSON to write")
     parser.add_argument(

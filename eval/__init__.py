@@ -13,4 +13,21 @@ api         evaluate(model, EvalConfig) -> Evaluation, write_results() — the l
 validation  the trainer's per-epoch validator for any benchmark (entry point "coir.validation")
 config      EvalConfig, the one typed options object (configs/zeroshot/*.yaml)
 flags/cli   `coir eval`; its flags (shared with `coir launch eval`) derived from EvalConfig
+gallery_index  `coir index` (index_cli): a gallery embedded by a trained model, resumable
+retriever   Retriever: search an index with an image and a text (`coir search`, search_cli)
+
+`coir` itself is a namespace package (no __init__.py, see pyproject.toml), so the retriever is
+`coir.eval.Retriever`, imported on first use so that `import coir.eval` stays light.
 """
+
+from typing import Any
+
+__all__ = ["Retriever"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Retriever":
+        from coir.eval.retriever import Retriever
+
+        return Retriever
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

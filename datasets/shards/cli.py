@@ -1,4 +1,4 @@
-"""`coir data shards cirr|fashioniq|shoes|fashion200k|mit_states`: triplets and galleries as shards."""
+"""`coir data shards cirr|fashioniq|shoes|fashion200k|mit_states|custom`: triplets and galleries as shards."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import sys
 
 from coir.datasets.fashion200k import TEXT_FORMS as FASHION200K_TEXT_FORMS
 from coir.datasets.mit_states import DRAWS, TEXT_FORMS
+from coir.datasets.shards.custom_set import SCHEMA_HELP
 
-HELP = "shard CIRR, FashionIQ, Shoes or Fashion200k triplets and galleries (test splits: queries + gallery)"
-EXAMPLE = """\
+HELP = (
+    "shard CIRR, FashionIQ, Shoes, Fashion200k, MIT-States or your own (custom) triplets and galleries "
+    "(test splits: queries + gallery)"
+)
+EXAMPLE = (
+    """\
 coir data shards cirr --root W/cirr --split val --out runs/cirr_val
 coir data shards fashioniq --root W/fashioniq --split train --out runs/fiq_train --workers 2
 coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --set categories=[dress]
@@ -21,10 +26,19 @@ coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_
 coir data shards fashion200k --root W/f200k --split test --out runs/t --fashion200k-text target_description
 coir data shards mit_states --root W/mit_states --split train --out runs/mit --pairs-per-image 4 --seed 0
 coir data shards mit_states --root W/mit_states --split test --out runs/mit_t --mit-states-text adjective_noun
+coir data shards custom --triplets my/triplets.jsonl --images my/images --out runs/mine  # triplets/, gallery/
+
+custom: """
+    + SCHEMA_HELP
+    + """; bad lines and missing images go to errors.parquet with
+their line number; gallery/ holds every distinct image the triplets name; --split only labels the build.
 """
+)
 
 _FLAGS = {
     "root": "root",
+    "images": "root",
+    "triplets": "triplets",
     "split": "split",
     "out": "out",
     "workers": "workers",
@@ -40,11 +54,20 @@ _FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k", "mit_states"))
+    parser.add_argument(
+        "dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k", "mit_states", "custom")
+    )
     parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
     parser.add_argument(
+        "--triplets", metavar="FILE.jsonl", help="custom: your triplets (" + SCHEMA_HELP + ")"
+    )
+    parser.add_argument(
+        "--images", metavar="DIR", help="custom: the folder the triplets' paths are relative to"
+    )
+    parser.add_argument(
         "--split",
-        help="cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k, mit_states: train|test",
+        help="cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k, mit_states: train|test; "
+        "custom: a label only (default train)",
     )
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
@@ -99,7 +122,13 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--finalize needs --out")
         print(json.dumps(finalize_benchmark_shards(args.out), indent=1))
         return 0
+    if args.root is not None and args.images is not None:
+        raise ConfigError("give --images or --root, not both")
+    if args.dataset != "custom" and (args.triplets is not None or args.images is not None):
+        raise ConfigError("--triplets and --images are for the custom dataset")
     flags = [f"dataset={json.dumps(args.dataset)}"]
+    if args.dataset == "custom" and args.split is None:
+        flags.append("split=train")
     flags += [
         f"{key}={json.dumps(getattr(args, name))}"
         for name, key in _FLAGS.items()

@@ -20,6 +20,9 @@ one image of it; a hit is any image of that label) and `gallery/` (json: each im
 text is the target adjective or "adjective noun" (`mit_states_text`); Fashion200k's "replace X with Y"
 or the target's description (`fashion200k_text`), train and test alike.
 
+`custom` shards a user's JSONL of triplets (coir.datasets.shards.custom_set): `triplets` names the file,
+`root` the images folder; its split is only a label.
+
     report = build_benchmark_shards(config, task_index=i, num_tasks=n)
     report = finalize_benchmark_shards(config.out)
 """
@@ -40,6 +43,8 @@ from coir.datasets.fashion200k import WORD_DELETIONS
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.shards.build import build_sets
+from coir.datasets.shards.custom_set import INDEX_COLUMNS as CUSTOM_COLUMNS
+from coir.datasets.shards.custom_set import custom_sets
 from coir.datasets.shards.images import ImageEncoder
 from coir.datasets.shards.manifest import finalize_folder
 from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
@@ -49,10 +54,13 @@ TEST_SPLITS = ("test1", "test")
 
 @dataclass
 class BenchmarkShardsConfig:
-    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k | mit_states
-    root: str = "???"  # dataset root (CIRR: captions/, image_splits/, images; Fashion200k: labels/ …)
+    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k | mit_states | custom
+    root: str = (
+        "???"  # dataset root (CIRR: captions/, image_splits/, images; Fashion200k: labels/ …; custom: images)
+    )
     split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k: train|test
     out: str = "???"
+    triplets: str = ""  # custom only: the JSONL file of triplets (coir.datasets.shards.custom_set)
     categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))  # fashioniq only
     resize: str = "shorter"
     size: int = 384
@@ -396,19 +404,22 @@ SET_BUILDERS: dict[str, SetBuilder] = {
     "shoes": _shoes_sets,
     "fashion200k": _fashion200k_sets,
     "mit_states": _mit_states_sets,
+    "custom": custom_sets,
 }
 
 
 def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
     if not Path(config.root).is_dir():
-        raise MissingInputError(config.root, f"{config.dataset} root folder")
+        what = "images folder" if config.dataset == "custom" else f"{config.dataset} root folder"
+        raise MissingInputError(config.root, what)
     builder = SET_BUILDERS.get(config.dataset)
     if builder is None:
         raise ConfigError(f"dataset must be one of {', '.join(SET_BUILDERS)}, got {config.dataset!r}")
     samples, gallery, errors = builder(config)
     if not samples:
         raise CoirError(f"{config.root}: no {config.dataset} {config.split} triplets to shard")
-    test = config.split in TEST_SPLITS and config.dataset != "shoes"  # Shoes' test split has targets
+    # Shoes' test split has targets; a custom file is what it is, its split only a label
+    test = config.split in TEST_SPLITS and config.dataset not in ("shoes", "custom")
     settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "image_cache_mb")}
     meta = {
         "dataset": config.dataset,
@@ -423,6 +434,8 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
     columns += (("reference", "string"), ("target", "string"), ("text", "string"))
     if config.dataset == "cirr":
         columns += (("img_set_id", "int64"),)
+    if config.dataset == "custom":
+        columns = CUSTOM_COLUMNS
     out = Path(config.out)
     kind = "queries" if test else "triplets"
     gallery_errors = [e for e in errors if e["kind"] == "gallery"]
