@@ -68,6 +68,7 @@ def check_keys(
     kinds = ("missing", "mismatched")
     problems = [f"{len(report[k])} {k} keys: {listed(report[k])}" for k in kinds if report[k]]
     if not problems:
+        log.info("%s (%s): every weight the model needs loaded", source, key)
         return report
     if allow_partial:
         log.warning(

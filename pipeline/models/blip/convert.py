@@ -55,7 +55,10 @@ def read_original(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a file that is no checkpoint
-        raise DataFormatError(path, f"not a readable PyTorch checkpoint: {e}") from e
+        raise DataFormatError(
+            path,
+            f"not a PyTorch checkpoint of tensors and plain containers (read with weights_only=True): {e}",
+        ) from e
     for key in ("model", "state_dict"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
