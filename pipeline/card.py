@@ -4,7 +4,7 @@
 commit), "config" (the run config), "sources" ({config key: identity of the local file or folder it names}:
 weights, tokenizer, vocabulary), "data" (per shard folder: its manifest's sha256 and the sha256 of each
 training shard as the manifest lists it), "training" (step, samples seen), "evaluations" (appended by
-`coir eval`, one entry per run)}.
+`coir eval`, one entry per run)}. "code" also says whether tracked files had uncommitted changes ("dirty").
 
 A file is identified by its sha256 when it is at most HASH_LIMIT bytes, else by size + mtime; each
 identity says which ("method").
@@ -27,6 +27,28 @@ FORMAT = "coir-card/1"
 HASH_LIMIT = 4 << 30  # a real ViT-B / BERT-base checkpoint (~1 GB) is hashed; larger files are not
 #: files of a weight or tokenizer folder that identify it (the rest: optimizer state, logs)
 IDENTIFYING = (".safetensors", ".bin", ".pth", ".pt", ".json", ".txt", ".model", ".npy")
+
+
+def code_state() -> dict[str, Any]:
+    """coir version and git commit, and whether the checkout had uncommitted changes to tracked files."""
+    import subprocess
+
+    from coir.datasets.shards.manifest import code_version
+
+    state: dict[str, Any] = dict(code_version())
+    if state.get("git_commit"):
+        try:
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            state["dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            state["dirty"] = None
+    return state
 
 
 def _now() -> str:
@@ -95,14 +117,12 @@ def build_card(
     training: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from coir.datasets.shards.manifest import code_version
-
     return {
         "format": FORMAT,
         "kind": kind,
         "model_name": model_name,
         "created": _now(),
-        "code": code_version(),
+        "code": code_state(),
         "config": dict(config) if config is not None else None,
         "sources": {k: source_identity(v) for k, v in (sources or {}).items() if v},
         "data": data_identity(shards) if shards else [],
