@@ -66,7 +66,8 @@ def evaluate(
     config = replace(config, device=eval_device(config))
     device = str(config.device)
     model, fingerprint = _resolve(model_or_checkpoint, device)
-    model_name = config.model_name or getattr(model, "name", "") or "model"
+    card_dir = Path(model_or_checkpoint) if isinstance(model_or_checkpoint, (str, Path)) else None
+    model_name = config.model_name or _card_name(card_dir) or getattr(model, "name", "") or "model"
     if config.baseline:
         model = _derive(model, config.baseline)
         model_name = f"{model_name}-{config.baseline}"
@@ -104,7 +105,31 @@ def evaluate(
     summaries = _redundancy(results, roots, benchmark, config.redundancy_k) if config.redundancy else {}
     if config.out is not None and world()[0] == 0:
         _write_outputs(Path(config.out), fragment, results, summaries, config, benchmark)
+    if card_dir is not None and world()[0] == 0:
+        _append_to_card(card_dir, fragment, config)
     return Evaluation(fragment, results, summaries)
+
+
+def _card_name(folder: Path | None) -> str | None:
+    from coir.pipeline.card import model_name_of
+
+    return model_name_of(folder) if folder is not None else None
+
+
+def _append_to_card(folder: Path, fragment: Fragment, config: EvalConfig) -> None:
+    """The results, appended to the provenance card of the checkpoint evaluated (when it has one)."""
+    from coir.pipeline.card import append_evaluation
+
+    entry = {
+        "benchmark": config.benchmark,
+        "split": config.split,
+        "data_root": str(Path(str(config.data_root)).resolve()),
+        "baseline": config.baseline,
+        "out": str(Path(config.out).resolve()) if config.out else None,
+        "results": fragment,
+    }
+    if append_evaluation(folder, entry) is not None:
+        log.info("appended the results to %s's provenance card", folder)
 
 
 def _resolve(model_or_checkpoint: Any, device: str) -> tuple[Any, str | None]:

@@ -197,9 +197,12 @@ def _encode_queries_from_features(
 
 def checkpoint_fingerprint(path: str | Path) -> str:
     """Identity of a checkpoint's files (relative path, size, mtime) — not their content, which
-    would cost a full read of the weights on every run."""
+    would cost a full read of the weights on every run. The provenance card is left out: evaluations
+    append to it without changing the model."""
+    from coir.pipeline.card import CARD
+
     path = Path(path).resolve()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != CARD) if path.is_dir() else [path]
     digest = hashlib.sha256(str(path).encode())
     for f in files:
         stat = f.stat()

@@ -5,6 +5,7 @@ Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
   rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState
   optimizer_by_name.pt  by rank 0: the full AdamW state by parameter name, independent of ZeRO's layout
                   (pipeline/optimizer_state.py), what a new run's checkpoint.init_optimizer_from reads
+  coir_card.json  by rank 0: provenance (config, code, weight and data sources, step; pipeline/card.py)
   trainer.json    step, samples seen, epoch, world size, best validation score; written LAST, by rank 0,
                   after every rank finished, so a folder without it (a run killed while saving) is
                   incomplete and never resumed from. Saving over an existing folder of the same step
@@ -121,11 +122,12 @@ def save(
     rank_state: dict[str, Any],
     rank: int,
     keep_last: int,
+    card: dict[str, Any] | None = None,
     optimizer_by_name: dict[str, Any] | None = None,
 ) -> Path:
     """Collective: every rank calls it at the same step. Returns the checkpoint folder.
     `optimizer_by_name` (rank 0's; None before the optimizer's first step) is written beside DeepSpeed's
-    files."""
+    files, and rank 0's provenance `card` (coir_card.json, pipeline/card.py) before trainer.json."""
     import io
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -150,6 +152,10 @@ def save(
                 torch.save(optimizer_by_name, tmp)
     distributed.barrier()
     if rank == 0:
+        if card is not None:
+            from coir.pipeline.card import write_card
+
+            write_card(path, card)
         write_bytes_atomic(path / MARKER, json.dumps(trainer_state, indent=1).encode())
         prune(directory, keep_last)
     distributed.barrier()

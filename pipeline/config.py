@@ -102,6 +102,9 @@ class ValidationConfig:
 @dataclass
 class TrainConfig:
     run_dir: str = "runs/train"
+    # the model's name in its provenance card, hence in results and submission files (default: the
+    # model's own, e.g. case)
+    name: str | None = None
     seed: int = 0
     # the model section: `family` selects a family in the model registry and the rest is validated
     # against that family's own config dataclass (load_train_config replaces the mapping by it)

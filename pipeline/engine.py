@@ -226,6 +226,8 @@ class _Trainer:
         _seed_all(config.seed)  # identical initial weights on every rank
         model = build_model(config.model)
         check_inputs(self.shards, model, config.data.inputs)  # images, or this model's frozen features
+        self.model_name = config.name or model.name
+        self.card_base = self._card_base() if self.rank == 0 else None
         self.processor = model.processor()
         self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
         source = self._optimizer_source(model)
@@ -307,6 +309,30 @@ class _Trainer:
         checkpoint.set_rng_state(rank_state["rng"])
 
     # -- checkpoints and exports ----------------------------------------------------------------
+    def _card_base(self) -> dict[str, Any]:
+        """The provenance card's parts fixed for the run: config, code, weight / tokenizer sources, data."""
+        import dataclasses
+
+        from coir.pipeline.card import build_card
+
+        config = self.config
+        sources = dict(config.model.input_paths())
+        sources["checkpoint.init_optimizer_from"] = config.checkpoint.init_optimizer_from
+        return build_card(
+            kind="run",
+            model_name=self.model_name,
+            config=dataclasses.asdict(config),
+            sources=sources,
+            shards=self.shards,
+        )
+
+    def _card(self, kind: str) -> dict[str, Any] | None:
+        if self.card_base is None:
+            return None
+        training = {k: v for k, v in self._trainer_state().items() if k != "carried_steps"}
+        resumed = str(self.resumed_from) if self.resumed_from is not None else None
+        return self.card_base | {"kind": kind, "training": training | {"resumed_from": resumed}}
+
     def _trainer_state(self) -> dict[str, Any]:
         return {
             "step": self.step,
@@ -330,6 +356,7 @@ class _Trainer:
             rank_state,
             self.rank,
             self.config.checkpoint.keep_last,
+            self._card("checkpoint"),
             (
                 optimizer_state.gather(self.engine, self.groups, keep=self.rank == 0)
                 if self.config.checkpoint.optimizer_by_name
@@ -361,7 +388,7 @@ class _Trainer:
         from coir.pipeline.models.export import save_export
 
         if self.rank == 0:
-            save_export(self.engine.module, out_dir)
+            save_export(self.engine.module, out_dir, card=self._card("export"))
         distributed.barrier()
 
     def _validate(self) -> None:
@@ -401,7 +428,7 @@ class _Trainer:
                 self.best = {"score": score, "step": self.step, "epoch": self.stream.epoch}
                 from coir.pipeline.models.export import save_export
 
-                save_export(module, self.run_dir / "best")
+                save_export(module, self.run_dir / "best", card=self._card("export"))
             self.logger.message(f"validation epoch {self.stream.epoch}: {key}={score:.4f} (best {self.best})")
         best = [self.best] if self.rank == 0 else [None]
         if self.world > 1:

@@ -580,3 +580,28 @@ def test_a_new_benchmark_is_one_class(world, export, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "redundancy.json").read_text())["toy-a/val"]["truth"]["matched"] == 5
     validated = validator_for("toy")(load_model(export), str(world / "cirr"), "val", "cpu")
     assert validated["main"] == validated["R@5"] and "b/R@1" in validated
+
+
+def test_eval_appends_to_the_card_and_takes_the_model_name_from_it(world, export, tmp_path):
+    import shutil
+
+    mine = tmp_path / "export"
+    shutil.copytree(export, mine)
+    card = json.loads((mine / "coir_card.json").read_text())
+    (mine / "coir_card.json").write_text(json.dumps(card | {"model_name": "my-case", "evaluations": []}))
+    out = tmp_path / "out"
+    args = ["--checkpoint", mine, "--benchmark", "cirr", "--data-root", world / "cirr", "--out", out]
+    args += ["--no-cache", "--num-workers", "0", "--no-pictures"]
+    assert coir_eval(*args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["cirr/val"]) == {"my-case"}
+    assert all("my-case" in p.name for p in (out / "submissions").rglob("*") if p.is_file())
+    assert coir_eval(*args, "--model-name", "given") == 0
+    assert set(json.loads((out / "results.json").read_text())["cirr/val"]) == {"my-case", "given"}
+    evaluations = json.loads((mine / "coir_card.json").read_text())["evaluations"]
+    assert [e["benchmark"] for e in evaluations] == ["cirr", "cirr"]
+    # results.json rounds to 4 decimals; the card keeps the full values
+    assert evaluations[0]["results"]["cirr/val"]["my-case"] == pytest.approx(
+        results["cirr/val"]["my-case"], abs=1e-4
+    )
+    assert list(evaluations[1]["results"]["cirr/val"]) == ["given"]

@@ -114,6 +114,7 @@ def test_export_round_trip(vocab_file, tmp_path):
     assert {p.name for p in (tmp_path / "exp").iterdir()} == {
         "model.safetensors",
         "coir_model.json",
+        "coir_card.json",
         "vocabulary.json",
     }
     meta = json.loads((tmp_path / "exp" / "coir_model.json").read_text())

@@ -55,6 +55,7 @@ def test_export_round_trip_gives_identical_embeddings(case, kind, tmp_path):
     assert {p.name for p in (tmp_path / "exp").iterdir()} == {
         "model.safetensors",
         "coir_model.json",
+        "coir_card.json",
         "tokenizer",
     }
     meta = json.loads((tmp_path / "exp" / "coir_model.json").read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from coir.common.atomic import atomic_path, write_text_atomic
 from coir.common.errors import DataFormatError, MissingInputError
@@ -18,11 +19,13 @@ WEIGHTS = "model.safetensors"
 META = "coir_model.json"
 
 
-def save_export(model: RetrievalModel, out_dir: str | Path) -> Path:
-    """Write the model's weights, its rebuild config and its family's assets to out_dir (each
-    file atomically; coir_model.json last, so a folder with it is complete)."""
+def save_export(model: RetrievalModel, out_dir: str | Path, card: dict[str, Any] | None = None) -> Path:
+    """Write the model's weights, its rebuild config, its family's assets and its provenance card (given,
+    or one naming the model and code version) to out_dir (each file atomically; coir_model.json last, so
+    a folder with it is complete)."""
     from safetensors.torch import save_file
 
+    from coir.pipeline.card import build_card, write_card
     from coir.pipeline.models.registry import family_of
 
     out = Path(out_dir)
@@ -32,6 +35,11 @@ def save_export(model: RetrievalModel, out_dir: str | Path) -> Path:
     with atomic_path(out / WEIGHTS) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
     spec.save_assets(model, out)
+    if card is None:
+        card = build_card(
+            kind="export", model_name=model.name, config={"model": model.export_config()["model"]}
+        )
+    write_card(out, card)
     meta = {"family": spec.name, "name": model.name, "config": model.export_config()}
     write_text_atomic(out / META, json.dumps(meta, indent=2, sort_keys=True))
     return out

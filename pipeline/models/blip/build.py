@@ -13,7 +13,13 @@ from coir.pipeline.models.blip.baselines import ImageOnly, TextOnly, copy_parts
 from coir.pipeline.models.blip.case import CASE
 from coir.pipeline.models.blip.config import BlipModelConfig
 from coir.pipeline.models.blip.model import BlipRetrievalModel
-from coir.pipeline.models.blip.parts import BlipParts, config_from_dict, load_pretrained, preset_config
+from coir.pipeline.models.blip.parts import (
+    PRESETS,
+    BlipParts,
+    config_from_dict,
+    load_pretrained,
+    preset_config,
+)
 from coir.pipeline.models.blip.tokenizer import load_tokenizer
 
 MODELS: dict[str, type[BlipRetrievalModel]] = {"case": CASE, "image-only": ImageOnly, "text-only": TextOnly}
@@ -25,7 +31,7 @@ def resolve_tokenizer(cfg: BlipModelConfig) -> Any:
     if cfg.tokenizer:
         return load_tokenizer(cfg.tokenizer)
     if cfg.pretrained:
-        return load_tokenizer(cfg.pretrained)
+        return load_tokenizer(cfg.pretrained, key="model.pretrained")
     raise ConfigError(
         "model.tokenizer: a tokenizer directory is required when model.pretrained is not set "
         "(make one with coir.pipeline.models.blip.tokenizer.train_wordpiece)"
@@ -52,10 +58,44 @@ def build(cfg: BlipModelConfig) -> BlipRetrievalModel:
         return build_from_coir_export(cfg)
     tokenizer = resolve_tokenizer(cfg)
     if cfg.pretrained:
-        parts = load_pretrained(cfg.pretrained)
+        parts = load_pretrained(cfg.pretrained, allow_partial=cfg.allow_partial)
+        check_architecture(cfg, parts.config, f"the model.pretrained checkpoint {cfg.pretrained}")
     else:
-        parts = BlipParts(preset_config(cfg.preset, len(tokenizer), cfg.image_size, cfg.projection_dim))
+        preset = cfg.preset or "tiny"
+        parts = BlipParts(preset_config(preset, len(tokenizer), cfg.image_size, cfg.projection_dim))
     return assemble(cfg, parts, tokenizer)
+
+
+def _sizes(vision: dict[str, Any], text: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "vision hidden": vision["hidden_size"],
+        "vision layers": vision["num_hidden_layers"],
+        "patch": vision["patch_size"],
+        "text hidden": text["hidden_size"],
+        "text layers": text["num_hidden_layers"],
+    }
+
+
+def check_architecture(cfg: BlipModelConfig, blip_config: Any, source: str) -> None:
+    """With a checkpoint as the starting point its architecture wins: model.preset and
+    model.projection_dim may only restate it (ConfigError naming the key otherwise)."""
+    if cfg.preset is not None:
+        if cfg.preset not in PRESETS:
+            choices = ", ".join(PRESETS)
+            raise ConfigError(f"model.preset: unknown preset {cfg.preset!r} (choose from {choices})")
+        wanted = _sizes(PRESETS[cfg.preset]["vision"], PRESETS[cfg.preset]["text"])
+        found = _sizes(blip_config.vision_config.to_dict(), blip_config.text_config.to_dict())
+        if wanted != found:
+            raise ConfigError(
+                f"key 'model.preset': preset {cfg.preset!r} ({wanted}) cannot apply to {source} ({found}); "
+                "the architecture comes from the checkpoint: remove model.preset (model.preset=null)"
+            )
+    dim = blip_config.image_text_hidden_size
+    if cfg.projection_dim is not None and cfg.projection_dim != dim:
+        raise ConfigError(
+            f"key 'model.projection_dim': {cfg.projection_dim} cannot apply to {source}, whose projections "
+            f"are {dim}-d; remove model.projection_dim (model.projection_dim=null)"
+        )
 
 
 def build_from_coir_export(cfg: BlipModelConfig) -> BlipRetrievalModel:
@@ -65,6 +105,15 @@ def build_from_coir_export(cfg: BlipModelConfig) -> BlipRetrievalModel:
     source = load_export(cfg.init_from)
     if not isinstance(source, BlipRetrievalModel):
         raise ConfigError(f"model.init_from: {cfg.init_from} is not a BLIP-family coir export")
+    where = f"the model.init_from export {cfg.init_from}"
+    check_architecture(cfg, source.blip_config, where)
+    if cfg.tokenizer:
+        raise ConfigError(f"key 'model.tokenizer': cannot apply to {where}, which brings its own tokenizer")
+    if cfg.image_size is not None and cfg.image_size != source.image_size:
+        raise ConfigError(
+            f"key 'model.image_size': {cfg.image_size} cannot apply to {where}, trained at "
+            f"{source.image_size} px; remove model.image_size"
+        )
     start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
     model = MODELS[cfg.name](start, copy_parts(source.parts()), source.tokenizer)
     if cfg.learnable_temperature and source.cfg.learnable_temperature:

@@ -11,8 +11,11 @@ from coir.pipeline.models.config import ModelConfig
 class BlipModelConfig(ModelConfig):
     family: str = "blip"
     name: str = "case"  # case | image-only | text-only
-    preset: str = "tiny"  # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px)
-    pretrained: str | None = None  # local Hugging Face BLIP retrieval checkpoint directory
+    # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px); default tiny. With model.pretrained or
+    # model.init_from the architecture is the checkpoint's: a preset given then must match it
+    preset: str | None = None
+    pretrained: str | None = None  # local Hugging Face BLIP retrieval checkpoint directory (`coir convert`)
+    allow_partial: bool = False  # let model.pretrained lack weights the model uses (they stay random; logged)
     tokenizer: str | None = None  # local tokenizer directory; default: the pretrained one's
     image_size: int | None = None  # default: the preset's (tiny 64, base 384)
     temperature: float = 0.07
@@ -23,7 +26,8 @@ class BlipModelConfig(ModelConfig):
     freeze_projections: bool = False
     gradient_checkpointing: bool = False
     max_length: int = 40  # tokens per text (padded to this length, truncated beyond)
-    projection_dim: int | None = None  # embedding size; default: the preset's (tiny 64, base 256)
+    # embedding size; default: the preset's (tiny 64, base 256); with a checkpoint it must match its own
+    projection_dim: int | None = None
 
     def input_paths(self) -> dict[str, str | None]:
         return super().input_paths() | {

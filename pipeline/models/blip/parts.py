@@ -110,21 +110,44 @@ def config_from_dict(d: dict[str, Any]) -> Any:
     return BlipConfig.from_dict(d)
 
 
-def load_pretrained(path: str | Path) -> BlipParts:
-    """Parts of a local BlipForImageTextRetrieval checkpoint dir (nothing downloads)."""
+NEEDED = ("vision_model.", "text_encoder.", "vision_proj.", "text_proj.")  # what CASE and its baselines use
+
+
+def load_pretrained(path: str | Path, allow_partial: bool = False) -> BlipParts:
+    """Parts of a local BlipForImageTextRetrieval checkpoint dir (nothing downloads). Missing weights of
+    the parts used are a ConfigError naming them (unless allow_partial); unused keys are logged."""
     from transformers import BlipForImageTextRetrieval
+    from transformers.utils import logging as hf_logging
+
+    from coir.pipeline.models.loading import check_keys
 
     path = Path(path)
     if not path.is_dir():
         raise MissingInputError(path, "pretrained BLIP checkpoint directory (model.pretrained)")
     if not (path / "config.json").is_file():
         raise MissingInputError(path / "config.json", "BLIP checkpoint config")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # transformers' own load report is replaced by check_keys below
     try:
-        full = BlipForImageTextRetrieval.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as e:
+        full, info = BlipForImageTextRetrieval.from_pretrained(
+            str(path), local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError, RuntimeError) as e:
         raise ConfigError(
             f"model.pretrained: cannot load a BLIP retrieval checkpoint from {path}: {e}"
         ) from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = [k for k in info.get("missing_keys", ()) if k.startswith(NEEDED)]
+    mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ())]
+    check_keys(
+        path,
+        missing,
+        info.get("unexpected_keys", ()),
+        key="model.pretrained",
+        allow_partial=allow_partial,
+        mismatched=mismatched,
+    )
     parts = BlipParts.__new__(BlipParts)
     nn.Module.__init__(parts)
     parts.config = full.config

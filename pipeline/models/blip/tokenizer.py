@@ -55,13 +55,17 @@ def train_wordpiece(texts: Iterable[str], out_dir: str | Path, vocab_size: int =
     return out
 
 
-def load_tokenizer(path: str | Path) -> Any:
-    """A tokenizer dir (from train_wordpiece or a Hugging Face BLIP checkpoint) -> fast tokenizer."""
+def load_tokenizer(path: str | Path, key: str = "model.tokenizer") -> Any:
+    """A tokenizer dir (from train_wordpiece or a Hugging Face BLIP checkpoint) -> fast tokenizer.
+    A folder without tokenizer files is a ConfigError naming `key` (never transformers' fallback)."""
     from transformers import AutoTokenizer
+
+    from coir.pipeline.models.loading import require_tokenizer_files
 
     path = Path(path)
     if not path.is_dir():
         raise MissingInputError(path, "tokenizer directory")
+    require_tokenizer_files(path, key)
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as e:

@@ -34,7 +34,9 @@ def _folder(path: str | Path | None, key: str) -> Path:
 def load_tokenizer(path: str | Path, key: str = KEY) -> Any:
     from transformers import AutoTokenizer
 
-    folder = _folder(path, key)
+    from coir.pipeline.models.loading import require_tokenizer_files
+
+    folder = require_tokenizer_files(_folder(path, key), key)
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as e:
@@ -46,14 +48,16 @@ def load_bert(path: str | Path, key: str = KEY) -> nn.Module:
     folder lacks (the pooler is unused and may be absent)."""
     from transformers import AutoModel
 
+    from coir.pipeline.models.loading import check_keys
+
     folder = _folder(path, key)
     try:
         model, info = AutoModel.from_pretrained(str(folder), local_files_only=True, output_loading_info=True)
     except (OSError, ValueError) as e:
         raise DataFormatError(folder, f"no BERT weights could be loaded ({key}): {e}") from e
     missing = [k for k in info.get("missing_keys", []) if not k.startswith("pooler.")]
-    if missing:
-        raise ConfigError(f"key {key!r}: {folder} lacks weights: {', '.join(sorted(missing)[:20])}")
+    mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", ())]
+    check_keys(folder, missing, info.get("unexpected_keys", ()), key=key, mismatched=mismatched)
     return model
 
 
