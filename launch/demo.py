@@ -36,15 +36,18 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "case_ti
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: runs/demo; --methods: runs/methods)"
+    )
     parser.add_argument("--scale", default="small", choices=("tiny", "small", "medium"), help="world size")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default: %(default)s)")
     parser.add_argument(
         "--methods",
         default=None,
         metavar="all|NAME,...",
-        help="instead of the CASE pipeline, train these methods alike on the synthetic FashionIQ-style "
-        "data and compare them untrained -> trained (coir.launch.methods_demo; 'all' = every method)",
+        help="instead of the CASE pipeline, train these methods alike on the synthetic FashionIQ-, Shoes- "
+        "and Fashion200k-style data and compare them untrained -> trained (coir.launch.methods_demo; 'all' = "
+        "case, clip4cir, tirg, artemis, cmap, manme, composeae, crn)",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="training steps per model (default: 200; --methods: 150)"
@@ -185,9 +188,11 @@ def run(args: argparse.Namespace) -> int:
     if args.methods is not None:
         from coir.launch.methods_demo import run_methods
 
+        args.out = args.out or "runs/methods"
         args.steps = args.steps or 150
         args.batch_size = args.batch_size or 16
         return run_methods(args, build_world_once)
+    args.out = args.out or "runs/demo"
     args.steps = args.steps or 200
     args.batch_size = args.batch_size or 64
     return run_pipeline(args)

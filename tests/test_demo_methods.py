@@ -49,6 +49,11 @@ def test_one_method_end_to_end_then_reused(tmp_path: Path) -> None:
 
 
 def test_method_list_is_checked() -> None:
+    from importlib.metadata import entry_points
+
+    # every registered model family is in the demo (CASE for the blip family)
+    families = {e.name for e in entry_points(group="coir.models")} - {"blip"}
+    assert families | {"case"} == set(METHODS)
     assert [m.name for m in parse_methods("all")] == list(METHODS)
     assert [m.name for m in parse_methods("tirg, artemis")] == ["tirg", "artemis"]
     with pytest.raises(ConfigError, match="'nope'.*artemis"):
