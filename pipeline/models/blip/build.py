@@ -45,6 +45,9 @@ def assemble(cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> BlipRetr
             f"model.tokenizer: {len(tokenizer)} tokens do not fit the text encoder's vocabulary of {vocab}"
         )
     model = MODELS[cfg.name](cfg, parts, tokenizer)
+    learned = getattr(parts, "temperature", None)  # a converted original BLIP checkpoint's temp
+    if cfg.temperature is None and learned is not None:
+        model.temp.data.fill_(float(learned))
     model.configure()
     return model
 
@@ -116,7 +119,7 @@ def build_from_coir_export(cfg: BlipModelConfig) -> BlipRetrievalModel:
         )
     start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
     model = MODELS[cfg.name](start, copy_parts(source.parts()), source.tokenizer)
-    if cfg.learnable_temperature and source.cfg.learnable_temperature:
+    if cfg.temperature is None:
         model.temp.data.copy_(source.temp.data)
     model.configure()
     return model
@@ -148,7 +151,6 @@ def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
         model.cfg, name=kind, pretrained=None, tokenizer=None, image_size=model.image_size
     )
     derived = MODELS[kind](cfg, copy_parts(model.parts()), model.tokenizer)
-    if model.cfg.learnable_temperature:
-        derived.temp.data.copy_(model.temp.data)
+    derived.temp.data.copy_(model.temp.data)
     derived.configure()
     return derived.to(next(model.parameters()).device)
