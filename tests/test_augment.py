@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_train_data import StubProcessor, batches, config
+from test_train_data import batches, config
 from test_train_support import write_shards
 
 from coir.common.errors import ConfigError
@@ -46,14 +46,14 @@ def test_crop_area_and_aspect_stay_in_the_configured_ranges(scale) -> None:
     areas, ratios = [], []
     for _ in range(3000):
         left, top, w, h = crop_box(width, height, scale, (3 / 4, 4 / 3), rng)
-        assert 0 <= left and left + w <= width and 0 <= top and top + h <= height
+        assert left >= 0 and left + w <= width and top >= 0 and top + h <= height
         areas.append(w * h / (width * height))
         ratios.append(w / h)
     # rounding to whole pixels moves the area a little beyond the drawn fraction
     assert scale[0] * 0.97 <= min(areas) and max(areas) <= scale[1] * 1.03
     assert min(areas) < scale[0] + 0.05 * (scale[1] - scale[0])  # the whole range is visited
     assert max(areas) > scale[1] - 0.05 * (scale[1] - scale[0])
-    assert 3 / 4 * 0.95 <= min(ratios) and max(ratios) <= 4 / 3 * 1.05
+    assert min(ratios) >= 3 / 4 * 0.95 and max(ratios) <= 4 / 3 * 1.05
 
 
 def test_flip_mirrors_both_images_and_swaps_left_and_right_in_the_text() -> None:

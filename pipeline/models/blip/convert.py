@@ -191,7 +191,8 @@ def convert_checkpoint(
         if tok is not None:
             tok.save_pretrained(str(staging))
         if temp is not None:
-            (staging / TEMPERATURE_FILE).write_text(json.dumps({"temperature": float(temp), "source": f"temp of {Path(source).name}"}))
+            kept = {"temperature": float(temp), "source": f"temp of {Path(source).name}"}
+            (staging / TEMPERATURE_FILE).write_text(json.dumps(kept))
     return {
         "source": str(Path(source).resolve()),
         "out": str(Path(out).resolve()),

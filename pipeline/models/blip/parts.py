@@ -175,7 +175,8 @@ def read_temperature(folder: Path) -> float | None:
     try:
         value = json.loads(path.read_text())["temperature"]
     except (ValueError, KeyError, TypeError) as e:
-        raise DataFormatError(path, f"expected {{\"temperature\": number}}: {e!r}", field="temperature") from e
+        message = f'expected {{"temperature": number}}: {e!r}'
+        raise DataFormatError(path, message, field="temperature") from e
     if not isinstance(value, int | float) or not value > 0:
         raise DataFormatError(path, f"expected a positive number, got {value!r}", field="temperature")
     return float(value)
