@@ -137,11 +137,12 @@ def main() -> None:
     print(f"preset {args.preset}: one model copy ~ {copy / gib:.2f} GiB (random - import)")
     for mode, peak in peaks.items():
         extra = peak - floor
-        print(
-            f"{mode:>20}: peak RSS {peak / gib:6.2f} GiB, above imports {extra / gib:5.2f} GiB = {extra / copy:.2f} copies"
-        )
+        share = f"above imports {extra / gib:5.2f} GiB = {extra / copy:.2f} copies"
+        print(f"{mode:>20}: peak RSS {peak / gib:6.2f} GiB, {share}")
     before, after = peaks["export/random-first"] - floor, peaks["export"] - floor
     print(f"init_from, above imports: with empty weights / random first = {after / before:.2f}")
+    ratio = peaks["export"] / peaks["export/random-first"]
+    print(f"init_from, peak RSS: with empty weights / random first = {ratio:.2f}")
 
 
 if __name__ == "__main__":
