@@ -79,3 +79,16 @@ def test_pre_caption_cleans_and_truncates_like_blip(tok):
     enc = proc.text(["The circle is red, make the square blue"])
     assert enc["input_ids"].shape == (1, 35)
     assert int(enc["attention_mask"].sum()) == 3 + 2  # three words + [CLS] and [SEP]
+
+
+def test_an_export_is_rebuilt_empty_and_filled_with_its_own_weights(tok, tmp_path):
+    from coir.pipeline.models.export import load_export
+
+    torch.manual_seed(3)
+    source = build_model(BlipModelConfig(tokenizer=tok, learnable_temperature=False))
+    export = save_export(source, tmp_path / "export")
+    loaded = load_export(export)
+    tensors = [*loaded.parameters(), *loaded.buffers()]
+    assert tensors and not any(t.is_meta for t in tensors)
+    for (name, a), (_, b) in zip(source.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
