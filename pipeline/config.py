@@ -16,6 +16,7 @@ from typing import Any
 
 from coir.common.config import load_config
 from coir.common.errors import ConfigError, MissingInputError
+from coir.pipeline.augment import AugmentConfig
 from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
 INPUTS = ("images", "features")  # what data.shards hold
@@ -41,6 +42,9 @@ class DataConfig:
     draft_size: int | None = None
     pin_memory: bool = True  # only takes effect on GPU
     prefetch_factor: int = 2
+    # training-time image augmentation (BLIP's retrieval transform_train, composed-retrieval safe flip);
+    # off by default; see pipeline/augment.py
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -147,6 +151,13 @@ def check_values(config: TrainConfig) -> None:
     need(data.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(data.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(data.shuffle_buffer >= 1, "data.shuffle_buffer", "must be >= 1")
+    for key, message in data.augment.problems():
+        need(False, f"data.augment.{key}", message)
+    need(
+        not (data.augment.enabled and data.inputs == "features"),
+        "data.augment.enabled",
+        "cannot augment data.inputs=features (the features of fixed images); switch one of them off",
+    )
     need(
         data.samples_per_epoch_per_worker >= data.batch_size,
         "data.samples_per_epoch_per_worker",

@@ -4,17 +4,20 @@ Layout of the stream. The shard list is split by node (rank r of W takes shards[
 of wds.split_by_node, so ranks read disjoint shards whenever there are at least W shards) and then
 by DataLoader worker the same way. Each worker resamples shards from its part (wds.ResampledShards),
 expands them into samples (wds.tarfile_to_samples with a handler that logs and continues), shuffles
-through a buffer, decodes the JPEGs with PIL, applies the model's Processor (image transform and
-tokenisation, in the worker) and yields whole batches. An epoch is a fixed number of batches per
-worker (data.samples_per_epoch_per_worker // data.batch_size); a new epoch rebuilds the workers.
+through a buffer, decodes the JPEGs with PIL, augments them when data.augment.enabled (pipeline/augment.py:
+crop, flip with left/right swapped in the text, RandAugment; on the PIL images), applies the model's
+Processor (image transform and tokenisation, in the worker) and yields whole batches. An epoch is a
+fixed number of batches per worker (data.samples_per_epoch_per_worker // data.batch_size); a new
+epoch rebuilds the workers.
 With data.inputs=features the samples hold the model's frozen-part features (`coir data features`)
 instead of JPEGs: they are read as arrays, no image is decoded, and batches carry query_feature /
 target_feature in place of query_image / target_image; the rest of the stream is the same.
 
 Exact resume. Every random choice of a worker is seeded from (seed, epoch, rank, worker): the shard
-order of ResampledShards and the shuffle buffer's RNG. The raw stream (samples before decoding) of
-a worker in an epoch is therefore a pure function of those four numbers. Each batch carries the
-index of the worker that made it and how many raw samples that worker had consumed up to it; the
+order of ResampledShards, the shuffle buffer's RNG and, per raw sample (by its index in the raw
+stream), its augmentation. The raw stream (samples before decoding) of a worker in an epoch is
+therefore a pure function of those four numbers. Each batch carries the index of the worker that
+made it and how many raw samples that worker had consumed up to it; the
 training loop keeps these for the batches it actually used (prefetched ones do not count), and the
 checkpoint stores them as StreamState. On resume the same per-worker streams are rebuilt and each
 worker drops the raw samples it had already consumed *before* decoding them (cheap: only tar bytes
@@ -47,6 +50,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from coir.common import fields
 from coir.common.errors import DataFormatError
+from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig
 from coir.pipeline.features import array_from_npy
 
@@ -112,23 +116,35 @@ class ImageDecoder:
         self.processor = processor
         self.mode = config.image_mode
         self.draft = config.draft_size
+        aug = config.augment
+        # crops are resized straight to the model's input size (its Processor's resize is then a no-op)
+        self.augment = TripletAugment(aug, getattr(processor, "image_size", None)) if aug.enabled else None
 
-    def item(self, data: bytes) -> torch.Tensor:
+    def open(self, data: bytes) -> Any:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as img:
             if self.draft and img.format == "JPEG":
                 img.draft(self.mode, (self.draft, self.draft))
             img.load()
-            return self.processor.image(img.convert(self.mode))
+            return img.convert(self.mode)
 
-    def __call__(self, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, str]:
+    def item(self, data: bytes) -> torch.Tensor:
+        return self.processor.image(self.open(data))
+
+    def __call__(
+        self, sample: dict[str, Any], rng: random.Random | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """With augmentation on, `rng` (one per sample, see TrainStream) makes every random choice."""
         for key in (*self.fields, fields.TEXT):
             if key not in sample:
                 raise KeyError(f"missing field {key!r}")
         text = sample[fields.TEXT].decode("utf-8").strip()
-        query, target = (self.item(sample[key]) for key in self.fields)
-        return query, target, text
+        if self.augment is None or rng is None:
+            query, target = (self.item(sample[key]) for key in self.fields)
+            return query, target, text
+        ref, tgt, text = self.augment(*(self.open(sample[key]) for key in self.fields), text, rng)
+        return self.processor.image(ref), self.processor.image(tgt), text
 
 
 class FeatureDecoder(ImageDecoder):
@@ -137,6 +153,10 @@ class FeatureDecoder(ImageDecoder):
 
     fields = (fields.QUERY_FEATURE, fields.TARGET_FEATURE)
     keys = ("query_feature", "target_feature")
+
+    def __init__(self, processor: Any, config: DataConfig) -> None:
+        super().__init__(processor, config)
+        self.augment = None  # features are fixed outputs of the frozen part (check_values refuses both)
 
     def item(self, data: bytes) -> torch.Tensor:
         return torch.from_numpy(array_from_npy(data))
@@ -212,7 +232,11 @@ class TrainStream(IterableDataset):
                 continue
             self._skipping = False
             try:
-                rows.append(decode(sample))
+                # augmentation seeded per raw sample: the same on resume, different each epoch
+                rng = None
+                if decode.augment is not None:
+                    rng = random.Random(stream_seed(self.seed, state.epoch, self.rank, logical, raw_index))
+                rows.append(decode(sample, rng))
                 bad_run = 0
             except Exception as error:  # a bad sample must not stop training
                 bad += 1

@@ -31,6 +31,9 @@ TO_ORIGINAL = [
 ]
 
 
+LEARNED_TEMP = 0.0421  # not BLIP's initial 0.07: the converted model must start from this one
+
+
 def original_name(hf_key: str) -> str:
     for new, old in TO_ORIGINAL:
         hf_key = hf_key.replace(new, old)
@@ -57,13 +60,13 @@ def original(tmp_path_factory):
         "text_queue": torch.randn(16, 8),
         "idx_queue": torch.full((1, 8), -100),
         "ptr_queue": torch.zeros(1, dtype=torch.long),
-        "temp": torch.tensor(0.07),
+        "temp": torch.tensor(LEARNED_TEMP),
         "text_encoder.embeddings.position_ids": torch.arange(32)[None],
     }
     path = root / "model_base_retrieval_coco.pth"
     torch.save({"model": state | momentum | training}, path)
     tok = train_wordpiece(TEXTS * 5, root / "tok", vocab_size=80)
-    return path, hf_state, set(momentum) | set(training), tok
+    return path, hf_state, (set(momentum) | set(training)) - {"temp"}, tok
 
 
 def test_convert_round_trips_every_tensor_and_lists_what_it_drops(original, tmp_path, capsys):
@@ -85,6 +88,11 @@ def test_convert_round_trips_every_tensor_and_lists_what_it_drops(original, tmp_
     model = build_model(BlipModelConfig(pretrained=str(out)))
     assert torch.equal(model.vision_proj.weight, hf_state["vision_proj.weight"])
     assert len(model.tokenizer) > 20
+    # BLIP's learned temperature is kept (transformers' model has no place for it) and used by default
+    assert card["convert"]["temperature"] == pytest.approx(LEARNED_TEMP)
+    assert model.temperature().item() == pytest.approx(LEARNED_TEMP)
+    explicit = build_model(BlipModelConfig(pretrained=str(out), temperature=0.05))
+    assert explicit.temperature().item() == pytest.approx(0.05)
 
 
 def test_a_checkpoint_of_another_layout_is_refused_naming_its_keys(original, tmp_path):

@@ -89,8 +89,10 @@ def load_export(export_dir: str | Path, device: str | None = None) -> RetrievalM
         state = load_file(str(weights))
     except (SafetensorError, OSError) as e:
         raise DataFormatError(weights, f"unreadable safetensors file: {e}") from e
+    # a family may rebuild with empty (meta) parameters: the saved tensors then take their place
+    assign = any(p.is_meta for p in model.parameters())
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=assign)
     except RuntimeError as e:
         raise DataFormatError(weights, f"weights do not match the config in {META}: {e}") from e
     model.eval()

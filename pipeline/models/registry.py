@@ -35,7 +35,8 @@ class FamilySpec:
     build: Callable[[Any], RetrievalModel]
     #: write the files besides the weights an export needs (tokenizer, vocabulary) into a folder
     save_assets: Callable[[RetrievalModel, Path], None]
-    #: the architecture an export describes (export_config() + the export folder), random weights
+    #: the architecture an export describes (export_config() + the export folder), its weights random
+    #: or empty (meta device); load_export loads or assigns the saved ones
     rebuild: Callable[[str, dict[str, Any], Path], RetrievalModel]
     #: single-modality baselines derivable from a trained model without training (name -> model)
     derive: Callable[[RetrievalModel, str], RetrievalModel] | None = None

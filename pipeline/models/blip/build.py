@@ -45,6 +45,9 @@ def assemble(cfg: BlipModelConfig, parts: BlipParts, tokenizer: Any) -> BlipRetr
             f"model.tokenizer: {len(tokenizer)} tokens do not fit the text encoder's vocabulary of {vocab}"
         )
     model = MODELS[cfg.name](cfg, parts, tokenizer)
+    learned = getattr(parts, "temperature", None)  # a converted original BLIP checkpoint's temp
+    if cfg.temperature is None and learned is not None:
+        model.temp.data.fill_(float(learned))
     model.configure()
     return model
 
@@ -115,8 +118,9 @@ def build_from_coir_export(cfg: BlipModelConfig) -> BlipRetrievalModel:
             f"{source.image_size} px; remove model.image_size"
         )
     start = dataclasses.replace(cfg, image_size=source.image_size, tokenizer=None)
-    model = MODELS[cfg.name](start, copy_parts(source.parts()), source.tokenizer)
-    if cfg.learnable_temperature and source.cfg.learnable_temperature:
+    # the source model is dropped here: its modules move over without a copy
+    model = MODELS[cfg.name](start, source.parts(), source.tokenizer)
+    if cfg.temperature is None:
         model.temp.data.copy_(source.temp.data)
     model.configure()
     return model
@@ -128,14 +132,20 @@ def save_assets(model: BlipRetrievalModel, folder: Path) -> None:
 
 
 def rebuild(name: str, config: dict[str, Any], folder: Path) -> BlipRetrievalModel:
-    """The architecture an export describes (random weights; the caller loads them)."""
+    """The architecture an export describes, its parameters empty (meta device); load_export assigns them."""
     if not isinstance(config.get("blip"), dict):
         raise DataFormatError(folder / "coir_model.json", "expected the BLIP config", field="config.blip")
     tok_dir = folder / TOKENIZER
     if not tok_dir.is_dir():
         raise MissingInputError(tok_dir, "tokenizer directory")
+    from accelerate import init_empty_weights
+
     model_cfg = BlipModelConfig.from_export(config["model"], name)
-    return assemble(model_cfg, BlipParts(config_from_dict(config["blip"])), load_tokenizer(tok_dir))
+    # parameters on the meta device: the caller assigns the saved ones, so no rank ever holds a random
+    # full copy first (buffers stay real: non-persistent ones are not in the saved weights)
+    with init_empty_weights():
+        parts = BlipParts(config_from_dict(config["blip"]))
+        return assemble(model_cfg, parts, load_tokenizer(tok_dir))
 
 
 def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
@@ -148,7 +158,6 @@ def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
         model.cfg, name=kind, pretrained=None, tokenizer=None, image_size=model.image_size
     )
     derived = MODELS[kind](cfg, copy_parts(model.parts()), model.tokenizer)
-    if model.cfg.learnable_temperature:
-        derived.temp.data.copy_(model.temp.data)
+    derived.temp.data.copy_(model.temp.data)
     derived.configure()
     return derived.to(next(model.parameters()).device)

@@ -18,14 +18,19 @@ class BlipModelConfig(ModelConfig):
     allow_partial: bool = False  # let model.pretrained lack weights the model uses (they stay random; logged)
     tokenizer: str | None = None  # local tokenizer directory; default: the pretrained one's
     image_size: int | None = None  # default: the preset's (tiny 64, base 384)
-    temperature: float = 0.07
+    # null: the checkpoint's learned temperature when it has one (a coir export, a `coir convert`ed
+    # original BLIP .pth), else BLIP's initial 0.07; a number overrides the checkpoint's
+    temperature: float | None = None
     learnable_temperature: bool = True
     reverse_weight: float = 0.5  # auxiliary reverse-query objective (target + text -> reference)
     symmetric: bool = False  # add the target -> query direction to the contrastive loss
     freeze_vision: bool = False
     freeze_projections: bool = False
     gradient_checkpointing: bool = False
-    max_length: int = 40  # tokens per text (padded to this length, truncated beyond)
+    max_length: int = 40  # tokens per text (padded to this length, truncated beyond); BLIP retrieval: 35
+    # BLIP's pre_caption (lower case, drop . ! " ( ) * # : ; ~, keep the first max_words words) on every
+    # text, in training and evaluation alike; BLIP retrieval finetuning: 30. null: texts as they are
+    max_words: int | None = None
     # embedding size; default: the preset's (tiny 64, base 256); with a checkpoint it must match its own
     projection_dim: int | None = None
 

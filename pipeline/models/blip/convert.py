@@ -4,20 +4,24 @@ that `model.pretrained` loads.
 The source layout (salesforce/BLIP models/blip_retrieval.py, LAVIS blip_retrieval): {"model": state_dict}
 with a timm-style ViT under `visual_encoder.*`, a BERT with cross-attention under `text_encoder.*` (already
 named as transformers' BlipTextModel), `vision_proj`, `text_proj`, `itm_head`; the momentum copies
-(`*_m.*`), the contrastive queues (`image_queue`, `text_queue`, `idx_queue`, `ptr_queue`) and `temp` are
-training state of BLIP's own objective and are dropped (listed in the report). The architecture is read
+(`*_m.*`) and the contrastive queues (`image_queue`, `text_queue`, `idx_queue`, `ptr_queue`) are
+training state of BLIP's own objective and are dropped (listed in the report). The learned temperature
+`temp` has no place in transformers' model: it is kept in blip_temperature.json beside it, and
+model.pretrained starts from it (model.temperature=null). The architecture is read
 from the tensor shapes; attention heads are not visible in shapes (hidden / 64, as in ViT-B and BERT-base)
 unless a BlipConfig JSON is given.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
 from coir.common.errors import ConfigError, DataFormatError, MissingInputError
+from coir.pipeline.models.blip.parts import TEMPERATURE_FILE
 
 #: momentum encoders and projections: BLIP's distillation targets, not needed to start from
 MOMENTUM_PREFIXES = ("visual_encoder_m.", "text_encoder_m.", "vision_proj_m.", "text_proj_m.")
@@ -27,7 +31,6 @@ DROPPED_KEYS = (
     "text_queue",
     "idx_queue",
     "ptr_queue",
-    "temp",
     "text_encoder.embeddings.position_ids",
 )
 KEPT_PREFIXES = ("text_encoder.", "vision_proj.", "text_proj.", "itm_head.")
@@ -161,7 +164,9 @@ def convert_checkpoint(
     from coir.pipeline.models.blip.tokenizer import load_tokenizer
     from coir.pipeline.models.loading import check_keys
 
-    hf, dropped = convert_state(read_original(source), source)
+    original = read_original(source)
+    temp = original.pop("temp", None)
+    hf, dropped = convert_state(original, source)
     if config is not None:
         if not Path(config).is_file():
             raise MissingInputError(config, "BlipConfig JSON (--config)")
@@ -185,10 +190,14 @@ def convert_checkpoint(
         model.save_pretrained(str(staging))
         if tok is not None:
             tok.save_pretrained(str(staging))
+        if temp is not None:
+            kept = {"temperature": float(temp), "source": f"temp of {Path(source).name}"}
+            (staging / TEMPERATURE_FILE).write_text(json.dumps(kept))
     return {
         "source": str(Path(source).resolve()),
         "out": str(Path(out).resolve()),
         "converted": len(hf),
         "dropped": dropped,
         "tokenizer": str(Path(tokenizer).resolve()) if tokenizer is not None else None,
+        "temperature": float(temp) if temp is not None else None,
     }

@@ -17,6 +17,7 @@ from coir.pipeline.models.blip.parts import BlipParts
 from coir.pipeline.models.blip.processor import BlipProcessor
 
 TEMPERATURE_RANGE = (0.001, 0.5)  # BLIP clamps its learnable temperature to this range
+BLIP_TEMPERATURE = 0.07  # BLIP_Retrieval's initial temp (salesforce/BLIP models/blip_retrieval.py)
 
 
 class BlipRetrievalModel(RetrievalModel):
@@ -38,10 +39,11 @@ class BlipRetrievalModel(RetrievalModel):
         self.interpolate_pos = self.image_size != native
         # shape [1], not a 0-dim scalar: DeepSpeed's fp32 gradient clipping (ZeRO stage 0)
         # multiplies every gradient in place by a [1]-shaped factor, which a 0-dim gradient refuses
+        start = torch.full((1,), BLIP_TEMPERATURE if cfg.temperature is None else float(cfg.temperature))
         if cfg.learnable_temperature:
-            self.temp = nn.Parameter(torch.full((1,), float(cfg.temperature)))
+            self.temp = nn.Parameter(start)
         else:
-            self.register_buffer("temp", torch.full((1,), float(cfg.temperature)), persistent=False)
+            self.register_buffer("temp", start, persistent=False)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # exports and checkpoints written before the temperature became [1]-shaped hold it 0-dim
@@ -127,12 +129,17 @@ class BlipRetrievalModel(RetrievalModel):
     # ---- interface -----------------------------------------------------------------------------
     def processor(self) -> BlipProcessor:
         return BlipProcessor(
-            image_size=self.image_size, tokenizer=self.tokenizer, max_length=self.cfg.max_length
+            image_size=self.image_size,
+            tokenizer=self.tokenizer,
+            max_length=self.cfg.max_length,
+            max_words=self.cfg.max_words,
         )
 
     def export_config(self) -> dict[str, Any]:
         model = dataclasses.asdict(self.cfg)
         model.update(name=self.name, pretrained=None, tokenizer=None, image_size=self.image_size)
+        # a fixed temperature is no saved weight: the config carries the value in use
+        model["temperature"] = float(self.temp.detach().float().item())
         return {"model": model, "blip": self.blip_config.to_dict()}
 
     def parts(self) -> BlipParts:

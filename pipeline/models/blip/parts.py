@@ -91,7 +91,10 @@ def preset_config(
 
 
 class BlipParts(nn.Module):
-    """The four BLIP retrieval parts CASE and its baselines are built from."""
+    """The four BLIP retrieval parts CASE and its baselines are built from, and the checkpoint's learned
+    temperature when it has one (transformers' BlipForImageTextRetrieval has none; BLIP's .pth has)."""
+
+    temperature: float | None = None
 
     def __init__(self, config: Any) -> None:
         from transformers import BlipTextModel, BlipVisionModel
@@ -110,6 +113,7 @@ def config_from_dict(d: dict[str, Any]) -> Any:
     return BlipConfig.from_dict(d)
 
 
+TEMPERATURE_FILE = "blip_temperature.json"  # written by `coir convert` from an original BLIP .pth's temp
 NEEDED = ("vision_model.", "text_encoder.", "vision_proj.", "text_proj.")  # what CASE and its baselines use
 
 
@@ -155,4 +159,24 @@ def load_pretrained(path: str | Path, allow_partial: bool = False) -> BlipParts:
     parts.text_encoder = full.text_encoder
     parts.vision_proj = full.vision_proj
     parts.text_proj = full.text_proj
+    parts.temperature = read_temperature(path)
     return parts
+
+
+def read_temperature(folder: Path) -> float | None:
+    """The learned temperature `coir convert` kept in folder/blip_temperature.json; None without one."""
+    import json
+
+    from coir.common.errors import DataFormatError
+
+    path = folder / TEMPERATURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())["temperature"]
+    except (ValueError, KeyError, TypeError) as e:
+        message = f'expected {{"temperature": number}}: {e!r}'
+        raise DataFormatError(path, message, field="temperature") from e
+    if not isinstance(value, int | float) or not value > 0:
+        raise DataFormatError(path, f"expected a positive number, got {value!r}", field="temperature")
+    return float(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,14 @@ from PIL import Image
 # BLIP's normalisation (the CLIP statistics)
 BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_PUNCTUATION = re.compile(r"""([.!"()*#:;~])""")
+
+
+def pre_caption(text: str, max_words: int) -> str:
+    """BLIP's caption cleaning (salesforce/BLIP data/utils.py pre_caption): lower case, these
+    punctuation marks . ! " ( ) * # : ; ~ become spaces, runs of spaces collapse, first max_words words."""
+    text = re.sub(r"\s{2,}", " ", _PUNCTUATION.sub(" ", text.lower())).strip()
+    return " ".join(text.split(" ")[:max_words])
 
 
 @dataclass
@@ -18,6 +27,7 @@ class BlipProcessor:
     image_size: int
     tokenizer: Any  # a transformers fast tokenizer (picklable)
     max_length: int = 40
+    max_words: int | None = None  # BLIP's pre_caption before tokenising; None leaves texts as they are
     mean: tuple[float, ...] = BLIP_MEAN
     std: tuple[float, ...] = BLIP_STD
     _transform: Any = field(default=None, init=False, repr=False, compare=False)
@@ -42,6 +52,8 @@ class BlipProcessor:
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Texts -> {"input_ids", "attention_mask"} long [B, max_length] (fixed length, so per-sample
         outputs collate)."""
+        if self.max_words is not None:
+            texts = [pre_caption(t, self.max_words) for t in texts]
         enc = self.tokenizer(
             list(texts),
             padding="max_length",
