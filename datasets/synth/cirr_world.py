@@ -50,7 +50,7 @@ def image_relpath(split: str, family: int, name: str) -> str:
     return f"./{'dev' if split == 'val' else 'test1'}/{name}.png"
 
 
-def caption(rng: random.Random, fam: Family, ref: int, tgt: int) -> str:
+def caption(rng: random.Random, fam: Family, tgt: int) -> str:
     """The modification text: what the target shows, in the statements of the LaSCo texts ("the circle
     is red", "the red object is a star", "there are two stars"), the words a LaSCo-pretrained model
     learned; imperatives ("make the circle red") would rest on words it never saw."""
@@ -174,7 +174,7 @@ def build_split(
             entry: dict = {"pairid": pairid, "reference": names[iref]}
             if split != "test1":
                 entry |= {"target_hard": names[itgt], "target_soft": {names[itgt]: 1.0}}
-            entry["caption"] = caption(rng, fam, ref, tgt)
+            entry["caption"] = caption(rng, fam, tgt)
             img_set: dict = {
                 "id": FIRST_SET_ID[split] + f,
                 "members": member_names,
