@@ -297,9 +297,9 @@ def pixel_image_only_model():
 
 
 def fact_text_only_model(world: Path, split: str = "val"):
-    """Text-only: reads the fact a CIRR caption asks for ("the circle should be pink" -> circle is
-    pink; "show two stars" -> two stars; relative counts such as "add a star": none) and retrieves
-    the gallery images holding it, by the facts of W/truth/cirr_scenes_<split>.json (an image is
+    """Text-only: reads the fact a CIRR caption asks for ("the circle is pink" -> circle is pink;
+    counts such as "there are two stars": none, the text families change colours and shapes) and
+    retrieves the gallery images holding it, by the facts of W/truth/cirr_scenes_<split>.json (an image is
     recognised by its pixels). Images holding the fact are ordered by a fixed pseudo-random
     tie-breaker, so a fact held by one image finds it and a common one finds the target by chance."""
     import hashlib
@@ -307,9 +307,7 @@ def fact_text_only_model(world: Path, split: str = "val"):
     from PIL import Image
 
     from coir.datasets.synth.render import COLOURS, SHAPES
-    from coir.datasets.synth.scenes import NUMBER_WORDS
 
-    numbers = {w: i for i, w in enumerate(NUMBER_WORDS)}
     plurals = {("crosses" if s == "cross" else s + "s"): s for s in SHAPES}
     vocab: dict[tuple, int] = {}
     by_pixels: dict[str, tuple[set[tuple], float]] = {}
@@ -327,15 +325,9 @@ def fact_text_only_model(world: Path, split: str = "val"):
         words = [plurals.get(w, w) for w in text.lower().split()]
         shapes = [w for w in words if w in SHAPES]
         colours = [w for w in words if w in COLOURS]
-        if not shapes or (words[0] == "remove" and words[1] != "all"):
+        if not shapes or not colours:
             return -1
-        if colours and words[0] != "remove":  # colour and shape changes, "add a red star"
-            return vocab.get(("obj", shapes[-1], colours[-1]), -1)
-        if words[0] == "show":
-            return vocab.get(("count", shapes[-1], numbers[words[1]]), -1)
-        if words[:2] == ["remove", "all"]:
-            return vocab.get(("count", shapes[-1], 0), -1)
-        return -1
+        return vocab.get(("obj", shapes[-1], colours[-1]), -1)
 
     class FactTextOnly(_oracle_base()):
         def processor(self):
