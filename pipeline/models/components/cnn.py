@@ -1,4 +1,5 @@
-"""ResNet trunks (torchvision architectures, random or local weights) and GeM pooling.
+"""ResNet trunks (torchvision architectures, random or local weights), GeM pooling, and the pooled-linear
+image encoder of TIRG and ComposeAE.
 
 ARTEMIS pools layer4 (7 x 7 at 224 px); CMAP also uses layer3 and layer2 (naver/artemis and
 CFM-MSG/Code_CMAP encoders.py). The trunk keeps torchvision's module names, so its state dict is a
@@ -148,3 +149,16 @@ class GeM(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={float(self.p):g}, eps={self.eps:g}"
+
+
+class PooledLinearEncoder(nn.Module):
+    """ResNet layer-4 map -> global average pooling -> linear to D, not normalised (TIRG's and ComposeAE's
+    image model: the torchvision ResNet with its fc replaced)."""
+
+    def __init__(self, backbone: str, weights: str | None, embed_dim: int) -> None:
+        super().__init__()
+        self.cnn = build_resnet(backbone, weights)
+        self.fc = nn.Linear(self.cnn.channels["layer4"], embed_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.cnn(images)["layer4"].mean(dim=(2, 3)))

@@ -37,21 +37,9 @@ from torch import nn
 from coir.common.errors import ConfigError
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.base import RetrievalModel
-from coir.pipeline.models.components.cnn import build_resnet
+from coir.pipeline.models.components.cnn import PooledLinearEncoder
 from coir.pipeline.models.composeae.config import LOSSES, ComposeAEModelConfig
 from coir.pipeline.models.composeae.text import ComposeAEProcessor, FrozenBert
-
-
-class ImageEncoder(nn.Module):
-    """ResNet layer-4 map -> global average pooling -> linear to D (the reference's img_model.fc)."""
-
-    def __init__(self, backbone: str, weights: str | None, embed_dim: int) -> None:
-        super().__init__()
-        self.cnn = build_resnet(backbone, weights)
-        self.fc = nn.Linear(self.cnn.channels["layer4"], embed_dim)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.cnn(images)["layer4"].mean(dim=(2, 3)))
 
 
 def mlp(dim_in: int, dim_hidden: int, dim_out: int) -> nn.Sequential:
@@ -138,7 +126,7 @@ class ComposeAE(RetrievalModel):
             )
         self.cfg = cfg
         self.tokenizer = tokenizer
-        self.image_encoder = ImageEncoder(
+        self.image_encoder = PooledLinearEncoder(
             cfg.backbone, cfg.backbone_weights if load_weights else None, cfg.embed_dim
         )
         self.text_encoder = FrozenBert(bert, cfg.text_layer)

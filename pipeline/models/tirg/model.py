@@ -38,23 +38,11 @@ from coir.common.errors import ConfigError
 from coir.datasets.vocab import Vocabulary
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.base import RetrievalModel
-from coir.pipeline.models.components.cnn import build_resnet
+from coir.pipeline.models.components.cnn import PooledLinearEncoder
 from coir.pipeline.models.components.glove import word_embedding
 from coir.pipeline.models.components.processor import WordProcessor
 from coir.pipeline.models.components.text import LSTMEncoder
 from coir.pipeline.models.tirg.config import LOSSES, TRIPLETS, TirgModelConfig
-
-
-class ImageEncoder(nn.Module):
-    """ResNet layer-4 map -> global average pooling -> linear to D (not normalised)."""
-
-    def __init__(self, backbone: str, weights: str | None, embed_dim: int) -> None:
-        super().__init__()
-        self.cnn = build_resnet(backbone, weights)
-        self.fc = nn.Linear(self.cnn.channels["layer4"], embed_dim)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.cnn(images)["layer4"].mean(dim=(2, 3)))
 
 
 class Composer(nn.Module):
@@ -115,7 +103,7 @@ class Tirg(RetrievalModel):
             )
         self.cfg = cfg
         self.vocab = vocab
-        self.image_encoder = ImageEncoder(
+        self.image_encoder = PooledLinearEncoder(
             cfg.backbone, cfg.backbone_weights if load_weights else None, cfg.embed_dim
         )
         if cfg.glove and load_weights:
