@@ -9,8 +9,9 @@ files: transformers otherwise falls back to a tokenizer of a handful of special 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from coir.common.errors import ConfigError
 
@@ -82,3 +83,24 @@ def check_keys(
         f"key {key!r}: {source} lacks weights the model needs ({'; '.join(problems)}); is it a checkpoint "
         "of this architecture? Set model.allow_partial=true to start those weights from random on purpose"
     )
+
+
+def load_state_checked(
+    module: Any, state: Mapping[str, Any], may_be_absent: Callable[[str], bool], what: str
+) -> None:
+    """Load `state` into `module` after checking every key: ConfigError starting with `what` and naming
+    the missing (unless `may_be_absent(key)`), unexpected and wrongly shaped keys."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state and not may_be_absent(k)]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {list(state[k].shape)} (expected {list(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        problems = [f"missing keys ({len(missing)}): {listed(missing)}"] if missing else []
+        problems += [f"unexpected keys ({len(unexpected)}): {listed(unexpected)}"] if unexpected else []
+        problems += [f"wrong shapes ({len(shapes)}): {listed(shapes)}"] if shapes else []
+        raise ConfigError(f"{what}; " + "; ".join(problems))
+    module.load_state_dict(state, strict=False)

@@ -19,6 +19,7 @@ import torchvision
 from torch import nn
 
 from coir.common.errors import ConfigError, DataFormatError, MissingInputError
+from coir.pipeline.models.loading import load_state_checked
 
 RESNET_ARCHS = ("resnet18", "resnet50", "resnet152")
 FEATURE_LAYERS = ("layer2", "layer3", "layer4")
@@ -28,7 +29,6 @@ RESNET_CHANNELS: dict[str, dict[str, int]] = {
     "resnet50": {"layer2": 512, "layer3": 1024, "layer4": 2048},
     "resnet152": {"layer2": 512, "layer3": 1024, "layer4": 2048},
 }
-_SHOWN_KEYS = 20
 
 
 class ResNetTrunk(nn.Module):
@@ -85,34 +85,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(data)
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN_KEYS])
-    return shown + (f", … ({len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else "")
-
-
 def load_resnet_weights(resnet: torchvision.models.ResNet, path: str | Path, arch: str = "resnet") -> None:
     """Load a local torchvision-named state dict into `resnet`; ConfigError naming every missing,
     unexpected and wrongly shaped key when the file does not match. `fc.*` may be absent (the
     trunk drops it); so may BatchNorm's `num_batches_tracked` (older torchvision files lack it)."""
-    state = read_state_dict(path)
-    expected = resnet.state_dict()
-    missing = [
-        k
-        for k in expected
-        if k not in state and not k.startswith("fc.") and not k.endswith(".num_batches_tracked")
-    ]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [
-        f"{k} {list(state[k].shape)} (expected {list(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or shapes:
-        problems = [f"missing keys ({len(missing)}): {_listed(missing)}"] if missing else []
-        problems += [f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}"] if unexpected else []
-        problems += [f"wrong shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
-        raise ConfigError(f"{path}: weights do not match torchvision {arch}; " + "; ".join(problems))
-    resnet.load_state_dict(state, strict=False)
+    load_state_checked(
+        resnet,
+        read_state_dict(path),
+        lambda k: k.startswith("fc.") or k.endswith(".num_batches_tracked"),
+        f"{path}: weights do not match torchvision {arch}",
+    )
 
 
 def build_resnet(arch: str = "resnet50", weights: str | Path | None = None) -> ResNetTrunk:

@@ -31,8 +31,7 @@ from torch import nn
 from coir.common.errors import ConfigError
 from coir.pipeline.models.components.cnn import read_state_dict
 from coir.pipeline.models.crn.cross_relation import GeM
-
-_SHOWN_KEYS = 8
+from coir.pipeline.models.loading import load_state_checked
 
 
 def build_swin(name: str, image_size: int, args: dict[str, Any] | None) -> SwinTransformer:
@@ -46,34 +45,19 @@ def build_swin(name: str, image_size: int, args: dict[str, Any] | None) -> SwinT
     return swin
 
 
-def _listed(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN_KEYS])
-    return shown + (f", … ({len(keys) - _SHOWN_KEYS} more)" if len(keys) > _SHOWN_KEYS else "")
-
-
 def load_swin_weights(swin: SwinTransformer, path: str | Path) -> None:
     """A local timm (or original Microsoft) Swin state dict into `swin`, every key checked: ConfigError
     naming the missing, unexpected and wrongly shaped keys. Only the classifier (`head.*`) may be
     left over; the relative-position index and attention-mask buffers timm rebuilds may be absent."""
     state = checkpoint_filter_fn(read_state_dict(path), swin)
     state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    expected = swin.state_dict()
     rebuilt = ("relative_position_index", "attn_mask")
-    missing = [k for k in expected if k not in state and not k.endswith(rebuilt)]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [
-        f"{k} {list(state[k].shape)} (expected {list(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or shapes:
-        problems = [f"missing keys ({len(missing)}): {_listed(missing)}"] if missing else []
-        problems += [f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}"] if unexpected else []
-        problems += [f"wrong shapes ({len(shapes)}): {_listed(shapes)}"] if shapes else []
-        raise ConfigError(
-            f"model.backbone_weights {path}: weights do not match the Swin; " + "; ".join(problems)
-        )
-    swin.load_state_dict(state, strict=False)
+    load_state_checked(
+        swin,
+        state,
+        lambda k: k.endswith(rebuilt),
+        f"model.backbone_weights {path}: weights do not match the Swin",
+    )
 
 
 class ImageEncoder(nn.Module):
