@@ -12,7 +12,7 @@ from torch import nn
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
-from coir.pipeline.models.clip4cir.model import Clip4Cir
+from coir.pipeline.models.clip4cir.model import BASELINE_MODELS, Clip4Cir
 
 
 def clip_architecture(cfg: Clip4CirModelConfig) -> dict[str, Any]:
@@ -100,3 +100,10 @@ def rebuild(name: str, config: dict[str, Any], folder: Path) -> Clip4Cir:
             folder / "coir_model.json", "missing the open_clip architecture", field="clip_config"
         )
     return Clip4Cir(cfg, build_clip(cfg.clip_config), cfg.clip_config)
+
+
+def derive_baseline(model: Clip4Cir, kind: str) -> Clip4Cir:
+    """image-only / text-only from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
+    derived = BASELINE_MODELS[kind](model.cfg, copy.deepcopy(model.clip), model.clip_config)
+    derived.load_state_dict(model.state_dict())
+    return derived.to(next(model.parameters()).device)

@@ -183,3 +183,24 @@ class Clip4Cir(RetrievalModel):
         # the weights travel in the export, the architecture in full: nothing is read or looked up again
         model.update(clip_pretrained=None, init_from=None, clip_config=self.clip_config)
         return {"model": model}
+
+
+class Clip4CirImageOnly(Clip4Cir):
+    """The reference's own CLIP image feature as the query (the CLIP image-only baseline)."""
+
+    name = "image-only"
+
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(self._raw_features(batch, "query"), dim=-1)
+
+
+class Clip4CirTextOnly(Clip4Cir):
+    """The caption's CLIP text feature as the query (the CLIP text-only baseline)."""
+
+    name = "text-only"
+
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(self.text_features(batch["input_ids"]), dim=-1)
+
+
+BASELINE_MODELS: dict[str, type[Clip4Cir]] = {"image-only": Clip4CirImageOnly, "text-only": Clip4CirTextOnly}
