@@ -65,6 +65,9 @@ class EvalConfig:
     cache_dir: str | None = option(
         None, "gallery embedding cache (default $COIR_CACHE_DIR or ~/.cache/coir)", metavar="DIR"
     )
+    gallery_part: int = option(
+        8192, "gallery images embedded per resumable part of a cached gallery (default 8192)"
+    )
     memory_gb: float = option(
         DEFAULT_MEMORY_GB,
         "working memory of the ranking, GiB; sizes its query x gallery chunks (default 1)",
@@ -105,8 +108,8 @@ def check_eval_config(config: EvalConfig) -> None:
         get_benchmark(name).options(config)
     if config.baseline not in (None, *BASELINES):
         raise ConfigError(f"key 'baseline': must be one of {', '.join(BASELINES)}, got {config.baseline!r}")
-    if config.batch_size < 1 or config.num_workers < 0:
-        raise ConfigError("key 'batch_size' must be >= 1, 'num_workers' >= 0")
+    if config.batch_size < 1 or config.num_workers < 0 or config.gallery_part < 1:
+        raise ConfigError("key 'batch_size' and 'gallery_part' must be >= 1, 'num_workers' >= 0")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:
