@@ -41,13 +41,19 @@ class EvalConfig:
     benchmark: str | None = option(None, "the benchmark", choices=_benchmark_names)
     split: str = option(
         "val",
-        "split (default val; cirr test1: checked server files, by default in <checkpoint>/../eval/)",
+        "split (default val; cirr test1, circo test: checked server files, by default in "
+        "<checkpoint>/../eval/)",
     )
     data_root: str | None = option(
-        None, "benchmark folder (captions/ + image_splits/; LaSCo: lasco_val.json)", metavar="DIR"
+        None,
+        "benchmark folder (captions/ + image_splits/; CIRCO: annotations/ + COCO2017_unlabeled/; "
+        "LaSCo: lasco_val.json)",
+        metavar="DIR",
     )
     image_root: str | None = option(
-        None, "images, if not under the data root (LaSCo: the COCO root)", metavar="DIR"
+        None,
+        "images, if not under the data root (LaSCo: the COCO root; CIRCO: the unlabeled2017 folder)",
+        metavar="DIR",
     )
     model_name: str | None = option(
         None, "the model's row in results.json (default: the model's own name: case, artemis, ...)"

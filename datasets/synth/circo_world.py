@@ -8,7 +8,8 @@ image-similar wrong answer). The caption states the target's fact in the LaSCo t
 circle is red", as the CIRR twin), the shared concept names the focus ("a circle"). The ground
 truths are every gallery image that shows the target's fact (the target first, as in CIRCO), so an
 image of another query that happens to show it counts too; filler images of rare shapes show none.
-Both splits share the gallery; query ids start at 0 in each, as in the real files.
+Both splits share the gallery; query ids start at 0 in each, as in the real files. Every image's
+scene is in truth/circo_scenes.json (by image id).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from coir.common.json_io import write_json_atomic
 from coir.datasets.circo import circo_image_dir, write_circo_queries, write_coco_image_info
 from coir.datasets.records import CIRCOQuery, COCOImage
 from coir.datasets.synth.cirr_world import caption, target_fact
@@ -39,6 +41,7 @@ from coir.datasets.synth.scenes import (
     plural,
     rng_for,
     scene_facts,
+    scene_truth,
     shape_family,
 )
 
@@ -138,6 +141,8 @@ def build(
         if pbar is not None:
             pbar.update(1)
     write_coco_image_info(root, images, (image_size, image_size))
+    truth = {str(ids[j]): scene_truth(scenes[j], image_size, file=f"{ids[j]:012d}.jpg") for j in order}
+    write_json_atomic(out / "truth" / "circo_scenes.json", truth, indent=1)
     counts["gallery"] = {"images": len(images)}
     return counts
 
