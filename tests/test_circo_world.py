@@ -176,3 +176,39 @@ def test_templates_presets_and_refusals(world):
     for bad in ("{shared_concept} only", "{caption} {target}", "{caption"):
         with pytest.raises(ConfigError, match="options.circo.query_template"):
             resolve_template(bad)
+
+
+def test_shards_of_the_twin_hold_triplets_queries_and_the_whole_gallery(world, tmp_path):
+    from lasco_fixture import run_command, tar_samples
+
+    from coir.common import fields
+
+    def shard(split: str) -> Path:
+        out = tmp_path / split
+        argv = ["circo", "--root", str(world / "circo"), "--split", split, "--out", str(out)]
+        assert run_command("coir.datasets.shards.cli", [*argv, "--size", "32", "--no-progress"]) == 0
+        return out
+
+    def samples(folder: Path) -> list[dict]:
+        return [s for p in sorted(folder.glob("*.tar")) for s in tar_samples(p)]
+
+    raw = json.loads((world / "circo" / "annotations" / "val.json").read_text())
+    val = shard("val")
+    triplets = samples(val / "triplets")
+    assert [s["__key__"] for s in triplets] == [str(q["id"]) for q in raw]
+    assert all(fields.TARGET_IMAGE in s for s in triplets)
+    meta = json.loads(triplets[3][fields.META])
+    assert (
+        meta["gt_img_ids"] == raw[3]["gt_img_ids"]
+        and triplets[3][fields.TEXT].decode() == raw[3]["relative_caption"]
+    )
+    info = json.loads(
+        (world / "circo" / "COCO2017_unlabeled" / "annotations" / "image_info_unlabeled2017.json").read_text()
+    )
+    assert sorted(s["__key__"] for s in samples(val / "gallery")) == sorted(
+        str(im["id"]) for im in info["images"]
+    )
+    test = shard("test")
+    assert not (test / "triplets").exists()
+    queries = samples(test / "queries")
+    assert len(queries) == 6 and not any(fields.TARGET_IMAGE in s for s in queries)
