@@ -212,3 +212,15 @@ def test_shards_of_the_twin_hold_triplets_queries_and_the_whole_gallery(world, t
     assert not (test / "triplets").exists()
     queries = samples(test / "queries")
     assert len(queries) == 6 and not any(fields.TARGET_IMAGE in s for s in queries)
+
+
+def test_the_trainers_validator_selects_by_map10_and_returns_numbers_only(world, export):
+    from coir.eval.api import load_model
+    from coir.eval.validation import validator_for
+
+    validate = validator_for("circo", {"query_template": "magiclens"})
+    got = validate(load_model(export), str(world / "circo"), "val", "cpu")
+    assert got["main"] == got["mAP@10"] and {"mAP@5", "R@50", "mAP@10[cardinality]"} <= set(got)
+    assert all(isinstance(v, float) for v in got.values())  # the protocol strings stay in results.json
+    with pytest.raises(ConfigError, match="validation.options"):
+        validator_for("circo", {"query_template": "{target}"})
