@@ -30,6 +30,29 @@ def load_json(path: str | Path, what: str = "file") -> Any:
         raise DataFormatError(path, f"not UTF-8 text: {e}") from None
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def load_json_unique_keys(path: str | Path, what: str = "file") -> Any:
+    """load_json, but an object that repeats a key is a DataFormatError (json.load keeps the last
+    value silently): for files whose keys are ids, such as evaluation-server submissions."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(path, what)
+    try:
+        return json.loads(path.read_bytes(), object_pairs_hook=_no_repeated_keys)
+    except UnicodeDecodeError as e:
+        raise DataFormatError(path, f"not UTF-8 text: {e}") from None
+    except ValueError as e:  # JSONDecodeError is a ValueError, and so is a repeated key
+        raise DataFormatError(path, f"not a valid {what}: {e}") from None
+
+
 def expect_list(path: Path, obj: Any, field: str | None = None) -> list:
     if not isinstance(obj, list):
         raise DataFormatError(path, f"expected a list, got {type(obj).__name__}", field=field)

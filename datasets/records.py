@@ -78,6 +78,30 @@ class CIRRTriplet:
     target_soft: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
 
 
+# ---------------------------------------------------------------- CIRCO
+
+
+@dataclass(frozen=True)
+class CIRCOQuery:
+    """One entry of CIRCO's annotations/{val,test}.json (test: no target, ground truths or aspects)."""
+
+    id: int
+    reference_img_id: int
+    relative_caption: str
+    shared_concept: str
+    target_img_id: int | None = None  # the image the caption was written for; first of gt_img_ids
+    gt_img_ids: tuple[int, ...] = ()  # every image that answers the query
+    semantic_aspects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class COCOImage:
+    """One entry of a COCO image-info file's "images" (CIRCO's gallery: the 2017 unlabeled set)."""
+
+    id: int
+    file_name: str
+
+
 # ---------------------------------------------------------------- FashionIQ
 
 FASHIONIQ_CATEGORIES = ("dress", "shirt", "toptee")

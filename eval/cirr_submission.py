@@ -15,13 +15,13 @@ most 5 MB. What is checked here, so a file that passes is one the server can sco
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from coir.common.errors import DataFormatError, MissingInputError
+from coir.common.json_io import load_json_unique_keys
 
 VERSION = "rc2"
 LIST_LENGTH = {"recall": 50, "recall_subset": 3}  # names per query the server scores
@@ -49,15 +49,6 @@ def read_split_queries(data_root: str | Path, split: str) -> SplitQueries:
     return split_queries(cirr_task(data_root, split))
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears twice")
-        out[key] = value
-    return out
-
-
 def load_submission(path: str | Path) -> dict[str, Any]:
     """The file's object; DataFormatError on a size over the limit, bad JSON or a repeated key."""
     path = Path(path)
@@ -66,10 +57,7 @@ def load_submission(path: str | Path) -> dict[str, Any]:
     size = path.stat().st_size
     if size > MAX_BYTES:
         raise DataFormatError(path, f"{size} bytes; the CIRR server accepts at most {MAX_BYTES}")
-    try:
-        data = json.loads(path.read_text(), object_pairs_hook=_no_duplicates)
-    except ValueError as error:  # JSONDecodeError is a ValueError, and so is a repeated key
-        raise DataFormatError(path, f"not a valid submission: {error}") from None
+    data = load_json_unique_keys(path, "CIRR submission file")
     if not isinstance(data, dict):
         raise DataFormatError(path, f"expected a JSON object, got {type(data).__name__}")
     return data
@@ -134,3 +122,41 @@ def validate_submission(
     """Load and check a file; (its metric, its number of queries)."""
     found = check_submission(load_submission(path), expected, path, metric)
     return found, len(expected.queries)
+
+
+def ranking_from_files(task: Any, files: Sequence[str | Path]) -> Any:
+    """The Ranking the two server files of `task`'s split describe (each checked first): top_indices and
+    the target's rank from the recall file (-1 beyond its 50 names), subset_order and the subset rank
+    from the recall_subset file. DataFormatError unless there is one file of each metric."""
+    import numpy as np
+
+    from coir.eval.ranking import Ranking
+
+    expected = split_queries(task)
+    by_metric: dict[str, dict[str, Any]] = {}
+    for path in files:
+        data = load_submission(path)
+        metric = check_submission(data, expected, path)
+        if metric in by_metric:
+            raise DataFormatError(
+                path, f"a second {metric!r} file; give one recall and one recall_subset file"
+            )
+        by_metric[metric] = data
+    missing = [m for m in LIST_LENGTH if m not in by_metric]
+    if missing:
+        raise DataFormatError(files[0], f"no {missing[0]!r} file among {len(files)}: give one of each metric")
+
+    def rows(metric: str) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(by_metric[metric][q.key]) for q in task.queries)
+        order = np.full((len(task.queries), width), -1, dtype=np.int64)
+        target_rank = np.full(len(task.queries), -1, dtype=np.int64)
+        for i, query in enumerate(task.queries):
+            names = by_metric[metric][query.key]
+            order[i, : len(names)] = [task.index_of(n) for n in names]
+            if query.target in names:
+                target_rank[i] = names.index(query.target)
+        return order, target_rank
+
+    top, target_rank = rows("recall")
+    subset, subset_rank = rows("recall_subset")
+    return Ranking(top, np.zeros(top.shape, np.float32), target_rank, subset, subset_rank)

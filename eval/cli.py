@@ -1,4 +1,5 @@
-"""`coir eval`: evaluate a model export on CIRR, FashionIQ or LaSCo; write results and reports.
+"""`coir eval`: evaluate a model export on a benchmark (CIRR, CIRCO, FashionIQ, LaSCo …); write results
+and reports.
 
 Settings come from the EvalConfig defaults, then --config YAML, then `key=value` overrides, then
 the flags given on the command line (one per EvalConfig field and benchmark option: eval/flags.py).
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from coir.eval.config import EvalConfig
 
-HELP = "evaluate a model on a benchmark: CIRR, FashionIQ, LaSCo … (recalls, submissions, redundancy, reports)"
+HELP = "evaluate a model on a benchmark: CIRR, CIRCO, FashionIQ, LaSCo … (metrics, submissions, reports)"
 EXAMPLE = """\
 coir eval --checkpoint runs/demo/export --benchmark cirr --split val --data-root runs/world/cirr \\
     --out runs/eval
@@ -25,6 +26,11 @@ coir eval --checkpoint CKPT --benchmark fashion200k --split test --data-root F20
 coir eval --checkpoint runs/x/export --benchmark cirr --split test1 --data-root CIRR \\
     --image-root CIRR/img_raw   # the two server files, checked, under runs/x/eval/cirr-test1/submissions/
 coir eval validate runs/x/eval/cirr-test1/submissions/*.json --split test1 --data-root CIRR
+coir eval --checkpoint CKPT --benchmark circo --data-root CIRCO   # val: mAP@5/10/25/50, reference removed
+coir eval --checkpoint CKPT --benchmark circo --data-root CIRCO --query-template searle \
+    --no-remove-reference   # SEARLE's protocol ("a photo of $ that {caption}", the reference kept)
+coir eval --checkpoint runs/x/export --benchmark circo --split test --data-root CIRCO   # server file
+coir eval score --benchmark circo --data-root CIRCO other_code_base_val.json   # score anyone's file
 torchrun --nproc_per_node 4 $(which coir) eval --checkpoint CKPT --benchmark cirr --data-root CIRR
                      # several ranks: each embeds a slice of the gallery and the queries"""
 

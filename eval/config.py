@@ -41,13 +41,19 @@ class EvalConfig:
     benchmark: str | None = option(None, "the benchmark", choices=_benchmark_names)
     split: str = option(
         "val",
-        "split (default val; cirr test1: checked server files, by default in <checkpoint>/../eval/)",
+        "split (default val; cirr test1, circo test: checked server files, by default in "
+        "<checkpoint>/../eval/)",
     )
     data_root: str | None = option(
-        None, "benchmark folder (captions/ + image_splits/; LaSCo: lasco_val.json)", metavar="DIR"
+        None,
+        "benchmark folder (captions/ + image_splits/; CIRCO: annotations/ + COCO2017_unlabeled/; "
+        "LaSCo: lasco_val.json)",
+        metavar="DIR",
     )
     image_root: str | None = option(
-        None, "images, if not under the data root (LaSCo: the COCO root)", metavar="DIR"
+        None,
+        "images, if not under the data root (LaSCo: the COCO root; CIRCO: the unlabeled2017 folder)",
+        metavar="DIR",
     )
     model_name: str | None = option(
         None, "the model's row in results.json (default: the model's own name: case, artemis, ...)"
@@ -64,6 +70,9 @@ class EvalConfig:
     cache: bool = option(True, "cache gallery embeddings on disk per checkpoint and image list")
     cache_dir: str | None = option(
         None, "gallery embedding cache (default $COIR_CACHE_DIR or ~/.cache/coir)", metavar="DIR"
+    )
+    gallery_part: int = option(
+        8192, "gallery images embedded per resumable part of a cached gallery (default 8192)"
     )
     memory_gb: float = option(
         DEFAULT_MEMORY_GB,
@@ -105,8 +114,8 @@ def check_eval_config(config: EvalConfig) -> None:
         get_benchmark(name).options(config)
     if config.baseline not in (None, *BASELINES):
         raise ConfigError(f"key 'baseline': must be one of {', '.join(BASELINES)}, got {config.baseline!r}")
-    if config.batch_size < 1 or config.num_workers < 0:
-        raise ConfigError("key 'batch_size' must be >= 1, 'num_workers' >= 0")
+    if config.batch_size < 1 or config.num_workers < 0 or config.gallery_part < 1:
+        raise ConfigError("key 'batch_size' and 'gallery_part' must be >= 1, 'num_workers' >= 0")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from coir.eval.features import FeatureSource
 
 CACHE_VERSION = 2  # 2: the cache holds a state tree
+GALLERY_PART = 8192  # images per resumable part of a cached gallery being embedded
 
 
 def default_cache_dir() -> Path:
@@ -365,32 +367,77 @@ def embed_gallery(
     num_workers: int = 0,
     progress: bool = False,
     features: FeatureSource | None = None,
+    part_size: int = GALLERY_PART,
 ) -> State:
     """The gallery's state on `device`, from the cache when the key matches.
 
-    Caching needs a checkpoint fingerprint (an in-memory model being trained has none). With
+    Caching needs a checkpoint fingerprint (an in-memory model being trained has none). A cached
+    gallery larger than `part_size` images is embedded part by part, each part saved under
+    <cache>/gallery-<key>.parts/ as it completes: an interrupted run (a 123k-image CIRCO gallery)
+    resumes with the first missing part; the parts make way for the one cache file at the end. With
     `features` (a model with a frozen image part) the state is computed from the frozen part's
     features of the images (cached per identity, see coir.eval.features), not from the images.
     """
-    rank, world_size = world()
-    cache_file = None
+    if not paths:
+        raise DataFormatError(Path("."), "the gallery holds no images")
+    rank, _ = world()
+    cache_file = key = None
     if cache_dir is not None and fingerprint is not None:
         key = gallery_cache_key(fingerprint, model, paths)
         cache_file = Path(cache_dir) / f"gallery-{key}.pt"
         hit = load_cached(cache_file, key, len(paths))
         if all_ranks_agree(hit is not None):
             return tree_to(hit, device)
-    start, stop = shard_bounds(len(paths), rank, world_size)
     if features is not None:
         features.prepare(paths)
+    bounds = [(lo, min(lo + part_size, len(paths))) for lo in range(0, len(paths), part_size)]
+    parts_dir = cache_file.with_suffix(".parts") if cache_file is not None and len(bounds) > 1 else None
+    states = []
+    bar = _part_bar(len(paths), progress and rank == 0 and len(bounds) > 1)
+    for n, (lo, hi) in enumerate(bounds):
+        part_file = parts_dir / f"part-{n:06d}.pt" if parts_dir is not None else None
+        part_key = f"{key}|{lo}:{hi}"
+        done = load_cached(part_file, part_key, hi - lo) if part_file is not None else None
+        if part_file is not None and all_ranks_agree(done is not None):
+            states.append(done)
+        else:
+            state = _embed_part(model, paths[lo:hi], batch_size, device, num_workers, progress, features)
+            state = tree_map(lambda leaf: leaf.detach().cpu(), state)
+            if part_file is not None and rank == 0:
+                save_atomic(part_file, {"key": part_key, "state": state})
+            states.append(state)
+        bar.update(hi - lo)
+    bar.close()
+    state = tree_cat(states)
+    if cache_file is not None and rank == 0:
+        save_atomic(cache_file, {"key": key, "state": state})
+        if parts_dir is not None:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+    return tree_to(state, device)
+
+
+def _part_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="gallery parts", unit="img", disable=not enabled)
+
+
+def _embed_part(
+    model: Any,
+    paths: Sequence[Path],
+    batch_size: int,
+    device: str | torch.device,
+    num_workers: int,
+    progress: bool,
+    features: FeatureSource | None,
+) -> State:
+    """Every rank embeds its slice of `paths`; the slices are gathered."""
+    rank, world_size = world()
+    start, stop = shard_bounds(len(paths), rank, world_size)
+    if features is not None:
         local = encode_features(model, features.rows(paths[start:stop]), batch_size, progress and rank == 0)
     else:
         local = encode_images(
             model, paths[start:stop], batch_size, device, num_workers, progress and rank == 0
         )
-    state = gather_rows(local, len(paths))
-    if state is None:
-        raise DataFormatError(Path(paths[0]).parent if paths else Path("."), "the gallery holds no images")
-    if cache_file is not None and rank == 0:
-        save_atomic(cache_file, {"key": key, "state": tree_map(lambda leaf: leaf.detach().cpu(), state)})
-    return state
+    return gather_rows(local, len(paths))

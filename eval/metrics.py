@@ -28,9 +28,12 @@ def recall_with_average(target_rank: Sequence[int] | np.ndarray, ks: Sequence[in
     return out
 
 
-def mean_metrics(per_task: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """The unweighted mean of each metric over tasks (FashionIQ: over the three categories)."""
-    keys = [k for k in per_task[0] if all(k in m for m in per_task)] if per_task else []
+def mean_metrics(per_task: Sequence[Mapping[str, float | str]]) -> dict[str, float]:
+    """The unweighted mean of each metric over tasks (FashionIQ: over the three categories); protocol
+    settings (strings) are not averaged."""
+    if not per_task:
+        return {}
+    keys = [k for k in per_task[0] if all(k in m and not isinstance(m[k], str) for m in per_task)]
     return {k: float(np.mean([m[k] for m in per_task])) for k in keys}
 
 
@@ -52,3 +55,20 @@ def soft_recall_at_k(
         return {f"{prefix}@{k}": 0.0 for k in ks}
     best = np.maximum(np.maximum.accumulate(scores, axis=1), 0.0)
     return {f"{prefix}@{k}": float(best[:, min(k, best.shape[1]) - 1].mean() * 100.0) for k in ks}
+
+
+def average_precision_at_k(
+    hits: np.ndarray, relevant: np.ndarray, ks: Iterable[int]
+) -> dict[int, np.ndarray]:
+    """Per query AP@k as the CIRCO evaluation defines it (miccunifi/CIRCO, src/evaluation.py):
+    precision[i] = (hits among the first i+1) * hit[i] / (i+1), the precision at each hit and 0
+    elsewhere; AP@k = sum of precision[i] for i < k, divided by min(relevant, k).
+
+    hits: [Q, n] bool, whether the i-th prediction is relevant (a shorter list is padded with False,
+    which adds nothing); relevant: [Q] the number of relevant images of each query (>= 1).
+    Returns {k: [Q] float64}.
+    """
+    hits = np.asarray(hits, dtype=bool)
+    relevant = np.asarray(relevant, dtype=np.int64)
+    precision = np.cumsum(hits, axis=1) * hits / np.arange(1, hits.shape[1] + 1)
+    return {k: precision[:, :k].sum(axis=1) / np.minimum(relevant, k) for k in ks}

@@ -18,7 +18,8 @@ from coir.common.errors import DataFormatError
 from coir.common.json_io import load_json, write_json_atomic
 
 METRIC_ORDER = (
-    *("R@1", "R@5", "R@10", "R@50", "Rs@1", "Rs@2", "Rs@3", "avg"),
+    *("mAP@5", "mAP@10", "mAP@25", "mAP@50"),
+    *("R@1", "R@5", "R@10", "R@25", "R@50", "Rs@1", "Rs@2", "Rs@3", "avg"),
     *("softR@1", "softR@5", "softR@10", "softR@50", "softRs@1", "softRs@2", "softRs@3", "queries"),
 )
 Results = dict[str, dict[str, dict[str, float]]]
@@ -61,12 +62,13 @@ def write_results(path: str | Path, fragment: Mapping[str, Mapping[str, Mapping[
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (bool, int)):
+    if isinstance(value, (bool, int, str)):  # str: a protocol setting recorded beside the numbers
         return value
     return round(float(value), 4)
 
 
 def _metric_key(metric: str) -> tuple[int, str]:
+    """Known metrics in METRIC_ORDER, then the others by name (per-aspect ones: "mAP@10[negation]")."""
     return (METRIC_ORDER.index(metric), metric) if metric in METRIC_ORDER else (len(METRIC_ORDER), metric)
 
 

@@ -34,7 +34,7 @@ class TaskResult:
     task: Task
     model_name: str
     ranking: Ranking
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]  # numbers, and the task's protocol settings (strings)
 
     def top_names(self, i: int, k: int | None = None) -> list[str]:
         row = self.ranking.top_indices[i]
@@ -47,13 +47,14 @@ class TaskResult:
         return [self.task.gallery_names[j] for j in row]
 
 
-def task_metrics(task: Task, ranking: Ranking) -> dict[str, float]:
-    """The benchmark's metrics, or only the query count on a split without targets (test)."""
-    out: dict[str, float] = {}
+def task_metrics(task: Task, ranking: Ranking) -> dict[str, float | str]:
+    """The benchmark's metrics, or only the query count on a split without targets (test); then the
+    task's protocol settings (strings), so every result says how it was obtained."""
+    out: dict[str, float | str] = {}
     if any(q.target is not None for q in task.queries):
-        out = get_benchmark(task.benchmark).metrics(task, ranking)
+        out = dict(get_benchmark(task.benchmark).metrics(task, ranking))
     out["queries"] = len(task.queries)
-    return out
+    return out | task.protocol
 
 
 def _gather_ranking(local: Ranking) -> Ranking:
@@ -116,7 +117,16 @@ def run_task(
     model.eval()
     features = frozen_features(model, task, cache_dir, batch_size, device, num_workers, progress)
     gallery = embed_gallery(
-        model, task.gallery_paths, fingerprint, cache_dir, batch_size, device, num_workers, progress, features
+        model,
+        task.gallery_paths,
+        fingerprint,
+        cache_dir,
+        batch_size,
+        device,
+        num_workers,
+        progress,
+        features,
+        config.gallery_part,
     )
     rank_id, world_size = world()
     start, stop = shard_bounds(len(task.queries), rank_id, world_size)

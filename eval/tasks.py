@@ -22,6 +22,10 @@ class Query:
     subset: tuple[str, ...] = ()  # CIRR: img_set members minus the reference
     # graded relevance of gallery names (CIRR target_soft: 1.0, 0.5, 0.2, -1.0); empty: none given
     soft: tuple[tuple[str, float], ...] = ()
+    # every gallery image that answers the query (CIRCO's gt_img_ids, the target among them); empty:
+    # the target alone. Ranks and recalls stay the target's; the benchmark's metrics read these.
+    targets: tuple[str, ...] = ()
+    aspects: tuple[str, ...] = ()  # labels the benchmark reports per-label metrics for (CIRCO)
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Task:
     # the target's is a hit and a query's target rank is that of the first such image (Fashion200k:
     # the description); empty: only the target image itself is a hit
     gallery_labels: list[str] = field(default_factory=list)
+    # the protocol settings that define the task's numbers (CIRCO: the query template, whether the
+    # reference is removed), recorded beside the metrics in results.json
+    protocol: dict[str, str] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def index_of(self, name: str | None) -> int:
@@ -59,7 +66,7 @@ class Task:
 
     def is_hit(self, query: Query, name: str) -> bool:
         """Whether gallery image `name` answers the query (the target, or an image with its label)."""
-        if name == query.target:
+        if name == query.target or name in query.targets:
             return True
         if not self.gallery_labels or query.target is None:
             return False

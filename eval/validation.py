@@ -55,11 +55,15 @@ def validate(
         model.train(was_training)
     found = get_benchmark(benchmark)
     headline = evaluation.fragment[found.headline(split)]["model"]
-    out = {k: float(v) for k, v in headline.items() if k != "queries"}
+    out = {k: float(v) for k, v in headline.items() if k != "queries" and not isinstance(v, str)}
     for task_results in evaluation.results.values():
         result = task_results[0]
         if result.task.part:
-            out |= {f"{result.task.part}/{k}": float(v) for k, v in result.metrics.items() if k != "queries"}
+            out |= {
+                f"{result.task.part}/{k}": float(v)
+                for k, v in result.metrics.items()
+                if k != "queries" and not isinstance(v, str)
+            }
     out["main"] = found.main_measure(headline)
     return out
 

@@ -223,3 +223,17 @@ def test_soft_recall_by_hand():
     relevance = np.array([[-1.0, 0.5, 1.0], [0.0, 0.2, 1.0]])  # the padded slot's 1.0 must not count
     got = soft_recall_at_k(ranked, relevance, (1, 2, 3, 50))
     assert got == pytest.approx({"softR@1": 0.0, "softR@2": 35.0, "softR@3": 60.0, "softR@50": 60.0})
+
+
+def test_cli_score_gives_the_metrics_of_the_ranking_the_files_came_from(written, hashed, val, capsys):
+    _, root = val
+    where = ["--benchmark", "cirr", "--split", "val", "--data-root", str(root)]
+    assert main(["eval", "score", *where, *map(str, reversed(written)), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    expected = CIRR().metrics(hashed.task, hashed.ranking)  # what coir's evaluation reported
+    assert set(got) == set(expected) | {"queries"} and got["queries"] == 4181
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, abs=1e-9), name
+    assert 0 < got["R@50"] < 100 and 0 < got["softRs@3"] < 100
+    assert main(["eval", "score", *where, str(written[0])]) == 2
+    assert "no 'recall_subset' file" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def fashioniq_config(root: Path, *overrides: str) -> EvalConfig:
 
 
 def test_registry_lists_each_benchmark_once_under_its_module_name():
-    assert benchmark_names() == ["cirr", "fashion200k", "fashioniq", "lasco", "mit_states", "shoes"]
+    assert benchmark_names() == ["circo", "cirr", "fashion200k", "fashioniq", "lasco", "mit_states", "shoes"]
     for name in benchmark_names():
         benchmark = get_benchmark(name)
         assert benchmark.name == name and type(benchmark).__module__ == f"coir.eval.benchmarks.{name}"

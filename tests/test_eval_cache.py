@@ -218,3 +218,37 @@ def test_embeddings_are_float32_on_one_rank_too(tmp_path):
     assert encode_queries(model, paths, ["a", "b", "c"], batch_size=2).dtype == torch.float32
     assert embed_gallery(model, paths, "ckpt", tmp_path / "cache").dtype == torch.float32
     assert embed_gallery(model, paths, "ckpt", tmp_path / "cache").dtype == torch.float32  # cached
+
+
+class FailingColourModel(ColourModel):
+    """Stops (as a killed run would) once it has encoded `limit` images."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def encode_target(self, images):
+        if self.encoded_images + images.shape[0] > self.limit:
+            raise KeyboardInterrupt("interrupted")
+        return super().encode_target(images)
+
+
+def test_an_interrupted_gallery_resumes_from_its_saved_parts(tmp_path):
+    paths = write_images(tmp_path / "images", 22)
+    cache = tmp_path / "cache"
+    reference = embed_gallery(ColourModel(), paths, None, None, batch_size=4)
+    broken = FailingColourModel(limit=13)  # parts of 5: parts 0 and 1 finish, part 2 breaks
+    with pytest.raises(KeyboardInterrupt):
+        embed_gallery(broken, paths, "ckpt", cache, batch_size=5, part_size=5)
+    assert sorted(p.name for p in cache.glob("gallery-*.parts/part-*.pt")) == [
+        "part-000000.pt",
+        "part-000001.pt",
+    ]
+    resumed = ColourModel()
+    state = embed_gallery(resumed, paths, "ckpt", cache, batch_size=5, part_size=5)
+    assert resumed.encoded_images == 12  # parts 2, 3 and 4 (5 + 5 + 2 images), not the saved 10
+    assert torch.allclose(state, reference)
+    assert not list(cache.glob("gallery-*.parts")) and len(list(cache.glob("gallery-*.pt"))) == 1
+    again = ColourModel()
+    assert torch.equal(embed_gallery(again, paths, "ckpt", cache, part_size=5), state)
+    assert again.encoded_images == 0  # the whole cache file now

@@ -1,4 +1,4 @@
-"""`coir data shards cirr|fashioniq|shoes|fashion200k|mit_states|custom`: triplets and galleries as shards."""
+"""`coir data shards cirr|circo|fashioniq|shoes|fashion200k|mit_states|custom`: triplets and galleries."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from coir.datasets.mit_states import DRAWS, TEXT_FORMS
 from coir.datasets.shards.custom_set import SCHEMA_HELP
 
 HELP = (
-    "shard CIRR, FashionIQ, Shoes, Fashion200k, MIT-States or your own (custom) triplets and galleries "
-    "(test splits: queries + gallery)"
+    "shard CIRR, CIRCO, FashionIQ, Shoes, Fashion200k, MIT-States or your own (custom) triplets and "
+    "galleries (test splits: queries + gallery)"
 )
 EXAMPLE = (
     """\
@@ -20,6 +20,7 @@ coir data shards cirr --root W/cirr --split val --out runs/cirr_val
 coir data shards fashioniq --root W/fashioniq --split train --out runs/fiq_train --workers 2
 coir data shards fashioniq --root W/fashioniq --split val --out runs/fiq_val --set categories=[dress]
 coir data shards cirr --root W/cirr --split test1 --out runs/cirr_test   # queries/ + gallery/, no targets
+coir data shards circo --root W/circo --split val --out runs/circo_val   # gallery/: COCO 2017 unlabeled
 coir data shards shoes --root W/shoes --split train --out runs/shoes_train   # cross-split triplets: errors
 coir data shards fashion200k --root W/fashion200k --split train --out runs/f200k --pairs-per-image 4 --seed 0
 coir data shards fashion200k --root W/fashion200k --split test --out runs/f200k_test   # queries/, gallery/
@@ -55,7 +56,7 @@ _FLAGS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "dataset", choices=("cirr", "fashioniq", "shoes", "fashion200k", "mit_states", "custom")
+        "dataset", choices=("cirr", "circo", "fashioniq", "shoes", "fashion200k", "mit_states", "custom")
     )
     parser.add_argument("--root", metavar="DIR", help="dataset root (captions/, image_splits/, images)")
     parser.add_argument(
@@ -66,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--split",
-        help="cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k, mit_states: train|test; "
+        help="cirr: train|val|test1; circo: val|test; fashioniq: train|val|test; "
+        "shoes, fashion200k, mit_states: train|test; "
         "custom: a label only (default train)",
     )
     parser.add_argument("--out", metavar="DIR", help="output folder")

@@ -1,7 +1,7 @@
-"""CIRR, FashionIQ, Shoes, Fashion200k, MIT-States as shards in the LaSCo schema (finetuning, evaluation).
+"""CIRR, CIRCO, FashionIQ, Shoes, Fashion200k, MIT-States as shards in the LaSCo schema (finetuning, eval).
 
 Train/val splits give `triplets/` (query.jpg, target.jpg, txt, json) and `gallery/` (jpg, json,
-keyed by image name). Test splits (CIRR test1, FashionIQ test, Fashion200k test) give `queries/`
+keyed by image name). Test splits (CIRR test1, CIRCO test, FashionIQ test, Fashion200k test) give `queries/`
 (query.jpg, txt, json, no target image) and `gallery/`, so a training loader can never pick them
 up by mistake while evaluation still streams them. A Fashion200k test query's json names its target
 and the target's description (a hit is any image with that description), its gallery json the
@@ -54,11 +54,13 @@ TEST_SPLITS = ("test1", "test")
 
 @dataclass
 class BenchmarkShardsConfig:
-    dataset: str = "???"  # cirr | fashioniq | shoes | fashion200k | mit_states | custom
+    dataset: str = "???"  # cirr | circo | fashioniq | shoes | fashion200k | mit_states | custom
     root: str = (
         "???"  # dataset root (CIRR: captions/, image_splits/, images; Fashion200k: labels/ …; custom: images)
     )
-    split: str = "???"  # cirr: train|val|test1; fashioniq: train|val|test; shoes, fashion200k: train|test
+    split: str = (
+        "???"  # cirr: train|val|test1; circo: val|test; fashioniq: train|val|test; shoes …: train|test
+    )
     out: str = "???"
     triplets: str = ""  # custom only: the JSONL file of triplets (coir.datasets.shards.custom_set)
     categories: list[str] = field(default_factory=lambda: list(FASHIONIQ_CATEGORIES))  # fashioniq only
@@ -141,6 +143,54 @@ def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[Sa
             {"image_id": name, "category": "", "path": rel},
         )
         for name, rel in sorted(images.items())
+    ]
+    return samples, gallery, errors
+
+
+def _circo_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
+    """val: triplets (the reference and target_img_id; the json keeps every ground truth and aspect);
+    test: queries; gallery: every image of the COCO 2017 unlabeled image-info file (its order)."""
+    from coir.datasets.circo import circo_image_dir, read_circo_gallery, read_circo_queries
+
+    root, split = Path(config.root), config.split
+    gallery_images = read_circo_gallery(root)
+    files = {im.id: circo_image_dir(root) / im.file_name for im in gallery_images}
+    samples, errors = [], []
+    for q in read_circo_queries(root, split):
+        ids = [q.reference_img_id] + ([q.target_img_id] if q.target_img_id is not None else [])
+        unknown = [i for i in ids if i not in files]
+        if unknown:
+            message = f"query {q.id}: image {unknown[0]} is not in the gallery's image-info file"
+            errors.append(error_record("triplet", q.id, str(root), "unknown_image", message))
+            continue
+        fields = [(shard_fields.QUERY_IMAGE, str(files[q.reference_img_id]))]
+        if q.target_img_id is not None:
+            fields.append((shard_fields.TARGET_IMAGE, str(files[q.target_img_id])))
+        meta = {
+            "id": q.id,
+            "reference_img_id": q.reference_img_id,
+            "target_img_id": q.target_img_id,
+            "relative_caption": q.relative_caption,
+            "shared_concept": q.shared_concept,
+            "gt_img_ids": list(q.gt_img_ids),
+            "semantic_aspects": list(q.semantic_aspects),
+        }
+        row = {
+            "id": q.id,
+            "reference": str(q.reference_img_id),
+            "target": "" if q.target_img_id is None else str(q.target_img_id),
+            "text": q.relative_caption,
+        }
+        samples.append(SampleSpec(str(q.id), tuple(fields), q.relative_caption, meta, row))
+    gallery = [
+        SampleSpec(
+            str(im.id),
+            ((shard_fields.GALLERY_IMAGE, str(files[im.id])),),
+            None,
+            {"id": im.id, "path": im.file_name},
+            {"image_id": str(im.id), "category": "", "path": im.file_name},
+        )
+        for im in gallery_images
     ]
     return samples, gallery, errors
 
@@ -400,6 +450,7 @@ SetBuilder = Callable[[BenchmarkShardsConfig], tuple[list[SampleSpec], list[Samp
 # each dataset's (triplets or queries, gallery, error records) of one split
 SET_BUILDERS: dict[str, SetBuilder] = {
     "cirr": _cirr_sets,
+    "circo": _circo_sets,
     "fashioniq": _fashioniq_sets,
     "shoes": _shoes_sets,
     "fashion200k": _fashion200k_sets,
@@ -428,9 +479,11 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
         "config": settings,
         "report": {"triplets": len(samples), "gallery_images": len(gallery), "errors": len(errors)},
     }
-    columns = {"cirr": (("pairid", "int64"),), "shoes": (("index", "int64"),)}.get(
-        config.dataset, (("category", "string"),)
-    )
+    columns = {
+        "cirr": (("pairid", "int64"),),
+        "circo": (("id", "int64"),),
+        "shoes": (("index", "int64"),),
+    }.get(config.dataset, (("category", "string"),))
     columns += (("reference", "string"), ("target", "string"), ("text", "string"))
     if config.dataset == "cirr":
         columns += (("img_set_id", "int64"),)

@@ -1,5 +1,5 @@
-"""build_world: the whole synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k, MIT-States,
-truth/, world.json)."""
+"""build_world: the whole synthetic world (COCO/VQA, CIRR, CIRCO, FashionIQ, Shoes, Fashion200k,
+MIT-States, truth/, world.json)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from coir.common.errors import ConfigError
 from coir.common.json_io import write_json_atomic
 from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.synth import (
+    circo_world,
     cirr_world,
     fashion200k_world,
     fashion_world,
@@ -22,7 +23,7 @@ from coir.datasets.synth import (
 from coir.datasets.synth.fashion_world import IDENTITIES
 
 FORMAT_VERSION = 1
-OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "fashioniq", "shoes", "fashion200k", "mit_states", "truth")
+OUTPUT_FOLDERS = ("coco", "vqa", "cirr", "circo", "fashioniq", "shoes", "fashion200k", "mit_states", "truth")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class ScaleConfig:
     image_size: int = 64
     vqa_pairs: dict[str, int] = field(default_factory=lambda: {"train2014": 60, "val2014": 40})
     cirr_img_sets: dict[str, int] = field(default_factory=lambda: {"train": 6, "val": 5, "test1": 3})
+    circo_queries: dict[str, int] = field(default_factory=lambda: {"val": 6, "test": 4})
+    circo_fillers: int = 10  # gallery images that answer no CIRCO query
     fashioniq_families: dict[str, int] = field(default_factory=lambda: {"train": 3, "val": 3, "test": 2})
     shoes_families: dict[str, int] = field(default_factory=lambda: {"train": 4, "test": 4})  # 4 images each
     shoes_cross_split: int = 3  # Shoes triplets whose two images are in different splits (dropped)
@@ -45,12 +48,16 @@ SCALES: dict[str, ScaleConfig] = {
     "tiny": ScaleConfig(
         vqa_pairs={"train2014": 100, "val2014": 80},
         cirr_img_sets={"train": 10, "val": 10, "test1": 6},
+        circo_queries={"val": 10, "test": 6},
+        circo_fillers=16,
         fashioniq_families={"train": 6, "val": 6, "test": 4},
         shoes_families={"train": 8, "test": 6},
     ),
     "small": ScaleConfig(
         vqa_pairs={"train2014": 1600, "val2014": 120},
         cirr_img_sets={"train": 60, "val": 30, "test1": 20},
+        circo_queries={"val": 24, "test": 12},
+        circo_fillers=40,
         fashioniq_families={"train": 20, "val": 10, "test": 8},
         shoes_families={"train": 32, "test": 12},
         fashion200k_families={"train": 12, "test": 6},
@@ -59,6 +66,8 @@ SCALES: dict[str, ScaleConfig] = {
     "medium": ScaleConfig(
         vqa_pairs={"train2014": 6000, "val2014": 125},
         cirr_img_sets={"train": 300, "val": 30, "test1": 30},
+        circo_queries={"val": 40, "test": 20},
+        circo_fillers=80,
         fashioniq_families={"train": 24, "val": 12, "test": 10},
         shoes_families={"train": 36, "test": 16},
         shoes_cross_split=6,
@@ -98,6 +107,7 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
         vqa_world.count_images(seed, s, n, cfg.image_share, cfg.text_share) for s, n in cfg.vqa_pairs.items()
     )
     total += sum(cirr_world.count_images(n) for n in cfg.cirr_img_sets.values())
+    total += circo_world.count_images(cfg.circo_queries, cfg.circo_fillers, seed)
     total += sum(
         fashion_world.count_images(n, cfg.image_share, cfg.text_share)
         for n in cfg.fashioniq_families.values()
@@ -125,6 +135,9 @@ def build_world(out: Path, seed: int = 0, scale: str = "tiny", progress: bool = 
             s = cirr_world.build_split(out, split, n, seed, cfg.image_size, pbar=pbar, **shares)
             redundancy[f"cirr/{split}"] = s.pop("redundancy")
             counts["cirr"][split] = s
+        counts["circo"] = circo_world.build(
+            out, cfg.circo_queries, cfg.circo_fillers, seed, cfg.image_size, pbar=pbar
+        )
         used_asins: set[str] = set()
         for split, n in cfg.fashioniq_families.items():
             s = fashion_world.build_split(

@@ -1,4 +1,4 @@
-"""`coir data synth`: render the synthetic world (COCO/VQA, CIRR, FashionIQ, Shoes, Fashion200k; real
+"""`coir data synth`: render the synthetic world (COCO/VQA, CIRR, CIRCO, FashionIQ, Shoes, Fashion200k; real
 formats)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "render the synthetic world: COCO/VQA 2.0, CIRR, FashionIQ, Shoes, Fashion200k in the real formats"
+HELP = "render the synthetic world: COCO/VQA 2.0, CIRR, CIRCO, FashionIQ, Shoes, Fashion200k, MIT-States"
 EXAMPLE = """\
 coir data synth --out runs/world --scale tiny --seed 0
 coir data synth --out runs/world-small --scale small"""

@@ -86,6 +86,18 @@ class Benchmark:
         """Files for an evaluation server, written under out_dir; none by default."""
         return []
 
+    def validate_files(
+        self, files: Sequence[str | Path], data_root: str | Path, split: str, metric: str | None = None
+    ) -> list[str]:
+        """Check evaluation-server files of `split` against its annotations (`coir eval validate`);
+        a line per file. `metric`: the kind each file must be, for a benchmark with several."""
+        raise ConfigError(f"{self.name} has no evaluation-server files to validate")
+
+    def score_files(self, files: Sequence[str | Path], data_root: str | Path, split: str) -> dict[str, float]:
+        """The metrics of prediction files in the server's format on a labelled split, computed by the
+        code of coir's own evaluation (`coir eval score`); "queries" the number scored."""
+        raise ConfigError(f"{self.name} has no prediction-file format to score")
+
     def truth_file(self, task: Task) -> str:
         """Name of the synthetic world's redundancy truth file for this task (under W/truth/)."""
         return f"{self.name}_redundancy_{task.split}.json"

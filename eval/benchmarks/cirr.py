@@ -19,7 +19,7 @@ worlds) yields shorter lists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,3 +167,25 @@ class CIRR(Benchmark):
 
     def write_submissions(self, result: TaskResult, out_dir: Path) -> list[Path]:
         return list(write_cirr_submissions(result, out_dir, result.model_name))
+
+    def validate_files(
+        self, files: Sequence[str | Path], data_root: str | Path, split: str, metric: str | None = None
+    ) -> list[str]:
+        from coir.eval.cirr_submission import read_split_queries, validate_submission
+
+        expected = read_split_queries(data_root, split)
+        lines = []
+        for path in files:
+            found, n = validate_submission(path, expected, metric)
+            lines.append(f"ok: {path}: {found}, {n} queries of CIRR {split}")
+        return lines
+
+    def score_files(self, files: Sequence[str | Path], data_root: str | Path, split: str) -> dict[str, float]:
+        """The two files of a split with targets (val, train): hard and soft recalls, as coir's evaluation."""
+        from coir.common.errors import ConfigError
+        from coir.eval.cirr_submission import ranking_from_files
+
+        task = cirr_task(data_root, split)
+        if any(q.target is None for q in task.queries):
+            raise ConfigError(f"CIRR {split} has no targets: its files are scored by the server")
+        return self.metrics(task, ranking_from_files(task, files)) | {"queries": len(task.queries)}
