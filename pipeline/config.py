@@ -20,6 +20,7 @@ from coir.pipeline.augment import AugmentConfig
 from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
 INPUTS = ("images", "features")  # what data.shards hold
+IMAGE_MODES = ("RGB", "L")  # decode in colour, or in grey (the model's Processor repeats it over RGB)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class DataConfig:
     draft_size: int | None = None
     pin_memory: bool = True  # only takes effect on GPU
     prefetch_factor: int = 2
+    # A worker stops with an error naming the shard once more than this share of what it read (samples
+    # and shard reads) failed, judged after its first 100; 1 never stops. A shard that yields no sample at
+    # all stops the run whatever this says.
+    max_bad_share: float = 0.2
     # training-time image augmentation (BLIP's retrieval transform_train, composed-retrieval safe flip);
     # off by default; see pipeline/augment.py
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -151,6 +156,27 @@ def check_values(config: TrainConfig) -> None:
     need(data.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(data.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(data.shuffle_buffer >= 1, "data.shuffle_buffer", "must be >= 1")
+    need(
+        0 <= data.shuffle_initial <= data.shuffle_buffer,
+        "data.shuffle_initial",
+        f"must be in [0, data.shuffle_buffer ({data.shuffle_buffer})], got {data.shuffle_initial}",
+    )
+    need(data.prefetch_factor >= 1, "data.prefetch_factor", f"must be >= 1, got {data.prefetch_factor}")
+    need(
+        data.draft_size is None or data.draft_size >= 1,
+        "data.draft_size",
+        f"must be >= 1 (pixels) or null, got {data.draft_size}",
+    )
+    need(
+        data.image_mode in IMAGE_MODES,
+        "data.image_mode",
+        f"must be one of {', '.join(IMAGE_MODES)}, got {data.image_mode!r}",
+    )
+    need(
+        0 <= data.max_bad_share <= 1,
+        "data.max_bad_share",
+        f"must be in [0, 1], got {data.max_bad_share}",
+    )
     for key, message in data.augment.problems():
         need(False, f"data.augment.{key}", message)
     need(
@@ -165,7 +191,13 @@ def check_values(config: TrainConfig) -> None:
     )
     need(optim.lr > 0, "optim.lr", "must be > 0")
     need(0 <= optim.min_lr <= optim.lr, "optim.min_lr", "must be between 0 and optim.lr")
-    need(len(optim.betas) == 2, "optim.betas", "must hold two numbers")
+    need(
+        len(optim.betas) == 2 and all(0 <= beta < 1 for beta in optim.betas),
+        "optim.betas",
+        f"must hold two numbers in [0, 1), got {list(optim.betas)}",
+    )
+    need(optim.eps > 0, "optim.eps", f"must be > 0, got {optim.eps}")
+    need(optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {optim.weight_decay}")
     need(optim.total_steps >= 1, "optim.total_steps", "must be >= 1")
     need(0 <= optim.warmup_steps <= optim.total_steps, "optim.warmup_steps", "must be in [0, total_steps]")
     need(optim.grad_accumulation >= 1, "optim.grad_accumulation", "must be >= 1")
