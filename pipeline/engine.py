@@ -489,6 +489,7 @@ class _Trainer:
                 "checkpoint": result_checkpoint,
                 "best": self.best,
                 "skipped_samples": self._skipped_total(),
+                "skipped_by_shard": self._skipped_by_shard(),
             }
         finally:
             self.stop.restore()
@@ -496,6 +497,24 @@ class _Trainer:
 
     def _skipped_total(self) -> int:
         return int(distributed.all_reduce_sum([float(self.stream.bad_total)])[0])
+
+    def _skipped_by_shard(self) -> dict[str, int]:
+        """Skipped samples and unreadable reads of the whole run by shard, over all ranks; logged."""
+        from collections import Counter
+
+        counts = [self.stream.skips_by_shard()]
+        if self.world > 1:
+            import torch.distributed as dist
+
+            counts = [{} for _ in range(self.world)]
+            dist.all_gather_object(counts, self.stream.skips_by_shard())
+        total: Counter[str] = Counter()
+        for rank_counts in counts:
+            total.update(rank_counts)
+        if total:
+            shown = ", ".join(f"{shard}: {count}" for shard, count in total.most_common(10))
+            self.logger.message(f"skipped samples or unreadable shard data by shard: {shown}")
+        return dict(sorted(total.items()))
 
     def _loop(self) -> str:
         import torch

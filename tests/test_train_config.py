@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_support import REPO, write_shards
+from test_train_support import REPO, write_manifest, write_shards
 
 from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import checkpoint
@@ -140,10 +140,12 @@ def test_unregistered_validator_names_the_key(recipe: Path, tmp_path: Path) -> N
 
 def test_manifest_folder_lists_its_shards(tmp_path: Path) -> None:
     paths = write_shards(tmp_path, shards=3, per_shard=1)
-    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"name": p.name} for p in paths[:2]]}))
+    write_manifest(tmp_path, paths[:2], per_shard=1)
     assert resolve_shards([str(tmp_path)]) == [str(p) for p in paths[:2]]
-    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"name": "gone.tar"}]}))
-    with pytest.raises(MissingInputError, match="gone.tar"):
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["shards"].append({**manifest["shards"][0], "name": "gone.tar"})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="gone.tar is missing"):
         resolve_shards([str(tmp_path)])
 
 
