@@ -168,7 +168,8 @@ def _timed(what: str, since: float) -> float:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as configured; returns {"status": "completed"|"preempted", "step", "samples_seen",
-    "export_dir", "checkpoint", "best"}. Collective: every rank calls it."""
+    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard"}. Collective: every rank
+    calls it."""
     check_values(config)
     shards = check_paths(config)
     checkpoint.refuse_fresh_start_over(config.checkpoint.resume, config.checkpoint_dir)
@@ -489,6 +490,7 @@ class _Trainer:
                 "checkpoint": result_checkpoint,
                 "best": self.best,
                 "skipped_samples": self._skipped_total(),
+                "skipped_by_shard": self._skipped_by_shard(),
             }
         finally:
             self.stop.restore()
@@ -496,6 +498,24 @@ class _Trainer:
 
     def _skipped_total(self) -> int:
         return int(distributed.all_reduce_sum([float(self.stream.bad_total)])[0])
+
+    def _skipped_by_shard(self) -> dict[str, int]:
+        """Skipped samples and unreadable reads of the whole run by shard, over all ranks; logged."""
+        from collections import Counter
+
+        counts = [self.stream.skips_by_shard()]
+        if self.world > 1:
+            import torch.distributed as dist
+
+            counts = [{} for _ in range(self.world)]
+            dist.all_gather_object(counts, self.stream.skips_by_shard())
+        total: Counter[str] = Counter()
+        for rank_counts in counts:
+            total.update(rank_counts)
+        if total:
+            shown = ", ".join(f"{shard}: {count}" for shard, count in total.most_common(10))
+            self.logger.message(f"skipped samples or unreadable shard data by shard: {shown}")
+        return dict(sorted(total.items()))
 
     def _loop(self) -> str:
         import torch
