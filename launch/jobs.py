@@ -1,20 +1,21 @@
 """The functions launched jobs run (LaunchedTask targets, named "coir.launch.jobs:<function>").
 
 Each imports its stage lazily, so the submitting process stays light and a job only loads what it
-runs. Results are plain dicts: submitit pickles them and `coir launch status` shows them.
+runs. Results are plain dicts: the task writes them as JSON (launch/results.py) and `coir launch status`
+shows them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import time
 from pathlib import Path
 from typing import Any
 
 from coir.common.atomic import write_text_atomic
 from coir.common.errors import CoirError
+from coir.launch.results import read_result
 
 POLL_S = 2.0
 
@@ -108,17 +109,9 @@ def collect_eval(run_dir: str, wait_for: list[str], timeout_s: float) -> dict[st
 
 
 # -- waiting on other jobs' results -----------------------------------------------------------------
-def read_result(path: str | Path) -> tuple[str, Any] | None:
-    """submitit's result pickle: ("success", value) or ("error", traceback); None while absent."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return pickle.load(handle)
-
-
 def wait_for_results(paths: list[str], timeout_s: float) -> list[Any]:
-    """The values of the jobs whose result pickles are `paths`, once all exist; raises if one failed.
+    """The values of the jobs whose result files (launch/results.py) are `paths`, once all exist; raises
+    if one failed.
 
     Under SLURM the collecting job depends on the others (afterany), so they are all there at once;
     the local executor starts it beside them and it polls.

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from coir.common.config import load_config
 from coir.common.errors import ConfigError
 from coir.eval.metrics import recall_at_k
-from coir.eval.tasks import Task
+from coir.eval.tasks import Query, Task
 
 if TYPE_CHECKING:
     from coir.eval.config import EvalConfig
@@ -101,6 +101,10 @@ class Benchmark:
     def truth_file(self, task: Task) -> str:
         """Name of the synthetic world's redundancy truth file for this task (under W/truth/)."""
         return f"{self.name}_redundancy_{task.split}.json"
+
+    def truth_key(self, query: Query) -> str:
+        """The key of a query in the truth file: its own key by default."""
+        return query.key
 
 
 _REGISTRY: dict[str, Benchmark] = {}

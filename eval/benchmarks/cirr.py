@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coir.common.errors import DataFormatError
+from coir.common.paths import outside_root
 from coir.datasets.cirr import CIRR_SPLITS
 from coir.eval.benchmarks.base import Benchmark, register
 from coir.eval.metrics import recall_at_k, soft_recall_at_k
@@ -48,11 +49,16 @@ def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None
     from coir.datasets.cirr import (
         cirr_captions_path,
         cirr_image_path,
+        cirr_split_path,
         read_cirr_image_split,
         read_cirr_triplets,
     )
 
     images = read_cirr_image_split(root, split)
+    for index, (name, rel) in enumerate(images.items()):
+        reason = outside_root(rel)
+        if reason is not None:
+            raise DataFormatError(cirr_split_path(root, split), f"path {rel!r} {reason}", index, name)
     triplets = read_cirr_triplets(root, split)
     image_root = Path(image_root or root)
     names = list(images)
