@@ -85,24 +85,33 @@ def lasco_finalize(out: str, wait_for: list[str], timeout_s: float) -> dict[str,
 
 # -- evaluation sweep -------------------------------------------------------------------------------
 def evaluate(config: dict[str, Any]) -> dict[str, Any]:
-    """One (checkpoint, benchmark) cell of a sweep: an EvalConfig as a dict; returns the results fragment."""
+    """One (checkpoint, benchmark) cell of a sweep, on every task of its job: an EvalConfig as a dict.
+
+    With several tasks they form one process group: each embeds its slice of the gallery and queries,
+    rank 0 writes the outputs. Returns {"fragment": results fragment, "rank", "world_size", "gallery",
+    "queries"} (the last two: images and queries this rank embedded)."""
     from coir.common.config import load_config
     from coir.eval.api import evaluate as run_evaluation
     from coir.eval.config import EvalConfig
+    from coir.eval.encode import counting, world
+    from coir.eval.ranks import eval_ranks
 
     loaded = load_config(EvalConfig, base=config)
-    return run_evaluation(loaded.checkpoint, loaded).fragment
+    with eval_ranks(loaded) as loaded, counting() as counts:
+        fragment = run_evaluation(loaded.checkpoint, loaded).fragment
+        rank, world_size = world()
+    return {"fragment": fragment, "rank": rank, "world_size": world_size, **counts}
 
 
 def collect_eval(run_dir: str, wait_for: list[str], timeout_s: float) -> dict[str, Any]:
     """Merge every cell's fragment into RUN_DIR/results.json and RUN_DIR/results.md (one table)."""
     from coir.eval.report import write_markdown, write_results
 
-    fragments = wait_for_results(wait_for, timeout_s)
+    cells = wait_for_results(wait_for, timeout_s)
     path = Path(run_dir) / "results.json"
     merged: dict[str, Any] = {}
-    for fragment in fragments:
-        merged = write_results(path, fragment)
+    for cell in cells:
+        merged = write_results(path, cell["fragment"])
     write_markdown(Path(run_dir) / "results.md", merged)
     return merged
 
