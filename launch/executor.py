@@ -37,7 +37,9 @@ def slurm_parameters(config: ClusterConfig, job_name: str) -> dict[str, Any]:
         "gpus_per_node": config.gpus_per_node or None,
         "mem": _mem(config.mem_gb),
         "setup": list(config.setup) or None,
-        "srun_args": list(config.srun_args) or None,
+        # a task that fails (an error, the hang watchdog) ends the job's other tasks at once instead of
+        # leaving them in a collective until the time limit
+        "srun_args": ["--kill-on-bad-exit=1", *config.srun_args],
     }
     params.update({key: value for key, value in optional.items() if value is not None})
     return params

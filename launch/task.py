@@ -40,6 +40,7 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -82,6 +83,12 @@ class LaunchedTask(Checkpointable):
 
     # -- running --------------------------------------------------------------------------------
     def __call__(self) -> Any:
+        if os.environ.get("SUBMITIT_FOLDER"):  # run by submitit (not in-process by a test)
+            from submitit import JobEnvironment
+
+            from coir.launch.rank_logs import install_prefix, task_prefix
+
+            install_prefix(task_prefix(JobEnvironment()))
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         if self.distributed:
             from coir.launch.distributed import export_torch_env

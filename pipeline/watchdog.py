@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.common.atomic import write_text_atomic
+from coir.common.std_pipes import drain_std_pipes
 
 log = logging.getLogger("coir.watchdog")
 
@@ -271,7 +272,6 @@ class Watchdog:
             write_text_atomic(
                 self.run_dir / HEARTBEAT_DIR / VERDICT_FILE, json.dumps(payload, indent=1) + "\n"
             )
-        sys.stdout.flush()
-        sys.stderr.flush()
+        drain_std_pipes()
         # the main thread is blocked in a collective that cannot be interrupted from Python: end here
         self._exit(EXIT_STALLED)
