@@ -164,10 +164,10 @@ def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None)
     import torch
     import torch.distributed as dist
 
+    from coir.pipeline.distributed import DEFAULT_TIMEOUT_S, process_group
+
     folder = Path(run_dir) / "selftest"
     folder.mkdir(parents=True, exist_ok=True)
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
     ckpt = folder / "checkpoint.json"
     step = json.loads(ckpt.read_text())["step"] if resume == "auto" and ckpt.is_file() else 0
     stop: list[int] = []
@@ -177,23 +177,24 @@ def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None)
     }
     status = "completed"
     try:
-        while step < steps:
-            time.sleep(step_s)
-            step += 1
-            with (folder / f"steps_rank{rank}.log").open("a") as log:
-                log.write(f"{step}\n")
-            flag = torch.tensor([1 if stop else 0])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            if flag.item():
-                status = "preempted"
-                break
-        if rank == 0:
-            write_text_atomic(ckpt, json.dumps({"step": step}))
-        dist.barrier()
+        with process_group(use_cuda=False, timeout_s=DEFAULT_TIMEOUT_S):  # the trainer's set-up, on gloo
+            rank, world = dist.get_rank(), dist.get_world_size()
+            while step < steps:
+                time.sleep(step_s)
+                step += 1
+                with (folder / f"steps_rank{rank}.log").open("a") as log:
+                    log.write(f"{step}\n")
+                flag = torch.tensor([1 if stop else 0])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                if flag.item():
+                    status = "preempted"
+                    break
+            if rank == 0:
+                write_text_atomic(ckpt, json.dumps({"step": step}))
+            dist.barrier()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        dist.destroy_process_group()
     return {
         "status": status,
         "step": step,
