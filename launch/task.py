@@ -1,7 +1,8 @@
 """The callable every launched job runs: distributed set-up, the target function, preemption.
 
-`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it exports the
-torch.distributed variables (distributed.py), imports `target` ("module:function") and calls it.
+`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it prefixes every line of
+the task's output with its rank, host and SLURM ids (rank_logs.py), exports the torch.distributed
+variables (distributed.py), imports `target` ("module:function") and calls it.
 
 Preemption and time limits. SLURM sends SIGUSR2 to every task (`--signal=USR2@<delay>` before the
 time limit, or `scancel --signal=USR2`; a preemption sends SIGTERM). submitit installs a USR2
