@@ -4,6 +4,7 @@ benchmarks/ one module per benchmark (its tasks, metrics, headline row, model-se
             submission files, redundancy truth, splits and options), registered once (base.py)
 tasks       Query and Task: a benchmark-neutral gallery and query list
 encode      batched embedding, the on-disk gallery cache, several ranks (gather)
+ranks       eval_ranks(config): join the process group (the trainer's set-up) when run with several ranks
 ranking     chunked top-k and exact target ranks (tie rule: higher score, then lower index)
 metrics     R@K and means over tasks
 runner      one model on one task -> TaskResult

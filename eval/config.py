@@ -78,6 +78,9 @@ class EvalConfig:
         DEFAULT_MEMORY_GB,
         "working memory of the ranking, GiB; sizes its query x gallery chunks (default 1)",
     )
+    collective_timeout_s: float = option(
+        1800.0, "with several ranks: a collective that waits longer fails (default 1800)", metavar="S"
+    )
     pictures: bool = option(True, "write the retrieval PNG grid and HTML page")
     out: str | None = option(
         None, "report folder: results.json (merged), results.md, pictures, submissions", metavar="DIR"
@@ -116,6 +119,8 @@ def check_eval_config(config: EvalConfig) -> None:
         raise ConfigError(f"key 'baseline': must be one of {', '.join(BASELINES)}, got {config.baseline!r}")
     if config.batch_size < 1 or config.num_workers < 0 or config.gallery_part < 1:
         raise ConfigError("key 'batch_size' and 'gallery_part' must be >= 1, 'num_workers' >= 0")
+    if not config.collective_timeout_s > 0:
+        raise ConfigError(f"key 'collective_timeout_s': must be > 0, got {config.collective_timeout_s}")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:

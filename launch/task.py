@@ -1,9 +1,10 @@
 """The callable every launched job runs: distributed set-up, the target function, preemption.
 
-`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it exports the
-torch.distributed variables (distributed.py), imports `target` ("module:function") and calls it, and
-writes what it returned (or the traceback) as the task's result JSON (launch/results.py), which status,
-wait and the collecting jobs read instead of submitit's result pickle.
+`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it prefixes every line of
+the task's output with its rank, host and SLURM ids (rank_logs.py), exports the torch.distributed
+variables (distributed.py), imports `target` ("module:function") and calls it, and writes what it
+returned (or the traceback) as the task's result JSON (launch/results.py), which status, wait and the
+collecting jobs read instead of submitit's result pickle.
 
 Preemption and time limits. SLURM sends SIGUSR2 to every task (`--signal=USR2@<delay>` before the
 time limit, or `scancel --signal=USR2`; a preemption sends SIGTERM). submitit installs a USR2
@@ -88,6 +89,12 @@ class LaunchedTask(Checkpointable):
 
     # -- running --------------------------------------------------------------------------------
     def __call__(self) -> Any:
+        if os.environ.get("SUBMITIT_FOLDER"):  # run by submitit (not in-process by a test)
+            from submitit import JobEnvironment
+
+            from coir.launch.rank_logs import install_prefix, task_prefix
+
+            install_prefix(task_prefix(JobEnvironment()))
         result_file = _own_result_file()
         if result_file is not None:
             result_file.unlink(missing_ok=True)  # an earlier attempt's (a job SLURM requeued itself)

@@ -109,6 +109,17 @@ class ValidationConfig:
 
 
 @dataclass
+class DistributedConfig:
+    # a collective (NCCL or gloo) that waits longer fails; must exceed the longest phase in which rank 0
+    # works alone while the others wait (a validation, a checkpoint write)
+    timeout_s: float = 1800.0
+    heartbeat_every_steps: int = 10  # each rank writes <run_dir>/heartbeat/rank<r>.json this often
+    # a rank whose training loop has not moved for this long (outside validation and checkpoints) makes
+    # the watchdog name the rank(s) that stopped advancing and end the job; 0: no watchdog
+    stall_timeout_s: float = 600.0
+
+
+@dataclass
 class TrainConfig:
     run_dir: str = "runs/train"
     # the model's name in its provenance card, hence in results and submission files (default: the
@@ -124,6 +135,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -212,6 +224,15 @@ def check_values(config: TrainConfig) -> None:
     need(config.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     need(config.logging.every_steps >= 1, "logging.every_steps", "must be >= 1")
     need(config.validation.every_epochs >= 1, "validation.every_epochs", "must be >= 1")
+    timing = config.distributed
+    need(timing.timeout_s > 0, "distributed.timeout_s", "must be > 0")
+    need(timing.heartbeat_every_steps >= 1, "distributed.heartbeat_every_steps", "must be >= 1")
+    need(
+        0 <= timing.stall_timeout_s < timing.timeout_s,
+        "distributed.stall_timeout_s",
+        f"must be >= 0 and below distributed.timeout_s ({timing.timeout_s}) so that the watchdog names "
+        "the stalled rank before a collective times out",
+    )
     if config.validation.benchmark:
         need(
             bool(config.validation.data_root), "validation.data_root", "is required with validation.benchmark"

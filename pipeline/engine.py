@@ -39,6 +39,7 @@ import torch
 from coir.common.errors import ConfigError
 from coir.pipeline import checkpoint, distributed, optimizer_state
 from coir.pipeline.config import TrainConfig, check_paths, check_values
+from coir.pipeline.watchdog import Watchdog
 
 log = logging.getLogger("coir.train")
 
@@ -177,18 +178,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     import torch
 
-    dist_env = distributed.setup_environment()
     use_cuda = torch.cuda.is_available()
-    if use_cuda:
-        # submitit/SLURM may leave each task a single visible GPU whatever its local rank
-        torch.cuda.set_device(dist_env.local_rank % torch.cuda.device_count())
-    created_group = not torch.distributed.is_initialized()
-    distributed.init_process_group(dist_env, use_cuda)
-    try:
+    with distributed.process_group(use_cuda, config.distributed.timeout_s) as dist_env:
         return _Trainer(config, shards, validator, dist_env, use_cuda).run()
-    finally:
-        if created_group:
-            distributed.shutdown()
 
 
 class _Trainer:
@@ -346,6 +338,10 @@ class _Trainer:
         }
 
     def _save(self) -> Path:
+        with self.watchdog.paused():  # rank 0 may write alone (optimizer_by_name) while the others wait
+            return self._save_now()
+
+    def _save_now(self) -> Path:
         import dataclasses
 
         rank_state = {"rng": checkpoint.rng_state(), "stream": dataclasses.asdict(self.stream)}
@@ -388,16 +384,21 @@ class _Trainer:
     def _export(self, out_dir: Path) -> None:
         from coir.pipeline.models.export import save_export
 
-        if self.rank == 0:
-            save_export(self.engine.module, out_dir, card=self._card("export"))
-        distributed.barrier()
+        with self.watchdog.paused():
+            if self.rank == 0:
+                save_export(self.engine.module, out_dir, card=self._card("export"))
+            distributed.barrier()
 
     def _validate(self) -> None:
+        if self.validator is None:
+            return
+        with self.watchdog.paused():  # rank 0 validates alone; the others wait in the broadcast
+            self._validate_now()
+
+    def _validate_now(self) -> None:
         import torch
 
         config = self.config
-        if self.validator is None:
-            return
         if self.rank == 0:
             module = self.engine.module
             module.eval()
@@ -460,6 +461,13 @@ class _Trainer:
             self.step,
             config.logging.log_samples,
         )
+        self.watchdog = Watchdog(
+            self.run_dir,
+            self.rank,
+            self.world,
+            config.distributed.heartbeat_every_steps,
+            config.distributed.stall_timeout_s,
+        )
         if self.resumed_from is not None:
             self.logger.message(f"resumed from {self.resumed_from} at step {self.step}")
         if len(self.shards) < self.world * max(1, config.data.num_workers):
@@ -470,7 +478,8 @@ class _Trainer:
             )
         self.stop.install()
         try:
-            status = self._loop()
+            with self.watchdog:
+                status = self._loop()
             result_checkpoint = None
             if self.last_saved != self.step:
                 result_checkpoint = str(self._save())
@@ -530,7 +539,9 @@ class _Trainer:
         self.engine.module.train()
         window = _Window()
         micro = 0
+        watch = self.watchdog
         while self.step < total:
+            watch.progress(self.stream.epoch, self.step, "start")
             stream = TrainStream(
                 self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
             )
@@ -539,14 +550,17 @@ class _Trainer:
                 # e.g. arrived while the readers started; mid-accumulation (an epoch that ends inside
                 # an optimizer step) the signal waits for the step boundary, or the accumulated
                 # gradients are lost
+                watch.progress(self.stream.epoch, self.step, "sync")
                 if micro == 0 and self._stop_requested():
                     return self._preempt(f"start of epoch {self.stream.epoch}")
                 while self.step < total:
                     started = time.perf_counter()
+                    watch.progress(self.stream.epoch, self.step, "data", micro)
                     try:
                         batch = next(batches)
                     except StopIteration:
                         break
+                    watch.progress(self.stream.epoch, self.step, "compute", micro)
                     waited = time.perf_counter() - started
                     inputs, meta = split_batch(batch)
                     inputs = {
@@ -566,6 +580,7 @@ class _Trainer:
                     self.step += 1
                     self.samples_seen += global_batch
                     self._after_step(window)
+                    watch.beat(self.stream.epoch, self.step)
                     if delay:
                         time.sleep(delay)
                     if self._stop_requested():

@@ -68,6 +68,7 @@ def test_sbatch_script_for_4_nodes_x_8_gpus(tmp_path):
     assert str(tmp_path / "run" / "submitit") in flags["output"]
     assert "export OMP_NUM_THREADS=8" in script  # setup lines of the cluster file
     assert script.rstrip().splitlines()[-1].startswith("srun ")
+    assert "--kill-on-bad-exit=1" in script.rstrip().splitlines()[-1]  # a failed rank ends the job
 
 
 def test_array_script_and_one_task_per_array_element(tmp_path):
