@@ -94,6 +94,9 @@ class LoggingConfig:
     tensorboard: bool = True
     progress_bar: bool = True
     log_samples: bool = False  # write the keys and shards each rank consumed (data_rank<r>.jsonl)
+    # one device's dense peak in TFLOP/s for MFU (default: the detected GPU's bf16 peak where known,
+    # pipeline/throughput.py; on CPU no MFU is reported unless this is set)
+    peak_tflops: float | None = None
 
 
 @dataclass
@@ -223,6 +226,8 @@ def check_values(config: TrainConfig) -> None:
     need(config.checkpoint.every_steps >= 0, "checkpoint.every_steps", "must be >= 0")
     need(config.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     need(config.logging.every_steps >= 1, "logging.every_steps", "must be >= 1")
+    peak = config.logging.peak_tflops
+    need(peak is None or peak > 0, "logging.peak_tflops", "must be > 0 (or null: the detected GPU's peak)")
     need(config.validation.every_epochs >= 1, "validation.every_epochs", "must be >= 1")
     timing = config.distributed
     need(timing.timeout_s > 0, "distributed.timeout_s", "must be > 0")

@@ -39,6 +39,7 @@ import torch
 from coir.common.errors import ConfigError
 from coir.pipeline import checkpoint, distributed, optimizer_state
 from coir.pipeline.config import TrainConfig, check_paths, check_values
+from coir.pipeline.throughput import detect_peak_tflops, format_throughput
 from coir.pipeline.watchdog import Watchdog
 
 log = logging.getLogger("coir.train")
@@ -169,7 +170,7 @@ def _timed(what: str, since: float) -> float:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as configured; returns {"status": "completed"|"preempted", "step", "samples_seen",
-    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard"}. Collective: every rank
+    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard", "throughput"}. Collective: every rank
     calls it."""
     check_values(config)
     shards = check_paths(config)
@@ -450,6 +451,9 @@ class _Trainer:
         self._restore()
         _timed("checkpoint restore", started)
         self.last_saved = self.step if self.resumed_from is not None else -1
+        self.peak_tflops = self.config.logging.peak_tflops or detect_peak_tflops(torch.device(self.device))
+        self.flops_per_sample: float | None = None  # counted on the first batch (_count_flops)
+        self.run_window = _Window()  # the whole run's timings, for the summary
         self.saved_state = self._resume_state() if self.resumed_from is not None else None
         config = self.config
         self.logger = TrainLogger(
@@ -491,6 +495,8 @@ class _Trainer:
                     self._validate()
                 export_dir = str(self.run_dir / "export")
                 self._export(Path(export_dir))
+            summary = self._throughput(self.run_window.reduce())
+            self.logger.message("throughput: " + format_throughput(summary))
             return {
                 "status": status,
                 "step": self.step,
@@ -500,6 +506,7 @@ class _Trainer:
                 "best": self.best,
                 "skipped_samples": self._skipped_total(),
                 "skipped_by_shard": self._skipped_by_shard(),
+                "throughput": summary,
             }
         finally:
             self.stop.restore()
@@ -569,10 +576,14 @@ class _Trainer:
                         )
                         for k, v in inputs.items()
                     }
+                    if self.flops_per_sample is None:
+                        started += self._count_flops(inputs, window)
                     losses = self._micro_step(inputs)
                     self.stream.consumed(meta)
                     self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
-                    window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
+                    elapsed = time.perf_counter() - started
+                    for accumulator in (window, self.run_window):
+                        accumulator.add(losses, waited, elapsed, len(meta["_keys"]))
                     micro += 1
                     if micro < accum:
                         continue
@@ -606,6 +617,35 @@ class _Trainer:
         self.engine.step()
         return losses
 
+    def _count_flops(self, inputs: dict[str, torch.Tensor], window: _Window) -> float:
+        """Count the training step's FLOPs per sample on this first batch (every rank together; it
+        changes neither the weights, the RNG nor the buffers); returns the seconds it took, which the
+        timings leave out."""
+        from coir.pipeline.throughput import step_flops_per_sample
+
+        began = time.perf_counter()
+        self.flops_per_sample = step_flops_per_sample(self.engine.module, inputs)
+        took = time.perf_counter() - began
+        for accumulator in (window, self.run_window):
+            accumulator.started += took
+        return took
+
+    def _throughput(self, reduced: dict[str, float]) -> dict[str, Any]:
+        """samples/s, data-wait share, FLOPs, MFU and peak memory (the largest over ranks) of a reduced
+        window (_Window.reduce)."""
+        from coir.pipeline.throughput import peak_device_memory_gib, peak_host_memory_gib, throughput_fields
+
+        record = {k: reduced[k] for k in ("samples_per_s", "data_wait_share")}
+        record.update(
+            throughput_fields(record["samples_per_s"], self.world, self.flops_per_sample, self.peak_tflops)
+        )
+        device_memory = peak_device_memory_gib(torch.device(self.device))
+        host, device = distributed.all_reduce_max([peak_host_memory_gib(), device_memory or 0.0])
+        record["peak_host_memory_gib"] = host
+        if device_memory is not None:
+            record["peak_device_memory_gib"] = device
+        return record
+
     def _after_step(self, window: _Window) -> None:
         config = self.config
         lr = float(self.scheduler.base_lrs[0] * self.scheduler.lr_lambdas[0](self.step - 1))  # this step's
@@ -613,6 +653,7 @@ class _Trainer:
         if self.step % config.logging.every_steps and self.step != config.optim.total_steps:
             return
         record = window.reduce()
+        record.update(self._throughput(record))
         record.update(
             step=self.step,
             epoch=self.stream.epoch,
