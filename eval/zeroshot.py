@@ -41,7 +41,6 @@ class Row:
     name: str  # the row's name in results.json
     model: Any
     fingerprint: str | None  # the gallery cache's checkpoint identity (None: not cached)
-    kind: str  # "model", or the baseline it stands for
 
 
 @dataclass
@@ -91,25 +90,29 @@ def report_rows(
     from coir.eval.encode import checkpoint_fingerprint
     from coir.pipeline.models.registry import derive_baseline, family_of
 
-    rows, notes = [Row(name, model, fingerprint, "model")], []
     spec = family_of(model)
+    for kind, key in TRAINED.items():
+        if getattr(config, key) is not None and kind not in spec.baselines:
+            raise ConfigError(f"key {key!r}: the {spec.name} family has no {kind} baseline to replace")
+    rows, notes = [Row(name, model, fingerprint)], []
     if not spec.baselines:
         notes.append(f"the {spec.name} family offers no baselines")
     for kind in spec.baselines:
         trained = getattr(config, TRAINED[kind]) if kind in TRAINED else None
         if trained is not None:
             loaded = load_model(trained, eval_device(config))
-            rows.append(
-                Row(getattr(loaded, "name", "") or kind, loaded, checkpoint_fingerprint(trained), kind)
-            )
+            rows.append(Row(getattr(loaded, "name", "") or kind, loaded, checkpoint_fingerprint(trained)))
             continue
         try:
-            rows.append(Row(f"{name}-{kind}", derive_baseline(model, kind), fingerprint, kind))
+            rows.append(Row(f"{name}-{kind}", derive_baseline(model, kind), fingerprint))
         except ConfigError as error:
             notes.append(f"no {kind} row: {error}")
-    for kind, key in TRAINED.items():
-        if getattr(config, key) is not None and kind not in spec.baselines:
-            raise ConfigError(f"key {key!r}: the {spec.name} family has no {kind} baseline to replace")
+    names = [r.name for r in rows]
+    if len(set(names)) < len(names):
+        raise ConfigError(
+            f"two rows of the report are named alike ({', '.join(names)}): give the model another "
+            "--model-name, or trained baselines of other names"
+        )
     return rows, notes
 
 

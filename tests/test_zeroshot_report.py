@@ -174,7 +174,7 @@ def test_a_trained_baseline_replaces_the_derived_one_and_embeds_its_own_gallery(
     assert not list(out.glob("*.png"))
 
 
-def test_roots_come_from_the_flags_or_the_world_and_are_required(world, tmp_path):
+def test_roots_come_from_the_flags_or_the_world_and_are_required(world, export, tmp_path):
     roots = benchmark_roots(world, {"cirr": str(tmp_path)}, {"cirr": "IMAGES"})
     assert roots == {
         "circo": (str(world / "circo"), None),
@@ -189,3 +189,5 @@ def test_roots_come_from_the_flags_or_the_world_and_are_required(world, tmp_path
         benchmark_roots(None, {"lasco": str(tmp_path)})
     with pytest.raises(ConfigError, match="key 'baseline'"):
         zeroshot("--checkpoint", tmp_path, "--data-root", world, "baseline=sum")
+    with pytest.raises(ConfigError, match="named alike"):  # a trained "baseline" that is a CASE itself
+        zeroshot("--checkpoint", export, "--cirr", world / "cirr", "--image-only", export, "--out", tmp_path)
