@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coir.eval.benchmarks import Benchmark, get_benchmark
-from coir.eval.config import BASELINES, EvalConfig, check_eval_config, eval_device
+from coir.eval.config import REDUNDANCY_BASELINES, EvalConfig, check_eval_config, eval_device
 from coir.eval.report import write_results
 from coir.eval.tasks import check_task
 
@@ -81,7 +81,7 @@ def evaluate(
     if config.redundancy:
         trained = {"image-only": image_only, "text-only": text_only}
         paths = {"image-only": config.image_only, "text-only": config.text_only}
-        for kind in BASELINES:
+        for kind in REDUNDANCY_BASELINES:
             source = trained[kind] if trained[kind] is not None else paths[kind]
             if source is not None:
                 # a trained baseline is a model of its own: it keeps its own name ("image-only")

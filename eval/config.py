@@ -16,7 +16,10 @@ from coir.common.errors import ConfigError
 # Working memory of the ranking (scores and masks of one query chunk x gallery chunk block, plus
 # what the model's score needs per pair); the chunks are sized from it (ranking.chunk_sizes).
 DEFAULT_MEMORY_GB = 1.0
-BASELINES = ("image-only", "text-only")
+# baselines a family may derive from a checkpoint (FamilySpec.baselines says which it offers); the
+# modality-redundancy analysis uses the two single-modality ones
+BASELINES = ("image-only", "text-only", "sum")
+REDUNDANCY_BASELINES = ("image-only", "text-only")
 
 
 def option(default: Any, text: str, **flag: Any) -> Any:
@@ -58,7 +61,9 @@ class EvalConfig:
     model_name: str | None = option(
         None, "the model's row in results.json (default: the model's own name: case, artemis, ...)"
     )
-    baseline: str | None = option(None, "evaluate a baseline derived from the checkpoint", choices=BASELINES)
+    baseline: str | None = option(
+        None, "evaluate a baseline derived from the checkpoint (sum: l2n(image + text))", choices=BASELINES
+    )
     redundancy: bool = option(False, "also run image-only and text-only: modality redundancy")
     image_only: str | None = option(None, "trained image-only export (default: derived)", metavar="PATH")
     text_only: str | None = option(None, "trained text-only export (default: derived)", metavar="PATH")

@@ -45,6 +45,9 @@ class Benchmark:
     Options: ClassVar[type] = NoOptions
     # splits whose only result is the server files: `coir eval` writes them even without --out
     submission_splits: ClassVar[tuple[str, ...]] = ()
+    # the metrics the zero-shot report (`coir eval zeroshot`, its val split) shows for each task and
+    # the summary row; empty: the benchmark is not in that report
+    report_metrics: ClassVar[tuple[str, ...]] = ()
 
     def options(self, config: EvalConfig) -> Any:
         """config.options[name] as a typed Options instance (ConfigError naming the key)."""
@@ -74,7 +77,7 @@ class Benchmark:
         """The results.json row model selection reads: the task's own, or the summary row."""
         return f"{self.name}/{split}"
 
-    def summary(self, per_task: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
+    def summary(self, per_task: Sequence[Mapping[str, float | str]]) -> dict[str, float | str] | None:
         """A row over the tasks (e.g. their mean), stored under headline(split); None: no such row."""
         return None
 

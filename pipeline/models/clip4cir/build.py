@@ -103,7 +103,7 @@ def rebuild(name: str, config: dict[str, Any], folder: Path) -> Clip4Cir:
 
 
 def derive_baseline(model: Clip4Cir, kind: str) -> Clip4Cir:
-    """image-only / text-only from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
+    """image-only / text-only / sum from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
     derived = BASELINE_MODELS[kind](model.cfg, copy.deepcopy(model.clip), model.clip_config)
     derived.load_state_dict(model.state_dict())
     return derived.to(next(model.parameters()).device)

@@ -203,4 +203,20 @@ class Clip4CirTextOnly(Clip4Cir):
         return F.normalize(self.text_features(batch["input_ids"]), dim=-1)
 
 
-BASELINE_MODELS: dict[str, type[Clip4Cir]] = {"image-only": Clip4CirImageOnly, "text-only": Clip4CirTextOnly}
+class Clip4CirSum(Clip4Cir):
+    """l2n(i + t) of the raw CLIP features, whatever the mode (the zero-shot "image + text" baseline;
+    what mode: sum computes)."""
+
+    name = "sum"
+
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(
+            self._raw_features(batch, "query") + self.text_features(batch["input_ids"]), dim=-1
+        )
+
+
+BASELINE_MODELS: dict[str, type[Clip4Cir]] = {
+    "image-only": Clip4CirImageOnly,
+    "text-only": Clip4CirTextOnly,
+    "sum": Clip4CirSum,
+}
