@@ -5,6 +5,7 @@ Picklable, runs in DataLoader workers."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,14 @@ def pad_to_ratio(image: Image.Image, target_ratio: float) -> Image.Image:
     padded = max(w, h) / target_ratio
     horizontal, vertical = max(int((padded - w) / 2), 0), max(int((padded - h) / 2), 0)
     return ImageOps.expand(image, (horizontal, vertical, horizontal, vertical), (0, 0, 0))
+
+
+@functools.cache
+def simple_tokenizer(context_length: int) -> Any:
+    """One tokenizer per process and context length (reading the BPE vocabulary takes a second)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=context_length)
 
 
 @dataclass
@@ -77,9 +86,7 @@ class ClipProcessor:
     def tokenizer(self) -> Any:
         """open_clip's SimpleTokenizer (texts -> ids [B, context_length], truncated, ended by <end>)."""
         if self._tokenizer is None:
-            from open_clip.tokenizer import SimpleTokenizer
-
-            self._tokenizer = SimpleTokenizer(context_length=self.context_length)
+            self._tokenizer = simple_tokenizer(self.context_length)
         return self._tokenizer
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
