@@ -5,6 +5,8 @@ prompts per benchmark, exports and the local checkpoints (open_clip CLIP, the re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -261,3 +263,13 @@ def test_config_defaults_are_the_references():
         "a photo of *",
     )
     assert cfg.prompts["cirr"] == "a photo of * , {caption}"  # src/data.py CIRR
+
+
+def test_zero_shot_fashioniq_config_is_the_references_protocol():
+    from coir.common.config import load_config
+    from coir.eval.config import EvalConfig, check_eval_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "zeroshot" / "pic2word_fashioniq.yaml"
+    config = load_config(EvalConfig, path, ["checkpoint=x"])
+    check_eval_config(config)
+    assert config.options["fashioniq"]["caption_template"] == "{c2} and {c1}" and not config.mask_reference
