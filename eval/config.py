@@ -69,6 +69,12 @@ class EvalConfig:
     text_only: str | None = option(None, "trained text-only export (default: derived)", metavar="PATH")
     redundancy_k: list[int] = option([1, 10], "cut-offs of the redundancy analysis (default 1,10)")
     mask_reference: bool = option(False, "drop the reference image from its ranking (CIRR always does)")
+    query_prompt: str | None = option(
+        None,
+        "the text each query's caption is put into, {caption} marking where (default: the model's own "
+        "for the benchmark, e.g. Pic2Word's 'a photo of * , {caption}' on CIRR; else the caption alone)",
+        metavar="TEXT",
+    )
     batch_size: int = option(128, "encoding batch size (default 128)")
     device: str | None = option(None, "cpu | cuda | cuda:N (default: cuda when available)")
     num_workers: int = option(2, "image-loading worker processes (default 2)")
@@ -126,6 +132,10 @@ def check_eval_config(config: EvalConfig) -> None:
         raise ConfigError("key 'batch_size' and 'gallery_part' must be >= 1, 'num_workers' >= 0")
     if not config.collective_timeout_s > 0:
         raise ConfigError(f"key 'collective_timeout_s': must be > 0, got {config.collective_timeout_s}")
+    if config.query_prompt is not None:
+        from coir.pipeline.models.base import check_prompt
+
+        check_prompt(config.query_prompt, "query_prompt")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:

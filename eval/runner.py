@@ -23,6 +23,7 @@ from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
 from coir.eval.features import FeatureSource
 from coir.eval.ranking import GROUP_BYTES_PER_PAIR, Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
+from coir.pipeline.models.base import prompt_text
 from coir.pipeline.models.state import State, tree_to
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,16 @@ def _embed_gallery(
     )
 
 
+def query_prompt(model: Any, task: Task, config: EvalConfig) -> str | None:
+    """The prompt the task's captions go into: config.query_prompt, else the model's own for the
+    benchmark (None: the captions as they are)."""
+    prompt = config.query_prompt or model.query_prompt(task.benchmark)
+    if prompt is not None:
+        source = "--query-prompt" if config.query_prompt else "the model's own"
+        log.info("%s: query text = %r (%s)", task.name, prompt, source)
+    return prompt
+
+
 @torch.no_grad()
 def run_task(
     model: Any,
@@ -166,10 +177,11 @@ def run_task(
     rank_id, world_size = world()
     start, stop = shard_bounds(len(task.queries), rank_id, world_size)
     queries = task.queries[start:stop]
+    prompt = query_prompt(model, task, config)
     query_states = encode_queries(
         model,
         [q.reference_path for q in queries],
-        [q.text for q in queries],
+        [prompt_text(prompt, q.text) for q in queries],
         batch_size,
         device,
         num_workers,

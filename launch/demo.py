@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="all|NAME,...",
         help="instead of the CASE pipeline, train these methods alike on the synthetic FashionIQ-, Shoes- "
         "and Fashion200k-style data and compare them untrained -> trained (coir.launch.methods_demo; 'all' = "
-        "case, clip4cir, tirg, artemis, cmap, manme, composeae, crn)",
+        "case, clip4cir, tirg, artemis, cmap, manme, composeae, crn, pic2word)",
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="training steps per model (default: 200; --methods: 150)"

@@ -9,6 +9,10 @@ crop, flip with left/right swapped in the text, RandAugment; on the PIL images),
 Processor (image transform and tokenisation, in the worker) and yields whole batches. An epoch is a
 fixed number of batches per worker (data.samples_per_epoch_per_worker // data.batch_size); a new
 epoch rebuilds the workers.
+A model that trains on single images (`training_samples = "images"`, Pic2Word) reads gallery-format
+shards instead (GALLERY_IMAGE + META per sample: a coir gallery/ folder, or any WebDataset shards with a
+`jpg` per sample, such as img2dataset's output), and its batches hold only `image` [B, 3, H, W];
+`check_samples` refuses, before training, shard folders whose manifest says they hold the other kind.
 With data.inputs=features the samples hold the model's frozen-part features (`coir data features`)
 instead of JPEGs: they are read as arrays, no image is decoded, and batches carry query_feature /
 target_feature in place of query_image / target_image; the rest of the stream is the same.
@@ -54,7 +58,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from coir.common import fields
-from coir.common.errors import DataFormatError
+from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.features import array_from_npy
@@ -170,6 +174,14 @@ class ImageDecoder:
         ref, tgt, text = self.augment(*(self.open(sample[key]) for key in self.fields), text, rng)
         return self.processor.image(ref), self.processor.image(tgt), text
 
+    def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        queries, targets, texts = zip(*rows, strict=True)
+        return {
+            self.keys[0]: torch.stack(queries),
+            self.keys[1]: torch.stack(targets),
+            **self.processor.text(list(texts)),  # the model's text fields
+        }
+
 
 class FeatureDecoder(ImageDecoder):
     """The same for feature samples (`coir data features`): .npy arrays, kept in their stored dtype
@@ -186,9 +198,56 @@ class FeatureDecoder(ImageDecoder):
         return torch.from_numpy(array_from_npy(data))
 
 
-def decoder_for(processor: Any, config: DataConfig) -> ImageDecoder:
-    """The decoder of what data.inputs says the shards hold."""
+class SingleImageDecoder(ImageDecoder):
+    """raw gallery-format sample -> (image tensor,), for models that train on single images."""
+
+    fields = (fields.GALLERY_IMAGE,)
+    keys = ("image",)
+
+    def __init__(self, processor: Any, config: DataConfig) -> None:
+        super().__init__(processor, config)
+        self.augment = None  # check_samples refuses data.augment for single images
+
+    def __call__(self, sample: dict[str, Any], rng: random.Random | None = None) -> tuple[torch.Tensor]:
+        if fields.GALLERY_IMAGE not in sample:
+            raise KeyError(f"missing field {fields.GALLERY_IMAGE!r} (not a gallery-format sample)")
+        return (self.item(sample[fields.GALLERY_IMAGE]),)
+
+    def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        return {self.keys[0]: torch.stack([row[0] for row in rows])}
+
+
+SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples
+# the manifest kinds (datasets/shards/spec.py) a model of each sample kind trains on
+MANIFEST_KINDS = {"triplets": ("triplets",), "images": ("gallery",)}
+
+
+def decoder_for(processor: Any, config: DataConfig, samples: str = "triplets") -> ImageDecoder:
+    """The decoder of what the model trains on (`samples`) and data.inputs says the shards hold."""
+    if samples == "images":
+        return SingleImageDecoder(processor, config)
     return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config)
+
+
+def check_samples(shards: list[str], samples: str, config: DataConfig) -> None:
+    """Before training: the shards hold what a model training on `samples` reads (by the manifest of each
+    folder that has one), and the data options apply to it. ConfigError naming the key and folder."""
+    from coir.pipeline.features import folder_manifests
+
+    if samples not in SAMPLE_KINDS:
+        raise ValueError(f"training_samples must be one of {', '.join(SAMPLE_KINDS)}, got {samples!r}")
+    if samples == "images" and config.inputs == "features":
+        raise ConfigError("key 'data.inputs': this model trains on single images; features are of triplets")
+    if samples == "images" and config.augment.enabled:
+        raise ConfigError(
+            "key 'data.augment.enabled': the augmentation is of triplets; this model trains on single images"
+        )
+    expected = MANIFEST_KINDS[samples]
+    for folder, manifest in folder_manifests(shards).items():
+        kind = (manifest or {}).get("kind")
+        if kind is not None and kind not in expected:
+            want = "single images (a gallery/ shard folder)" if samples == "images" else "triplets"
+            raise ConfigError(f"key 'data.shards': {folder} holds {kind} shards; this model trains on {want}")
 
 
 class TrainStream(IterableDataset):
@@ -203,9 +262,12 @@ class TrainStream(IterableDataset):
         rank: int,
         world_size: int,
         state: StreamState,
+        samples: str = "triplets",
     ) -> None:
+        """samples: what the model trains on (RetrievalModel.training_samples)."""
         super().__init__()
         self.shards = split_shards(shards, rank, world_size)
+        self.samples = samples
         self.processor = processor
         self.config = config
         self.seed = seed
@@ -258,9 +320,9 @@ class TrainStream(IterableDataset):
         counting: list[bool],
     ) -> Iterator[dict[str, Any]]:
         state = self.state
-        decode = decoder_for(self.processor, self.config)
+        decode = decoder_for(self.processor, self.config, self.samples)
         bad_before = state.bad[logical] if logical < len(state.bad) else 0
-        rows: list[tuple[torch.Tensor, torch.Tensor, str]] = []
+        rows: list[tuple[Any, ...]] = []
         keys: list[str] = []
         shard_names: list[str] = []
         good = 0
@@ -288,7 +350,7 @@ class TrainStream(IterableDataset):
             shard_names.append(shard)
             if len(rows) < self.config.batch_size:
                 continue
-            batch = self._collate(rows, decode.keys)
+            batch = decode.collate(rows)
             batch.update(
                 _worker=logical,
                 _raw=raw_index + 1,
@@ -316,16 +378,6 @@ class TrainStream(IterableDataset):
                 f"data.max_bad_share={self.config.max_bad_share} ({worst[1]} in this shard, the most; "
                 "see the warnings above for what failed)",
             )
-
-    def _collate(
-        self, rows: list[tuple[torch.Tensor, torch.Tensor, str]], keys: tuple[str, str]
-    ) -> dict[str, Any]:
-        queries, targets, texts = zip(*rows, strict=True)
-        return {
-            keys[0]: torch.stack(queries),
-            keys[1]: torch.stack(targets),
-            **self.processor.text(list(texts)),  # the model's text fields
-        }
 
 
 def _worker_init(_: int) -> None:

@@ -213,12 +213,15 @@ class _Trainer:
         import deepspeed
         import torch
 
+        from coir.pipeline.data import check_samples
         from coir.pipeline.features import check_inputs
         from coir.pipeline.models.registry import build_model
 
         config = self.config
         _seed_all(config.seed)  # identical initial weights on every rank
         model = build_model(config.model)
+        self.samples = model.training_samples
+        check_samples(self.shards, self.samples, config.data)  # triplets, or single images
         check_inputs(self.shards, model, config.data.inputs)  # images, or this model's frozen features
         self.model_name = config.name or model.name
         self.card_base = self._card_base() if self.rank == 0 else None
@@ -550,7 +553,14 @@ class _Trainer:
         while self.step < total:
             watch.progress(self.stream.epoch, self.step, "start")
             stream = TrainStream(
-                self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
+                self.shards,
+                self.processor,
+                config.data,
+                config.seed,
+                self.rank,
+                self.world,
+                self.stream,
+                self.samples,
             )
             loader = make_loader(stream, config.data, config.seed, self.use_cuda)
             with open_batches(loader) as batches:

@@ -17,7 +17,7 @@ from synth_fixture import built_world
 
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
 from coir.pipeline.models.clip4cir.model import Clip4Cir
-from coir.pipeline.models.clip4cir.processor import pad_to_ratio
+from coir.pipeline.models.components.clip_processor import pad_to_ratio
 from coir.pipeline.models.export import load_export, read_meta, save_export
 from coir.pipeline.models.registry import build_model
 
