@@ -170,8 +170,8 @@ def _timed(what: str, since: float) -> float:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as configured; returns {"status": "completed"|"preempted", "step", "samples_seen",
-    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard", "throughput"}. Collective: every rank
-    calls it."""
+    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard", "throughput"}. Collective:
+    every rank calls it."""
     check_values(config)
     shards = check_paths(config)
     checkpoint.refuse_fresh_start_over(config.checkpoint.resume, config.checkpoint_dir)
