@@ -14,6 +14,7 @@ from test_train_support import _image, write_shards
 
 from coir.common.errors import ConfigError
 from coir.datasets.shards.manifest import FORMAT
+from coir.datasets.shards.writer import sha256_file
 from coir.pipeline.config import DataConfig
 from coir.pipeline.data import StreamState, TrainStream, check_samples, make_loader
 
@@ -38,7 +39,14 @@ def write_gallery(folder: Path, count: int, kind: str | None = "gallery") -> Pat
                 {"__key__": f"img{i:03d}", "jpg": _image("circle", colour), "json": json.dumps({"id": i})}
             )
     if kind is not None:
-        manifest = {"format": FORMAT, "kind": kind, "shards": [{"name": "gallery-000000.tar"}]}
+        shard = folder / "gallery-000000.tar"
+        entry = {
+            "name": shard.name,
+            "samples": count,
+            "bytes": shard.stat().st_size,
+            "sha256": sha256_file(shard),
+        }
+        manifest = {"format": FORMAT, "kind": kind, "num_samples": count, "shards": [entry]}
         (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
