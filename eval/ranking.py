@@ -241,15 +241,21 @@ def _count_before(
     a higher score, or an equal one at a lower index. Ties with the target are rare, so the index
     comparison runs only on the rows that have one."""
     threshold = target_score[:, None]
-    higher = torch.count_nonzero(scores > threshold, dim=1)
-    equal = torch.count_nonzero(scores == threshold, dim=1)
+    higher = _row_counts(scores > threshold)
+    equal = _row_counts(scores == threshold)
     inside = (target >= g0) & (target < g0 + scores.shape[1])
     tied = (equal > inside.long()).nonzero().squeeze(1)  # rows with an equal score besides the target
     if len(tied):
         columns = torch.arange(g0, g0 + scores.shape[1], device=scores.device)
         before = (scores[tied] == threshold[tied]) & (columns[None, :] < target[tied, None])
-        higher[tied] += torch.count_nonzero(before, dim=1)
+        higher[tied] += _row_counts(before)
     return higher
+
+
+def _row_counts(mask: torch.Tensor) -> torch.Tensor:
+    """True entries per row. Summing the bool mask as uint8 into int32 avoids the int64 copy of the
+    whole block that `sum` and `count_nonzero` make (half the ranking time at 1024 x 40,000)."""
+    return mask.contiguous().view(torch.uint8).sum(dim=1, dtype=torch.int32).long()
 
 
 def _ranks_across_chunks(
