@@ -1,9 +1,14 @@
-"""Benchmark: coir's LaSCo shard builder against a naive baseline, same inputs and settings.
+"""Benchmark: coir's LaSCo shard builder against its limit and against a naive baseline, one run.
 
-The baseline runs the same plan and writer but re-reads, decodes, resizes and re-encodes both
-images of every triplet (no reuse: image cache disabled). coir's builder encodes each image once per
-worker and serves every other use from its cache. Both build triplets + gallery of one synthetic
-split; the script prints triplets/s and images/s per worker for both and the ratio (target >= 3x).
+For each worker count of --workers (default 1 and 2), on the same images and settings:
+- bare loop: decode (reduced-scale draft when possible) -> bicubic resize -> JPEG encode of every
+  unique source image the build reads, nothing else, split over the workers as forked processes;
+- builder: build_lasco + finalize_build with the image cache (each image encoded once per worker);
+- baseline: the same build with the cache disabled (both images of every triplet decoded, resized and
+  re-encoded again: the per-triplet approach).
+Prints unique images/s per worker of the bare loop and of the builder and their ratio (target >= 0.9),
+the builder's speed-up over the baseline as a share of the reuse bound (target >= 0.8 with --densify),
+whether builder and baseline outputs are byte-identical, and the scaling from 1 to 2 workers.
 
 Without --world it renders a synthetic VQA/COCO split into a temp folder (coir.datasets.synth) with
 COCO-sized photos (--image-size, default 480 px), so resizing to 384 px does real work.
@@ -16,14 +21,15 @@ images) / unique images. In the synthetic world every image sits in exactly one 
 with several partners through several questions) until the reuse matches the published LaSCo.
 
 example:
-  .venv/bin/python benchmarks/build_shards.py --pairs 300 --workers 2
-  .venv/bin/python benchmarks/build_shards.py --pairs 300 --workers 2 --densify
+  .venv/bin/python benchmarks/build_shards.py --pairs 300 --densify
+  .venv/bin/python benchmarks/build_shards.py --pairs 300 --workers 1
   .venv/bin/python benchmarks/build_shards.py --world runs/world --split val --workers 1
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -46,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=300, help="complementary pairs to render (no --world)")
     parser.add_argument("--image-size", type=int, default=480, help="rendered image side in px (no --world)")
     parser.add_argument("--size", type=int, default=384, help="shard image side (shorter side resize)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to measure, in turn"
+    )
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--densify", action="store_true", help="add pairs to reach LaSCo's image reuse")
     parser.add_argument("--keep", type=Path, help="keep outputs in this folder instead of a temp one")
@@ -138,10 +146,9 @@ def warm_page_cache(folder: Path) -> None:
         path.read_bytes()
 
 
-def run_build(
+def build_config(
     world: Path, vqa: Path, out: Path, split: str, workers: int, size: int, shard_size: int, cache_mb: int
-) -> dict:
-    from coir.datasets.lasco.build import build_lasco, finalize_build
+):
     from coir.datasets.lasco.config import LascoBuildConfig
 
     config = LascoBuildConfig(
@@ -155,27 +162,80 @@ def run_build(
         image_cache_mb=cache_mb,
     )
     config.images.size = size
+    return config
+
+
+def unique_image_paths(config) -> list[str]:
+    """Every distinct source image the build reads (triplets and gallery), in plan order."""
+    from coir.datasets.lasco.build import plan_lasco
+
+    seen: dict[str, None] = {}
+    for shard_set in plan_lasco(config):
+        for sample in shard_set.samples:
+            for _, path in sample.images:
+                seen.setdefault(path, None)
+    return list(seen)
+
+
+def bare_encode(paths: list[str], size: int, quality: int = 90) -> int:
+    """The limit: decode (reduced-scale draft when possible), bicubic resize of the shorter side to
+    `size`, JPEG encode; nothing else. Returns the bytes produced (so nothing is optimised away)."""
+    from PIL import Image
+
+    total = 0
+    for path in paths:
+        with Image.open(path) as image:
+            width, height = image.size
+            scale = min(1.0, size / min(width, height))
+            target = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image.draft("RGB", target)
+            image.load()
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            if image.size != target:
+                image = image.resize(target, Image.Resampling.BICUBIC)
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=quality)
+            total += out.tell()
+    return total
+
+
+def run_bare(paths: list[str], size: int, workers: int) -> dict:
+    """The bare loop over `paths` in `workers` forked processes (contiguous halves, as the builder splits)."""
+    import multiprocessing as mp
+
+    chunks = [paths[i * len(paths) // workers : (i + 1) * len(paths) // workers] for i in range(workers)]
+    start = time.perf_counter()
+    if workers == 1:
+        bare_encode(paths, size)
+    else:
+        with mp.get_context("fork").Pool(workers) as pool:
+            pool.starmap(bare_encode, [(chunk, size) for chunk in chunks])
+    return {"seconds": time.perf_counter() - start, "unique": len(paths), "workers": workers}
+
+
+def run_build(config) -> dict:
+    from coir.datasets.lasco.build import build_lasco, finalize_build
+
     start = time.perf_counter()
     report = build_lasco(config, progress=False)
-    summary = finalize_build(out)
-    seconds = time.perf_counter() - start
+    built = time.perf_counter()
+    summary = finalize_build(config.out)
+    end = time.perf_counter()
     triplets, gallery = summary["triplets"]["num_samples"], summary["gallery"]["num_samples"]
     return {
-        "seconds": seconds,
+        "seconds": end - start,
+        "finalize_seconds": end - built,
         "triplets": triplets,
         "images_out": 2 * triplets + gallery,
         "images_encoded": report["images_encoded"],
-        "workers": workers,
+        "workers": config.workers,
     }
 
 
-def describe(name: str, r: dict) -> str:
-    per = r["seconds"] * r["workers"]
-    return (
-        f"{name:9s} {r['seconds']:7.2f} s  {r['triplets'] / per:8.1f} triplets/s/worker  "
-        f"{r['images_out'] / per:8.1f} images/s/worker  ({r['images_encoded']} decodes+encodes for "
-        f"{r['images_out']} images written)"
-    )
+def per_worker(result: dict, unique: int) -> float:
+    """Unique images per second per worker."""
+    return unique / (result["seconds"] * result["workers"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,28 +253,62 @@ def main(argv: list[str] | None = None) -> int:
             )
         vqa = densify(world, args.split, scratch / "vqa-dense") if args.densify else world / "vqa"
         warm_page_cache(world / "coco")
-        common = dict(split=args.split, workers=args.workers, size=args.size, shard_size=args.shard_size)
-        for name in ("baseline", "coir"):
+
+        def config(name: str, workers: int, cache_mb: int):
             shutil.rmtree(scratch / name, ignore_errors=True)
-        baseline = run_build(world, vqa, scratch / "baseline", cache_mb=0, **common)
-        ours = run_build(world, vqa, scratch / "coir", cache_mb=512, **common)
-        identical = all(
-            (scratch / "coir" / p.relative_to(scratch / "baseline")).read_bytes() == p.read_bytes()
-            for p in (scratch / "baseline").rglob("*")
-            if p.is_file()
-        )
-        print(
-            f"LaSCo {args.split}: {ours['triplets']} triplets, {args.workers} worker(s), size {args.size}, "
-            f"outputs byte-identical: {identical}"
-        )
-        print(describe("baseline", baseline))
-        print(describe("coir", ours))
-        print(f"ratio     {baseline['seconds'] / ours['seconds']:.2f}x  (target >= 3x)")
-        print(json.dumps({"baseline": baseline, "coir": ours}))
+            return build_config(
+                world, vqa, scratch / name, args.split, workers, args.size, args.shard_size, cache_mb
+            )
+
+        paths = unique_image_paths(config("plan", 1, 0))
+        unique = len(paths)
+        rows: dict[int, dict] = {}
+        for workers in args.workers:
+            print(f"{workers} worker(s): bare loop, builder, per-triplet baseline ...", file=sys.stderr)
+            bare = run_bare(paths, args.size, workers)
+            ours = run_build(config(f"coir-{workers}", workers, 512))
+            baseline = run_build(config(f"baseline-{workers}", workers, 0))
+            identical = all(
+                (scratch / f"coir-{workers}" / p.relative_to(scratch / f"baseline-{workers}")).read_bytes()
+                == p.read_bytes()
+                for p in (scratch / f"baseline-{workers}").rglob("*")
+                if p.is_file()
+            )
+            rows[workers] = {"bare": bare, "coir": ours, "baseline": baseline, "identical": identical}
+        print_report(rows, unique, args, os.getloadavg())
     finally:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def print_report(rows: dict[int, dict], unique: int, args: argparse.Namespace, load: tuple) -> None:
+    first = next(iter(rows.values()))["coir"]
+    bound = first["images_out"] / unique
+    print(
+        f"LaSCo {args.split}: {first['triplets']} triplets, {unique} unique images, "
+        f"{first['images_out']} images written, size {args.size}, load average {load[0]:.1f} "
+        f"on {os.cpu_count()} cores; reuse bound {bound:.2f}x"
+    )
+    print(
+        "workers | bare img/s/w | builder img/s/w | builder/bare | encodes | finalize s | "
+        "baseline s | coir s | speed-up | of bound | identical"
+    )
+    for workers, r in rows.items():
+        bare, ours, base = (per_worker(r[k], unique) for k in ("bare", "coir", "baseline"))
+        speedup = r["baseline"]["seconds"] / r["coir"]["seconds"]
+        print(
+            f"{workers:7d} | {bare:12.1f} | {ours:15.1f} | {ours / bare:11.2f}x | "
+            f"{r['coir']['images_encoded']:7d} | {r['coir']['finalize_seconds']:10.2f} | "
+            f"{r['baseline']['seconds']:10.2f} | {r['coir']['seconds']:6.2f} | {speedup:7.2f}x | "
+            f"{speedup / bound:8.2f} | {r['identical']}"
+        )
+    if 1 in rows and 2 in rows:
+        for name in ("bare", "coir"):
+            scaling = rows[1][name]["seconds"] / rows[2][name]["seconds"]
+            print(f"scaling 1 -> 2 workers, {name}: {scaling:.2f}x the throughput")
+    print("targets: builder/bare >= 0.9; with --densify, speed-up >= 0.8 of the reuse bound")
+    print(json.dumps({"unique_images": unique, "load": load, "runs": {str(w): r for w, r in rows.items()}}))
 
 
 if __name__ == "__main__":

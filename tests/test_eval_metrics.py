@@ -242,3 +242,15 @@ def test_chunk_sizes_fit_the_budget(queries, gallery, score_bytes, budget):
     assert query_chunk * gallery_chunk * (RANK_BYTES_PER_PAIR + score_bytes) <= budget
     if queries * gallery * (RANK_BYTES_PER_PAIR + score_bytes) <= budget:
         assert (query_chunk, gallery_chunk) == (queries, gallery)  # fits: one block
+
+
+def test_chunk_sizes_keep_the_gallery_whole_while_enough_queries_fit():
+    from coir.eval.ranking import MIN_QUERY_CHUNK, RANK_BYTES_PER_PAIR, chunk_sizes
+
+    budget = 2**28  # 14.9 M pairs: 372 queries x 40,000 columns
+    query_chunk, gallery_chunk = chunk_sizes(5000, 40000, 0, budget)
+    assert gallery_chunk == 40000 and MIN_QUERY_CHUNK <= query_chunk < 1024
+    assert budget - 40000 * RANK_BYTES_PER_PAIR < query_chunk * 40000 * RANK_BYTES_PER_PAIR <= budget
+    # fewer than MIN_QUERY_CHUNK queries fit beside the whole gallery: the gallery is split instead
+    query_chunk, gallery_chunk = chunk_sizes(5000, 40000, 0, 2**24)
+    assert gallery_chunk < 40000 and query_chunk * gallery_chunk * RANK_BYTES_PER_PAIR <= 2**24

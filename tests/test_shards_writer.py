@@ -107,3 +107,30 @@ def test_workers_get_the_gallery_units_whose_images_they_already_need():
     assert [u.kind for u in per_worker[0]][:2] == ["t", "g"]  # ordered by first image: interleaved
     only_gallery = assign_workers([[], gallery], 2)
     assert sorted(len(units) for units in only_gallery) == [2, 2]
+
+
+def _tarfile_reference(samples) -> bytes:
+    """What tarfile itself writes for the same members (PAX format, the writer's fixed fields)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for key, fields in samples:
+            for field, data in fields.items():
+                info = tarfile.TarInfo(f"{key}.{field}")
+                info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_tar_bytes_equal_tarfile_for_every_kind_of_member():
+    samples = [
+        ("plain", {"txt": b"hello", "json": b"{}", "empty": b""}),
+        ("block", {"bin": bytes(range(256)) * 2, "over": b"x" * 513}),  # exactly one block, just over
+        ("k" * 120, {"txt": b"a name over 100 bytes needs a pax header"}),
+        ("caf\u00e9_\u5199\u771f", {"txt": b"non-ASCII names too"}),
+        ("big", {"jpg": bytes(300_000)}),
+    ]
+    for n in range(1, len(samples) + 1):  # every archive length, so the end padding varies
+        assert tar_bytes(samples[:n]) == _tarfile_reference(samples[:n])
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes(samples))) as tar:
+        assert tar.extractfile(f"{'k' * 120}.txt").read() == b"a name over 100 bytes needs a pax header"

@@ -13,6 +13,7 @@ VQA evaluation does: its period regex begins with a lookahead (not a lookbehind)
 
 from __future__ import annotations
 
+import functools
 import re
 
 _PUNCT = tuple(';/[]"{}()=+\\_-><@`,?!')  # the official list, in its order
@@ -85,6 +86,7 @@ def process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(w, w) for w in words if w not in ARTICLES)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # VQA answers repeat ("yes", "2", "red"): most calls are hits
 def normalize_answer(text: str) -> str:
     """The official answer normalisation: whitespace, punctuation, then digits/articles/contractions."""
     text = text.replace("\n", " ").replace("\t", " ").strip()

@@ -54,7 +54,7 @@ class ImageEncoder:
                 if image.format == "JPEG" and size != image.size:
                     image.draft("RGB", size)
                 image.load()
-                rgb = image.convert("RGB")
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # convert() copies
         except FileNotFoundError:
             raise ImageProblem("missing_image", f"image file not found: {path}", path) from None
         except UnidentifiedImageError as error:

@@ -25,15 +25,29 @@ RESUME_NOTE = (
 )
 
 
-def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.type = tarfile.REGTYPE
-    return info, io.BytesIO(data)
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+# the fixed part of every header: mode 0644, uid 0, gid 0 (size, mtime 0 and name are per member)
+_MODE_IDS = b"0000644\0" + b"0000000\0" * 2
+_AFTER_MTIME = b"00000000000\0"  # mtime 0, then the checksum field (filled below)
+_TAIL = tarfile.REGTYPE + bytes(100) + tarfile.POSIX_MAGIC + bytes(32 + 32 + 8 + 8 + 155 + 12)
+_FIXED_SUM = sum(b"        " + _TAIL)  # the checksum counts its own field as eight spaces
+
+
+def _header(name: str, size: int) -> bytes:
+    """The ustar header tarfile writes in PAX format for a regular file with our fixed fields, built
+    directly (tarfile's TarInfo.tobuf costs more than the whole rest of a shard's writing). Names that
+    ustar cannot hold (non-ASCII, over 100 bytes) and sizes over 8 GiB go through tarfile (a pax
+    header first)."""
+    encoded = name.encode("ascii") if name.isascii() else b""
+    if not encoded or len(encoded) > 100 or size >= 8**11:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.type = size, 0, 0o644, tarfile.REGTYPE
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    head = encoded.ljust(100, b"\0") + _MODE_IDS + b"%011o\0" % size + _AFTER_MTIME
+    return head + b"%06o\0 " % (sum(head) + _FIXED_SUM) + _TAIL
 
 
 def check_key(key: str) -> str:
@@ -61,12 +75,18 @@ class _HashingFile(io.RawIOBase):
 
 
 def write_tar(fileobj, samples: Iterable[tuple[str, Mapping[str, bytes]]]) -> None:
-    """(key, {field: bytes}) samples as tar members `<key>.<field>`, fields in the given order."""
-    with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for key, fields in samples:
-            check_key(key)
-            for field, data in fields.items():
-                tar.addfile(*_member(f"{key}.{field}", data))
+    """(key, {field: bytes}) samples as tar members `<key>.<field>`, fields in the given order; the
+    bytes are those of tarfile in PAX format with mtime 0, mode 0644, uid/gid 0 and empty names."""
+    offset = 0
+    for key, fields in samples:
+        check_key(key)
+        for field, data in fields.items():
+            header = _header(f"{key}.{field}", len(data))
+            padding = -len(data) % BLOCK
+            fileobj.write(b"".join((header, data, bytes(padding))))  # one write: one hash update
+            offset += len(header) + len(data) + padding
+    offset += 2 * BLOCK
+    fileobj.write(bytes(2 * BLOCK + -offset % RECORD))
 
 
 def tar_bytes(samples: Iterable[tuple[str, Mapping[str, bytes]]]) -> bytes:
