@@ -105,7 +105,8 @@ class FeatureWriter:
         digests = list(images)
         for start in range(0, len(digests), self.batch_size):
             chunk = digests[start : start + self.batch_size]
-            batch = torch.stack([images[d] for d in chunk]).to(self.device)
+            pixels = torch.stack([images[d] for d in chunk]).to(self.device)  # uint8: normalised here
+            batch = self.decoder.processor.normalize(pixels)
             out = self.frozen.module(batch).float().cpu().numpy().astype(self.dtype)
             for digest, row in zip(chunk, out, strict=True):
                 self.memo.put(digest, row)
