@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from coir.common.atomic import atomic_path
 from coir.common.errors import DataFormatError, MissingInputError
 from coir.pipeline.decode import PixelDecoder
-from coir.pipeline.models.pixels import to_model_inputs
+from coir.pipeline.models.pixels import stack_images, to_model_inputs
 from coir.pipeline.models.state import State, to_float32, tree_cat, tree_len, tree_map, tree_to
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class _QueryCollate:
         self.processor = processor
 
     def __call__(self, items: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
-        images = torch.stack([image for image, _ in items])
+        images = stack_images([image for image, _ in items])
         tokens = self.processor.text([text for _, text in items])
         return {"query_image": images, **tokens}
 
@@ -149,7 +149,7 @@ def encode_images(
     """model.encode_target over the images, in order -> gallery state on `device` (None: no images)."""
     check_images_exist(paths, "gallery image")
     processor = model.processor()
-    loader = _loader(ImageDataset(paths, processor), batch_size, num_workers)
+    loader = _loader(ImageDataset(paths, processor), batch_size, num_workers, stack_images)
     out = [
         to_float32(model.encode_target(processor.normalize(images.to(device, non_blocking=True))))
         for images in _progress(loader, len(loader), desc, progress)

@@ -56,6 +56,7 @@ from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig
 from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.features import array_from_npy
+from coir.pipeline.models.pixels import stack_images
 
 log = logging.getLogger("coir.data")
 
@@ -271,8 +272,8 @@ class TrainStream(IterableDataset):
     ) -> dict[str, Any]:
         queries, targets, texts = zip(*rows, strict=True)
         return {
-            keys[0]: torch.stack(queries),
-            keys[1]: torch.stack(targets),
+            keys[0]: stack_images(queries) if queries[0].dtype == torch.uint8 else torch.stack(queries),
+            keys[1]: stack_images(targets) if targets[0].dtype == torch.uint8 else torch.stack(targets),
             **self.processor.text(list(texts)),  # the model's text fields
         }
 
