@@ -122,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     image_size = args.image_size or (64 if args.preset == "tiny" else 384)
     timed = args.warmup + args.steps
     workdir = Path(tempfile.mkdtemp(prefix="coir-bench-"))
-    shard_dir, tokenizer = (
-        (Path(args.shards), Path(args.tokenizer))
-        if args.shards and args.tokenizer
-        else synthetic_inputs(workdir, image_size, samples=max(64, timed * args.batch_size // 2))
-    )
+    if args.shards and args.tokenizer:
+        shards, tokenizer = args.shards, Path(args.tokenizer)  # a build folder (or a glob) and its tokenizer
+    else:
+        shard_dir, tokenizer = synthetic_inputs(
+            workdir, image_size, samples=max(64, timed * args.batch_size // 2)
+        )
+        shards = f"{shard_dir}/*.tar"  # hand-written tars: no build manifest
 
     torch.manual_seed(0)
     model_cfg = BlipModelConfig(
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_model(model_cfg)
     params = sum(p.numel() for p in model.parameters())
     data_cfg = DataConfig(
-        shards=[str(shard_dir)],
+        shards=[shards],
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         shuffle_buffer=256,
@@ -156,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = torch.bfloat16 if bf16 else None
 
     stream = TrainStream(
-        resolve_shards([str(shard_dir)]),
+        resolve_shards([shards]),
         model.processor(),
         data_cfg,
         seed=0,

@@ -1,7 +1,8 @@
 """Atomic file and folder writes: a temp name beside the destination, renamed when complete.
 
 A reader (or a rerun after a crash) sees the old content or the new one, never half of either;
-on any exception the temp file or folder is removed.
+on any exception the temp file or folder is removed. A full disk (or quota) becomes a DiskFullError
+naming the destination file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from coir.common.errors import DISK_FULL_ERRNOS, DiskFullError
 
 
 def _fsync(path: Path) -> None:
@@ -44,6 +47,11 @@ def atomic_path(path: str | Path, *, fsync: bool = True, temp_name: str | None =
             _fsync(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.errno in DISK_FULL_ERRNOS and not isinstance(error, DiskFullError):
+            raise DiskFullError(path) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

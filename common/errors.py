@@ -5,6 +5,7 @@ They live in coir.common, below every other package, so each of them can raise t
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -48,3 +49,18 @@ class DataFormatError(CoirError, ValueError):
 
 class ConfigError(CoirError, ValueError):
     """A configuration key, value or path is wrong; the message names it."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(CoirError, OSError):
+    """A file could not be written for lack of space (or quota); names the file. Atomic writers raise
+    it with the temp file already removed, so nothing half-written is left under the final name."""
+
+    def __init__(self, path: str | Path, note: str = "free space and rerun") -> None:
+        self.path = Path(path)
+        self.note = note
+        super().__init__(
+            f"{self.path}: could not be written: no space left on the device (or over quota); {note}"
+        )

@@ -16,14 +16,32 @@ from coir.common.errors import DataFormatError, MissingInputError
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", list: "list", dict: "object", bool: "boolean"}
 
 
-def load_json(path: str | Path, what: str = "file") -> Any:
-    """Parse a JSON file; missing -> MissingInputError, unparsable -> DataFormatError."""
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
+
+
+def load_json(path: str | Path, what: str = "file", *, unique_keys: bool = False) -> Any:
+    """Parse a JSON file; missing -> MissingInputError, unparsable -> DataFormatError. With
+    `unique_keys`, an object that repeats a key (json keeps the last silently) is a DataFormatError:
+    for files whose keys are ids (CIRR image splits, the LaSCo train corpus)."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(path, what)
     try:
         with open(path, "rb") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_unique_object if unique_keys else None)
+    except _RepeatedKey as e:
+        raise DataFormatError(path, f"key {e.key!r} appears twice in one object") from None
     except json.JSONDecodeError as e:
         raise DataFormatError(path, f"invalid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except UnicodeDecodeError as e:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.common.json_io import Record, expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.unique import require_unique
 from coir.datasets.records import CIRRImageSet, CIRRTriplet
 
 CIRR_SPLITS = ("train", "val", "test1")
@@ -55,6 +56,7 @@ def _target_soft(r: Record) -> dict[str, float]:
 
 
 def read_cirr_triplets(root: str | Path, split: str) -> list[CIRRTriplet]:
+    """The split's triplets in file order; a repeated pairid is a DataFormatError."""
     path = cirr_captions_path(root, split)
     has_target = split != "test1"
     out = []
@@ -69,13 +71,15 @@ def read_cirr_triplets(root: str | Path, split: str) -> list[CIRRTriplet]:
                 target_soft=_target_soft(r) if has_target or "target_soft" in r.data else {},
             )
         )
+    require_unique(path, (t.pairid for t in out), "pairid", "pairid")
     return out
 
 
 def read_cirr_image_split(root: str | Path, split: str) -> dict[str, str]:
-    """{image name: path relative to root, e.g. "./dev/dev-244-0-img0.png"} in file order."""
+    """{image name: path relative to root, e.g. "./dev/dev-244-0-img0.png"} in file order; a name given
+    twice is a DataFormatError (see coir.common.paths for where a path may point)."""
     path = cirr_split_path(root, split)
-    mapping = expect_dict(path, load_json(path, "CIRR image split file"))
+    mapping = expect_dict(path, load_json(path, "CIRR image split file", unique_keys=True))
     for i, (name, rel) in enumerate(mapping.items()):
         if not isinstance(rel, str):
             raise DataFormatError(

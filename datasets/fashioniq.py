@@ -8,6 +8,7 @@ from pathlib import Path
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.common.json_io import expect_list, load_json, records, write_json_atomic
+from coir.common.unique import require_unique
 from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
 
 FASHIONIQ_SPLITS = ("train", "val", "test")
@@ -70,6 +71,7 @@ def read_fashioniq_image_split(root: str | Path, category: str, split: str) -> l
     for i, asin in enumerate(asins):
         if not isinstance(asin, str):
             raise DataFormatError(path, f"expected an asin string, got {type(asin).__name__}", index=i)
+    require_unique(path, asins, "asin")
     return asins
 
 

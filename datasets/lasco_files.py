@@ -11,6 +11,7 @@ from pathlib import Path
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.common.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.unique import require_unique
 from coir.datasets.records import CorpusImage, LascoTriplet
 
 LASCO_SPLITS = ("train", "val")
@@ -34,6 +35,8 @@ def corpus_image_relpath(path_in_file: str) -> str:
 
 
 def read_lasco_triplets(path: str | Path) -> list[LascoTriplet]:
+    """The triplets in file order. A triplet is its (qid, target image id): a VQA question in two
+    complementary pairs gives two triplets of one qid; the same pair twice is a DataFormatError."""
     path = Path(path)
     out = []
     for r in records(path, expect_list(path, load_json(path, "LaSCo triplets file"))):
@@ -42,6 +45,7 @@ def read_lasco_triplets(path: str | Path) -> list[LascoTriplet]:
         text = r.get("query-text", str)
         t_id, t_path = r.pair("target-image", int, str)
         out.append(LascoTriplet(qid, q_id, q_path, text, t_id, t_path))
+    require_unique(path, ((t.qid, t.target_image_id) for t in out), "(qid, target image id)", "qid")
     return out
 
 
@@ -61,19 +65,25 @@ def write_lasco_triplets(path: str | Path, triplets: Iterable[LascoTriplet]) -> 
 
 
 def read_lasco_val_corpus(path: str | Path) -> list[CorpusImage]:
-    """File order kept; paths as in the file (with "val/"): see corpus_image_relpath."""
+    """File order kept; paths as in the file (with "val/"): see corpus_image_relpath. A repeated id or
+    path is a DataFormatError."""
     path = Path(path)
-    return [
+    images = [
         CorpusImage(id=r.get("id", int), path=r.get("path", str))
         for r in records(path, expect_list(path, load_json(path, "LaSCo val corpus file")))
     ]
+    require_unique(path, (im.id for im in images), "image id", "id")
+    require_unique(path, (im.path for im in images), "image path", "path")
+    return images
 
 
 def read_lasco_train_corpus(path: str | Path) -> list[CorpusImage]:
-    """The dict form {"<id>": "train2014/….jpg"}; file order kept, ids as int."""
+    """The dict form {"<id>": "train2014/….jpg"}; file order kept, ids as int. A repeated id (key) or
+    path is a DataFormatError."""
     path = Path(path)
     out = []
-    for i, (key, value) in enumerate(expect_dict(path, load_json(path, "LaSCo train corpus file")).items()):
+    corpus = expect_dict(path, load_json(path, "LaSCo train corpus file", unique_keys=True))
+    for i, (key, value) in enumerate(corpus.items()):
         if not key.isdigit():
             raise DataFormatError(path, f"image id must be digits, got {key!r}", index=i, field=key)
         if not isinstance(value, str):
@@ -81,6 +91,8 @@ def read_lasco_train_corpus(path: str | Path) -> list[CorpusImage]:
                 path, f"expected a path string, got {type(value).__name__}", index=i, field=key
             )
         out.append(CorpusImage(id=int(key), path=value))
+    require_unique(path, (im.id for im in out), "image id")  # "7" and "007"
+    require_unique(path, (im.path for im in out), "image path")
     return out
 
 

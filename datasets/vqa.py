@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.common.json_io import expect_dict, expect_list, load_json, records, write_json_atomic
+from coir.common.unique import require_unique
 from coir.datasets.records import VQAAnnotation, VQAAnswer, VQAQuestion
 
 VQA_SPLITS = ("train2014", "val2014")
@@ -52,8 +53,9 @@ def _top_list(path: Path, key: str, what: str) -> list:
 
 
 def read_vqa_questions(path: str | Path) -> list[VQAQuestion]:
+    """The questions in file order; a repeated question_id is a DataFormatError."""
     path = Path(path)
-    return [
+    questions = [
         VQAQuestion(
             question_id=r.get("question_id", int),
             image_id=r.get("image_id", int),
@@ -61,6 +63,8 @@ def read_vqa_questions(path: str | Path) -> list[VQAQuestion]:
         )
         for r in records(path, _top_list(path, "questions", "VQA questions file"))
     ]
+    require_unique(path, (q.question_id for q in questions), "question_id", "question_id")
+    return questions
 
 
 def _answers(r) -> tuple[VQAAnswer, ...]:
@@ -80,8 +84,9 @@ def _answers(r) -> tuple[VQAAnswer, ...]:
 
 
 def read_vqa_annotations(path: str | Path) -> list[VQAAnnotation]:
+    """The annotations in file order; a repeated question_id is a DataFormatError."""
     path = Path(path)
-    return [
+    annotations = [
         VQAAnnotation(
             question_id=r.get("question_id", int),
             image_id=r.get("image_id", int),
@@ -92,6 +97,8 @@ def read_vqa_annotations(path: str | Path) -> list[VQAAnnotation]:
         )
         for r in records(path, _top_list(path, "annotations", "VQA annotations file"))
     ]
+    require_unique(path, (a.question_id for a in annotations), "question_id", "question_id")
+    return annotations
 
 
 def read_complementary_pairs(path: str | Path) -> list[tuple[int, int]]:

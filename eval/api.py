@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from coir.eval.benchmarks import Benchmark, get_benchmark
-from coir.eval.config import BASELINES, EvalConfig, check_eval_config, eval_device
+from coir.eval.config import REDUNDANCY_BASELINES, EvalConfig, check_eval_config, eval_device
 from coir.eval.report import write_results
+from coir.eval.tasks import check_task
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def evaluate(
 
     check_eval_config(config)
     benchmark = get_benchmark(str(config.benchmark))
+    tasks = benchmark.tasks(config)
+    for task in tasks:  # repeated ids are errors before any model runs or file is written
+        check_task(task)
     config = replace(config, device=eval_device(config))
     device = str(config.device)
     model, fingerprint = _resolve(model_or_checkpoint, device)
@@ -71,14 +75,13 @@ def evaluate(
     if config.baseline:
         model = _derive(model, config.baseline)
         model_name = f"{model_name}-{config.baseline}"
-    tasks = benchmark.tasks(config)
     cache_root = (config.cache_dir or default_cache_dir()) if config.cache else None
 
     models = [(model, model_name, fingerprint)]
     if config.redundancy:
         trained = {"image-only": image_only, "text-only": text_only}
         paths = {"image-only": config.image_only, "text-only": config.text_only}
-        for kind in BASELINES:
+        for kind in REDUNDANCY_BASELINES:
             source = trained[kind] if trained[kind] is not None else paths[kind]
             if source is not None:
                 # a trained baseline is a model of its own: it keeps its own name ("image-only")
@@ -165,7 +168,7 @@ def _redundancy(
         labels = list(summary["labels@1"].values())
         if path is not None:
             summary["truth"] = {"file": str(path), "k": 1} | compare_with_truth(
-                [q.key for q in full.task.queries], labels, load_truth(path)
+                [benchmark.truth_key(q) for q in full.task.queries], labels, load_truth(path)
             )
         summaries[name] = summary
     return summaries
@@ -185,12 +188,14 @@ def _write_outputs(
     from coir.eval.report import retrieval_grid, retrieval_html, write_markdown
 
     out.mkdir(parents=True, exist_ok=True)
+    for task_results in results.values():  # each submission file is checked as it is written: first
+        for result in task_results:
+            benchmark.write_submissions(result, out / "submissions")
     merged = write_results(config.results or out / "results.json", fragment)
     write_markdown(out / "results.md", merged)
     for task_results in results.values():
         for result in task_results:
             stem = _file_stem(result.task.name, result.model_name)
-            benchmark.write_submissions(result, out / "submissions")
             if config.pictures and result is task_results[0]:
                 retrieval_grid(result, out / f"{stem}.png")
                 retrieval_html(result, out / f"{stem}.html")

@@ -66,29 +66,20 @@ def default_out(checkpoint: str, benchmark: str, split: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    import os
-
-    import torch
 
     from coir.eval.api import evaluate
     from coir.eval.benchmarks import get_benchmark
-    from coir.eval.config import eval_device
     from coir.eval.encode import world
+    from coir.eval.ranks import eval_ranks
     from coir.eval.redundancy import redundancy_markdown
     from coir.eval.report import results_markdown
 
     config = build_config(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    _init_process_group()
-    device = eval_device(config)
-    if device == "cuda" and world()[1] > 1:
-        local_rank = int(os.environ.get("LOCAL_RANK", torch.distributed.get_rank()))
-        device = f"cuda:{local_rank % torch.cuda.device_count()}"
-    if device.startswith("cuda"):
-        torch.cuda.set_device(torch.device(device))  # NCCL collectives use the current device
-    config.device = device
-    evaluation = evaluate(config.checkpoint, config, progress=True)
-    if world()[0] == 0:
+    with eval_ranks(config) as config:
+        evaluation = evaluate(config.checkpoint, config, progress=True)
+        rank = world()[0]
+    if rank == 0:
         print(results_markdown(evaluation.fragment), end="")
         for name, summary in evaluation.redundancy.items():
             print("\n" + redundancy_markdown(name, summary), end="")
@@ -99,14 +90,3 @@ def run(args: argparse.Namespace) -> int:
                 f"server files (checked against the {config.split} annotations) in {config.out}/submissions"
             )
     return 0
-
-
-def _init_process_group() -> None:
-    """Join the process group when launched by torchrun / SLURM with several ranks."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

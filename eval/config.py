@@ -16,7 +16,10 @@ from coir.common.errors import ConfigError
 # Working memory of the ranking (scores and masks of one query chunk x gallery chunk block, plus
 # what the model's score needs per pair); the chunks are sized from it (ranking.chunk_sizes).
 DEFAULT_MEMORY_GB = 1.0
-BASELINES = ("image-only", "text-only")
+# baselines a family may derive from a checkpoint (FamilySpec.baselines says which it offers); the
+# modality-redundancy analysis uses the two single-modality ones
+BASELINES = ("image-only", "text-only", "sum")
+REDUNDANCY_BASELINES = ("image-only", "text-only")
 
 
 def option(default: Any, text: str, **flag: Any) -> Any:
@@ -58,12 +61,20 @@ class EvalConfig:
     model_name: str | None = option(
         None, "the model's row in results.json (default: the model's own name: case, artemis, ...)"
     )
-    baseline: str | None = option(None, "evaluate a baseline derived from the checkpoint", choices=BASELINES)
+    baseline: str | None = option(
+        None, "evaluate a baseline derived from the checkpoint (sum: l2n(image + text))", choices=BASELINES
+    )
     redundancy: bool = option(False, "also run image-only and text-only: modality redundancy")
     image_only: str | None = option(None, "trained image-only export (default: derived)", metavar="PATH")
     text_only: str | None = option(None, "trained text-only export (default: derived)", metavar="PATH")
     redundancy_k: list[int] = option([1, 10], "cut-offs of the redundancy analysis (default 1,10)")
     mask_reference: bool = option(False, "drop the reference image from its ranking (CIRR always does)")
+    query_prompt: str | None = option(
+        None,
+        "the text each query's caption is put into, {caption} marking where (default: the model's own "
+        "for the benchmark, e.g. Pic2Word's 'a photo of * , {caption}' on CIRR; else the caption alone)",
+        metavar="TEXT",
+    )
     batch_size: int = option(128, "encoding batch size (default 128)")
     device: str | None = option(None, "cpu | cuda | cuda:N (default: cuda when available)")
     num_workers: int = option(2, "image-loading worker processes (default 2)")
@@ -77,6 +88,9 @@ class EvalConfig:
     memory_gb: float = option(
         DEFAULT_MEMORY_GB,
         "working memory of the ranking, GiB; sizes its query x gallery chunks (default 1)",
+    )
+    collective_timeout_s: float = option(
+        1800.0, "with several ranks: a collective that waits longer fails (default 1800)", metavar="S"
     )
     pictures: bool = option(True, "write the retrieval PNG grid and HTML page")
     out: str | None = option(
@@ -116,6 +130,12 @@ def check_eval_config(config: EvalConfig) -> None:
         raise ConfigError(f"key 'baseline': must be one of {', '.join(BASELINES)}, got {config.baseline!r}")
     if config.batch_size < 1 or config.num_workers < 0 or config.gallery_part < 1:
         raise ConfigError("key 'batch_size' and 'gallery_part' must be >= 1, 'num_workers' >= 0")
+    if not config.collective_timeout_s > 0:
+        raise ConfigError(f"key 'collective_timeout_s': must be > 0, got {config.collective_timeout_s}")
+    if config.query_prompt is not None:
+        from coir.pipeline.models.base import check_prompt
+
+        check_prompt(config.query_prompt, "query_prompt")
     if not config.memory_gb > 0:
         raise ConfigError(f"key 'memory_gb': must be > 0, got {config.memory_gb}")
     if not config.redundancy_k or min(config.redundancy_k) < 1:

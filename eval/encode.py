@@ -185,6 +185,7 @@ def encode_queries(
     (None: no queries). With `features` (prepared for these paths) the references are their
     frozen-part features, not images."""
     processor = model.processor()
+    _count("queries", len(paths))
     if features is not None:
         rows = features.rows(paths)
         return _encode_queries_from_features(model, processor, rows, texts, batch_size, device, progress)
@@ -311,6 +312,29 @@ def local_only() -> Iterator[None]:
         yield
     finally:
         _LOCAL_ONLY.reset(token)
+
+
+_COUNTS: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "coir_eval_counts", default=None
+)
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """{"gallery": images, "queries": queries} this rank embedded inside the block (a cache hit embeds
+    none): with several ranks each does its own slice."""
+    counts = {"gallery": 0, "queries": 0}
+    token = _COUNTS.set(counts)
+    try:
+        yield counts
+    finally:
+        _COUNTS.reset(token)
+
+
+def _count(kind: str, n: int) -> None:
+    counts = _COUNTS.get()
+    if counts is not None:
+        counts[kind] += n
 
 
 def world() -> tuple[int, int]:
@@ -454,6 +478,7 @@ def _embed_part(
     """Every rank embeds its slice of `paths`; the slices are gathered."""
     rank, world_size = world()
     start, stop = shard_bounds(len(paths), rank, world_size)
+    _count("gallery", stop - start)
     if features is not None:
         local = encode_features(model, features.rows(paths[start:stop]), batch_size, progress and rank == 0)
     else:

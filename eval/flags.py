@@ -77,12 +77,15 @@ def _add_flag(parser: Any, f: dataclasses.Field, annotation: Any, dest: str, suf
     parser.add_argument(name, dest=dest, type=kind_of, default=None, help=text, **extra)
 
 
-def _benchmark_options() -> dict[str, tuple[dataclasses.Field, Any, list[str]]]:
-    """Option field name -> (a field, its annotation, the benchmarks that have it)."""
+def _benchmark_options(
+    benchmarks: Sequence[str] | None = None,
+) -> dict[str, tuple[dataclasses.Field, Any, list[str]]]:
+    """Option field name -> (a field, its annotation, the benchmarks that have it), of `benchmarks`
+    (default: every registered one)."""
     from coir.eval.benchmarks import benchmark_names, get_benchmark
 
     found: dict[str, tuple[dataclasses.Field, Any, list[str]]] = {}
-    for name in benchmark_names():
+    for name in benchmark_names() if benchmarks is None else benchmarks:
         schema = get_benchmark(name).Options
         hints = typing.get_type_hints(schema)
         for f in dataclasses.fields(schema):
@@ -93,8 +96,11 @@ def _benchmark_options() -> dict[str, tuple[dataclasses.Field, Any, list[str]]]:
     return found
 
 
-def add_eval_arguments(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
-    """--config, `key=value` overrides, a flag per EvalConfig field (but `exclude`) and benchmark option."""
+def add_eval_arguments(
+    parser: argparse.ArgumentParser, exclude: Sequence[str] = (), benchmarks: Sequence[str] | None = None
+) -> None:
+    """--config, `key=value` overrides, a flag per EvalConfig field (but `exclude`) and per option of
+    `benchmarks` (default: every registered one)."""
     from coir.eval.config import EvalConfig
 
     parser.add_argument(
@@ -107,7 +113,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser, exclude: Sequence[str] =
             _add_flag(parser, f, hints[f.name], DEST + f.name)
     group = parser.add_argument_group("benchmark options (also options.<benchmark>.<key>=VALUE)")
     own = {f.name for f in dataclasses.fields(EvalConfig)}
-    for key, (f, annotation, owners) in _benchmark_options().items():
+    for key, (f, annotation, owners) in _benchmark_options(benchmarks).items():
         if key in own:
             raise ConfigError(f"option {key!r} of {', '.join(owners)} has the name of an EvalConfig key")
         _add_flag(group, f, annotation, OPTION_DEST + key, f" [{', '.join(owners)}]")

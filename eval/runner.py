@@ -23,6 +23,8 @@ from coir.eval.encode import embed_gallery, encode_queries, shard_bounds, world
 from coir.eval.features import FeatureSource
 from coir.eval.ranking import GROUP_BYTES_PER_PAIR, Ranking, chunk_sizes, rank
 from coir.eval.tasks import Task
+from coir.pipeline.models.base import prompt_text
+from coir.pipeline.models.state import State, tree_to
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,56 @@ def frozen_features(
     return features
 
 
+def task_gallery(
+    model: Any,
+    task: Task,
+    config: EvalConfig,
+    fingerprint: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> State:
+    """The task's gallery embedded by `model` (from the cache when `fingerprint` and `cache_dir` are
+    given), to rank several models with one target encoder against (run_task's `gallery`)."""
+    model.eval()
+    features = frozen_features(
+        model, task, cache_dir, config.batch_size, eval_device(config), config.num_workers, progress
+    )
+    return _embed_gallery(model, task, config, fingerprint, cache_dir, progress, features)
+
+
+def _embed_gallery(
+    model: Any,
+    task: Task,
+    config: EvalConfig,
+    fingerprint: str | None,
+    cache_dir: str | Path | None,
+    progress: bool,
+    features: FeatureSource | None,
+) -> State:
+    return embed_gallery(
+        model,
+        task.gallery_paths,
+        fingerprint,
+        cache_dir,
+        config.batch_size,
+        eval_device(config),
+        config.num_workers,
+        progress,
+        features,
+        config.gallery_part,
+    )
+
+
+def query_prompt(model: Any, task: Task, config: EvalConfig) -> str | None:
+    """The prompt the task's captions go into: config.query_prompt, else the model's own for the
+    benchmark (None: the captions as they are)."""
+    prompt = config.query_prompt or model.query_prompt(task.benchmark)
+    if prompt is not None:
+        source = "--query-prompt" if config.query_prompt else "the model's own"
+        log.info("%s: query text = %r (%s)", task.name, prompt, source)
+    return prompt
+
+
 @torch.no_grad()
 def run_task(
     model: Any,
@@ -108,33 +160,28 @@ def run_task(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     k: int = TOP_K,
+    gallery: State | None = None,
 ) -> TaskResult:
     """`config` gives the batch size, device, workers and the memory budget that sizes the ranking's
     query x gallery chunks; `k` how many gallery
     names are kept per query (the target's rank is exact whatever k); `model_name` the result's name
-    (default: the model's own)."""
+    (default: the model's own); `gallery` the task's gallery state when already embedded by a model
+    whose target encoder is this one's (the zero-shot report's baselines share the model's)."""
     batch_size, device, num_workers = config.batch_size, eval_device(config), config.num_workers
     model.eval()
     features = frozen_features(model, task, cache_dir, batch_size, device, num_workers, progress)
-    gallery = embed_gallery(
-        model,
-        task.gallery_paths,
-        fingerprint,
-        cache_dir,
-        batch_size,
-        device,
-        num_workers,
-        progress,
-        features,
-        config.gallery_part,
-    )
+    if gallery is None:
+        gallery = _embed_gallery(model, task, config, fingerprint, cache_dir, progress, features)
+    else:
+        gallery = tree_to(gallery, device)
     rank_id, world_size = world()
     start, stop = shard_bounds(len(task.queries), rank_id, world_size)
     queries = task.queries[start:stop]
+    prompt = query_prompt(model, task, config)
     query_states = encode_queries(
         model,
         [q.reference_path for q in queries],
-        [q.text for q in queries],
+        [prompt_text(prompt, q.text) for q in queries],
         batch_size,
         device,
         num_workers,

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coir.common.errors import CoirError
+from coir.common.unique import duplicates
+
 
 @dataclass(frozen=True)
 class Query:
-    key: str  # unique within a task: CIRR pairid, LaSCo qid, FashionIQ "<index>"
+    key: str  # unique within a task: CIRR pairid, LaSCo "<qid>_<target image id>", FashionIQ "<index>"
     reference: str
     reference_path: Path
     text: str
@@ -72,3 +75,17 @@ class Task:
             return False
         target, other = self.index_of(query.target), self.index_of(name)
         return target >= 0 and other >= 0 and self.gallery_labels[target] == self.gallery_labels[other]
+
+
+def check_task(task: Task) -> None:
+    """CoirError when a gallery name or a query key repeats: a repeated gallery image takes two places in
+    every ranking (lowering every recall), a repeated query is scored twice and its submission key written
+    twice. Checked before any model runs or any file is written."""
+    for what, values in (("gallery name", task.gallery_names), ("query key", [q.key for q in task.queries])):
+        repeated = duplicates(values)
+        if repeated:
+            first, repeat, value = repeated[0]
+            raise CoirError(
+                f"{task.name}: {what} {value!r} appears twice (entries {first} and {repeat}; "
+                f"{len(repeated)} repeat(s) in all): fix the benchmark's files"
+            )

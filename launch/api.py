@@ -22,6 +22,7 @@ from coir.common.errors import CoirError, ConfigError, MissingInputError
 from coir.eval.config import EvalConfig
 from coir.launch.cluster_config import ClusterConfig
 from coir.launch.executor import make_executor
+from coir.launch.results import result_path
 from coir.launch.runs import JobRecord, add_jobs, now
 from coir.launch.task import LaunchedTask
 
@@ -63,7 +64,8 @@ class Submission:
         """Block until every job ended; the result of each (task 0's). Raises JobFailed naming the
         jobs that failed or ended without a result, TimeoutError after `timeout_s`.
 
-        Polls the result files and squeue (not sacct, which many clusters and the test SLURM lack).
+        Polls the result files (JSON, launch/results.py) and squeue (not sacct, which many clusters and
+        the test SLURM lack).
         A job whose state cannot be read (UNKNOWN: squeue and scontrol failed or forgot it) counts as
         active until it stayed UNKNOWN for `unknown_grace_s` seconds in a row.
         """
@@ -100,12 +102,12 @@ class Submission:
 
     def task_results(self, index: int = 0) -> list[Any]:
         """The results of every task (rank) of job `index`, once it completed."""
-        from coir.launch.jobs import read_result
+        from coir.launch.results import read_result, result_path
 
         record = self.records[index]
         results = []
         for task in range(record.num_tasks):
-            outcome = read_result(record.paths(task).result_pickle)
+            outcome = read_result(result_path(record.paths(task)))
             results.append(outcome[1] if outcome is not None and outcome[0] == "success" else None)
         return results
 
@@ -289,7 +291,7 @@ def submit_lasco(
     ]
     finalizer = make_executor(single, _folder(run_dir), "coir-lasco-finalize")
     _dependency(finalizer, single, [r.job_id for r in records])
-    wait_for = [str(job.paths.result_pickle) for job in jobs]
+    wait_for = [str(result_path(job.paths)) for job in jobs]
     final = finalizer.submit(
         _task(
             "lasco_finalize",
@@ -425,7 +427,7 @@ def submit_eval(
     single = _single(cluster)
     collector = make_executor(single, _folder(run_dir), "coir-eval-collect")
     _dependency(collector, single, [r.job_id for r in records])
-    wait_for = [str(job.paths.result_pickle) for job in jobs]
+    wait_for = [str(result_path(job.paths)) for job in jobs]
     final = collector.submit(
         _task(
             "collect_eval",

@@ -3,7 +3,8 @@
 One task per GPU: `ntasks_per_node = gpus_per_node` (or `tasks_per_node` when set), each task one
 rank of the job. The sbatch script asks for `--signal=USR2@<signal_delay_s>` so that a job about to
 hit its time limit gets SIGUSR2 in every task and the trainer checkpoints (see task.py), and for
-`--requeue` so that SLURM may requeue it after a preemption.
+`--requeue` so that SLURM may requeue it after a preemption. Its srun runs with `--kill-on-bad-exit=1`:
+a task that fails (an error, the hang watchdog of pipeline/watchdog.py) ends the others at once.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def slurm_parameters(config: ClusterConfig, job_name: str) -> dict[str, Any]:
         "gpus_per_node": config.gpus_per_node or None,
         "mem": _mem(config.mem_gb),
         "setup": list(config.setup) or None,
-        "srun_args": list(config.srun_args) or None,
+        # a task that fails (an error, the hang watchdog) ends the job's other tasks at once instead of
+        # leaving them in a collective until the time limit
+        "srun_args": ["--kill-on-bad-exit=1", *config.srun_args],
     }
     params.update({key: value for key, value in optional.items() if value is not None})
     return params

@@ -1,20 +1,21 @@
 """The functions launched jobs run (LaunchedTask targets, named "coir.launch.jobs:<function>").
 
 Each imports its stage lazily, so the submitting process stays light and a job only loads what it
-runs. Results are plain dicts: submitit pickles them and `coir launch status` shows them.
+runs. Results are plain dicts: the task writes them as JSON (launch/results.py) and `coir launch status`
+shows them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import time
 from pathlib import Path
 from typing import Any
 
 from coir.common.atomic import write_text_atomic
 from coir.common.errors import CoirError
+from coir.launch.results import read_result
 
 POLL_S = 2.0
 
@@ -85,40 +86,41 @@ def lasco_finalize(out: str, wait_for: list[str], timeout_s: float) -> dict[str,
 
 # -- evaluation sweep -------------------------------------------------------------------------------
 def evaluate(config: dict[str, Any]) -> dict[str, Any]:
-    """One (checkpoint, benchmark) cell of a sweep: an EvalConfig as a dict; returns the results fragment."""
+    """One (checkpoint, benchmark) cell of a sweep, on every task of its job: an EvalConfig as a dict.
+
+    With several tasks they form one process group: each embeds its slice of the gallery and queries,
+    rank 0 writes the outputs. Returns {"fragment": results fragment, "rank", "world_size", "gallery",
+    "queries"} (the last two: images and queries this rank embedded)."""
     from coir.common.config import load_config
     from coir.eval.api import evaluate as run_evaluation
     from coir.eval.config import EvalConfig
+    from coir.eval.encode import counting, world
+    from coir.eval.ranks import eval_ranks
 
     loaded = load_config(EvalConfig, base=config)
-    return run_evaluation(loaded.checkpoint, loaded).fragment
+    with eval_ranks(loaded) as loaded, counting() as counts:
+        fragment = run_evaluation(loaded.checkpoint, loaded).fragment
+        rank, world_size = world()
+    return {"fragment": fragment, "rank": rank, "world_size": world_size, **counts}
 
 
 def collect_eval(run_dir: str, wait_for: list[str], timeout_s: float) -> dict[str, Any]:
     """Merge every cell's fragment into RUN_DIR/results.json and RUN_DIR/results.md (one table)."""
     from coir.eval.report import write_markdown, write_results
 
-    fragments = wait_for_results(wait_for, timeout_s)
+    cells = wait_for_results(wait_for, timeout_s)
     path = Path(run_dir) / "results.json"
     merged: dict[str, Any] = {}
-    for fragment in fragments:
-        merged = write_results(path, fragment)
+    for cell in cells:
+        merged = write_results(path, cell["fragment"])
     write_markdown(Path(run_dir) / "results.md", merged)
     return merged
 
 
 # -- waiting on other jobs' results -----------------------------------------------------------------
-def read_result(path: str | Path) -> tuple[str, Any] | None:
-    """submitit's result pickle: ("success", value) or ("error", traceback); None while absent."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return pickle.load(handle)
-
-
 def wait_for_results(paths: list[str], timeout_s: float) -> list[Any]:
-    """The values of the jobs whose result pickles are `paths`, once all exist; raises if one failed.
+    """The values of the jobs whose result files (launch/results.py) are `paths`, once all exist; raises
+    if one failed.
 
     Under SLURM the collecting job depends on the others (afterany), so they are all there at once;
     the local executor starts it beside them and it polls.
@@ -155,10 +157,10 @@ def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None)
     import torch
     import torch.distributed as dist
 
+    from coir.pipeline.distributed import DEFAULT_TIMEOUT_S, process_group
+
     folder = Path(run_dir) / "selftest"
     folder.mkdir(parents=True, exist_ok=True)
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
     ckpt = folder / "checkpoint.json"
     step = json.loads(ckpt.read_text())["step"] if resume == "auto" and ckpt.is_file() else 0
     stop: list[int] = []
@@ -168,23 +170,24 @@ def selftest(run_dir: str, steps: int, step_s: float, resume: str | None = None)
     }
     status = "completed"
     try:
-        while step < steps:
-            time.sleep(step_s)
-            step += 1
-            with (folder / f"steps_rank{rank}.log").open("a") as log:
-                log.write(f"{step}\n")
-            flag = torch.tensor([1 if stop else 0])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            if flag.item():
-                status = "preempted"
-                break
-        if rank == 0:
-            write_text_atomic(ckpt, json.dumps({"step": step}))
-        dist.barrier()
+        with process_group(use_cuda=False, timeout_s=DEFAULT_TIMEOUT_S):  # the trainer's set-up, on gloo
+            rank, world = dist.get_rank(), dist.get_world_size()
+            while step < steps:
+                time.sleep(step_s)
+                step += 1
+                with (folder / f"steps_rank{rank}.log").open("a") as log:
+                    log.write(f"{step}\n")
+                flag = torch.tensor([1 if stop else 0])
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                if flag.item():
+                    status = "preempted"
+                    break
+            if rank == 0:
+                write_text_atomic(ckpt, json.dumps({"step": step}))
+            dist.barrier()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        dist.destroy_process_group()
     return {
         "status": status,
         "step": step,

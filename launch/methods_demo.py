@@ -2,7 +2,8 @@
 
     world (coir data synth) -> per method: the inputs its recipe needs (a word vocabulary or a WordPiece
     tokenizer of the training captions, ...), the FashionIQ-, Shoes- and Fashion200k-style training
-    shards (FashionIQ's captions joined as the method joins them) -> its untrained initialisation
+    shards (FashionIQ's captions joined as the method joins them; a zero-shot method that trains on
+    single images, Pic2Word, reads their gallery/ folders) -> its untrained initialisation
     exported -> `coir train` of its tiny recipe on the three together, same steps and batch for all ->
     `coir eval` of both on FashionIQ val, Shoes test and Fashion200k test -> one table, untrained ->
     trained, on stdout, <out>/results.md and <out>/results.json
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORD_TEMPLATE = "{c1} <and> {c2}"  # the word-vocabulary families' (ARTEMIS's released code)
 PLAIN_TEMPLATE = "{c1} and {c2}"  # coir's default, the CLIP4Cir and CASE convention
 CRN_TEMPLATE = "<BOS> {c1} <AND> {c2} <EOS>"  # CRN's released datasets.py
+PIC2WORD_TEMPLATE = "{c2} and {c1}"  # Pic2Word's src/data.py
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class DemoMethod:
     template: str  # how FashionIQ's two captions become one text, in training and evaluation
     inputs: tuple[tuple[str, str], ...] = ()  # (recipe key, input name in INPUTS)
     size_keys: tuple[str, ...] = ("model.image_size", "model.resize")  # set to --image-size
+    # what it trains on (its model's training_samples): the training splits' triplets, or their images
+    # (the gallery/ folders of the same builds: a zero-shot method never sees a caption)
+    samples: str = "triplets"
 
 
 def _method(
@@ -49,9 +54,10 @@ def _method(
     *inputs: tuple[str, str],
     recipe: Path | None = None,
     size_keys: tuple[str, ...] = ("model.image_size", "model.resize"),
+    samples: str = "triplets",
 ) -> DemoMethod:
     path = recipe or REPO / "configs" / "methods" / f"{name}_tiny.yaml"
-    return DemoMethod(name, path, template, inputs, size_keys)
+    return DemoMethod(name, path, template, inputs, size_keys, samples)
 
 
 VOCABULARY = ("model.vocabulary", "word_vocabulary")
@@ -73,6 +79,9 @@ METHODS: dict[str, DemoMethod] = {
         _method("manme", WORD_TEMPLATE, VOCABULARY),
         _method("composeae", PLAIN_TEMPLATE, ("model.text_model", "random_bert")),
         _method("crn", CRN_TEMPLATE, ("model.vocabulary", "tirg_vocabulary")),
+        # zero-shot: trains on the splits' images alone, queried with its prompt; the reference joins
+        # FashionIQ's captions in this order (src/data.py: 'a photo of * , {cap2} and {cap1}')
+        _method("pic2word", PIC2WORD_TEMPLATE, size_keys=(), samples="images"),
     )
 }
 
@@ -137,7 +146,8 @@ INPUTS: dict[str, Callable[[Path, Path], Path]] = {
 }
 
 
-def _shards(dataset: str, world: Path, folder: Path, size: int, **options: Any) -> Path:
+def _shards(dataset: str, world: Path, folder: Path, size: int, part: str, **options: Any) -> Path:
+    """The `part` (triplets or gallery) of the dataset's training shards, built once into `folder`."""
     from coir.common.config import load_config
     from coir.datasets.shards.finetune_sets import (
         BenchmarkShardsConfig,
@@ -152,17 +162,21 @@ def _shards(dataset: str, world: Path, folder: Path, size: int, **options: Any) 
             setattr(config, key, value)
         build_benchmark_shards(config, progress=False)
         finalize_benchmark_shards(folder)
-    return folder / "triplets"
+    return folder / part
 
 
-def training_shards(world: Path, out: Path, template: str, size: int) -> list[Path]:
-    """The three training splits' triplets; FashionIQ's captions joined by `template` (one build each)."""
+def training_shards(
+    world: Path, out: Path, template: str, size: int, samples: str = "triplets"
+) -> list[Path]:
+    """The three training splits' triplets, or (samples: images) their images; FashionIQ's captions
+    joined by `template` (one build each)."""
     digest = hashlib.sha1(template.encode()).hexdigest()[:8]
     fashioniq = out / f"fashioniq_{digest}"
+    part = "gallery" if samples == "images" else "triplets"
     return [
-        _shards("fashioniq", world, fashioniq, size, fashioniq_template=template),
-        _shards("shoes", world, out / "shoes", size),
-        _shards("fashion200k", world, out / "fashion200k", size, pairs_per_image=2),
+        _shards("fashioniq", world, fashioniq, size, part, fashioniq_template=template),
+        _shards("shoes", world, out / "shoes", size, part),
+        _shards("fashion200k", world, out / "fashion200k", size, part, pairs_per_image=2),
     ]
 
 
@@ -276,7 +290,7 @@ def run_methods(args: argparse.Namespace, build_world: Callable[[Path, int, str]
         print(f"\n== {i}/{len(methods)} {method.name}: {method.recipe.relative_to(REPO)}", flush=True)
         inputs = {name: INPUTS[name](world, inputs_dir) for _, name in method.inputs}
         overrides = settings(method, inputs, args)
-        shards = training_shards(world, inputs_dir, method.template, args.image_size)
+        shards = training_shards(world, inputs_dir, method.template, args.image_size, method.samples)
         runs = out / "models" / method.name
         untrained = untrained_export(method, overrides, runs / "untrained")
         trained = train(method, overrides, shards, runs / "train")

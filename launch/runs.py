@@ -2,8 +2,11 @@
 
     RUN_DIR/jobs.json      {"jobs": [{"kind", "job_id", "cluster", "folder", "num_tasks", "submitted",
                                       "depends_on", "description"}, ...]}
-    RUN_DIR/submitit/      submitit's pickles and logs: <job_id>_<task>_log.{out,err},
-                           <job_id>_<task>_result.pkl
+    RUN_DIR/submitit/      submitit's pickles and logs: <job_id>_<task>_log.{out,err}, and each task's
+                           result as JSON, <job_id>_<task>_result.json (launch/results.py)
+
+State comes from the result JSON and from SLURM (squeue, scontrol) or the local controller's pid; no
+pickle is ever read here (submitit's <job_id>_<task>_result.pkl could run code when unpickled).
 
 Job ids are SLURM's ("1234", "1234_5" for array task 5) or, for the local executor, the pid of
 submitit's controller process.
@@ -112,9 +115,9 @@ def _pid_alive(pid: str) -> bool:
 
 def job_state(record: JobRecord, slurm_states: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """{"state", "reason", "result"}: the result file wins (COMPLETED/FAILED), then the scheduler."""
-    from coir.launch.jobs import read_result
+    from coir.launch.results import read_result, result_path
 
-    outcome = read_result(record.paths().result_pickle)
+    outcome = read_result(result_path(record.paths()))
     if outcome is not None:
         status, value = outcome
         if status == "success":

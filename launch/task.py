@@ -1,7 +1,10 @@
 """The callable every launched job runs: distributed set-up, the target function, preemption.
 
-`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it exports the
-torch.distributed variables (distributed.py), imports `target` ("module:function") and calls it.
+`LaunchedTask(target, kwargs, ...)` is what submitit pickles. In each task it prefixes every line of
+the task's output with its rank, host and SLURM ids (rank_logs.py), exports the torch.distributed
+variables (distributed.py), imports `target` ("module:function") and calls it, and writes what it
+returned (or the traceback) as the task's result JSON (launch/results.py), which status, wait and the
+collecting jobs read instead of submitit's result pickle.
 
 Preemption and time limits. SLURM sends SIGUSR2 to every task (`--signal=USR2@<delay>` before the
 time limit, or `scancel --signal=USR2`; a preemption sends SIGTERM). submitit installs a USR2
@@ -40,14 +43,18 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import os
 import subprocess
 import sys
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from coir.common.atomic import atomic_path
+from coir.launch.results import result_path, write_result
 
 LOGGER = logging.getLogger("coir.launch")
 WAIT_FOR_REQUEUE_S = 300  # a task that asked for (or waits for) the requeue waits this long to be stopped
@@ -82,6 +89,26 @@ class LaunchedTask(Checkpointable):
 
     # -- running --------------------------------------------------------------------------------
     def __call__(self) -> Any:
+        if os.environ.get("SUBMITIT_FOLDER"):  # run by submitit (not in-process by a test)
+            from submitit import JobEnvironment
+
+            from coir.launch.rank_logs import install_prefix, task_prefix
+
+            install_prefix(task_prefix(JobEnvironment()))
+        result_file = _own_result_file()
+        if result_file is not None:
+            result_file.unlink(missing_ok=True)  # an earlier attempt's (a job SLURM requeued itself)
+        try:
+            result = self._run()
+        except Exception:
+            if result_file is not None:
+                write_result(result_file, "error", traceback.format_exc())
+            raise
+        if result_file is not None:
+            write_result(result_file, "success", result)
+        return result
+
+    def _run(self) -> Any:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
         if self.distributed:
             from coir.launch.distributed import export_torch_env
@@ -175,6 +202,15 @@ class LaunchedTask(Checkpointable):
             env._requeue(current._timeout_countdown)  # SLURM: scontrol requeue; local: exits to restart
         except (OSError, subprocess.SubprocessError) as error:
             LOGGER.warning("requeue request failed (%s); waiting for SLURM to stop the job", error)
+
+
+def _own_result_file() -> Path | None:
+    """This task's result JSON inside a submitit job; None when called directly (no job folder)."""
+    if "SUBMITIT_FOLDER" not in os.environ:
+        return None
+    from submitit import JobEnvironment
+
+    return result_path(JobEnvironment().paths)
 
 
 def slurm_job_state(job_id: str) -> str:

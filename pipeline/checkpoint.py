@@ -2,7 +2,8 @@
 
 Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
   DeepSpeed's files (module, ZeRO-partitioned optimizer state, LR scheduler) — engine.save_checkpoint
-  rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState
+  rank_<r>.pt     per rank: RNG states (python, numpy, torch CPU and CUDA) and the data StreamState, as
+                  tensors and plain data only
   optimizer_by_name.pt  by rank 0: the full AdamW state by parameter name, independent of ZeRO's layout
                   (pipeline/optimizer_state.py), what a new run's checkpoint.init_optimizer_from reads
   coir_card.json  by rank 0: provenance (config, code, weight and data sources, step; pipeline/card.py)
@@ -14,6 +15,9 @@ Layout of one checkpoint, <checkpoint dir>/step_<8 digits>/:
 A fresh run (checkpoint.resume null) refuses a checkpoint folder that already holds complete checkpoints:
 pruning keeps the newest K by step number, so the new run's checkpoints would be deleted and a later
 resume=auto would continue the stale run.
+
+Loading runs no code from the files: rank_<r>.pt and DeepSpeed's files are read with torch's weights-only
+unpickler (pipeline/safe_load.py); a file that holds anything else is refused, naming it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from coir.common.atomic import atomic_path, write_bytes_atomic
 from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import distributed
+from coir.pipeline.safe_load import deepspeed_loads_weights_only, load_weights_only
 
 log = logging.getLogger("coir.checkpoint")
 
@@ -96,9 +101,11 @@ def refuse_fresh_start_over(resume: str | None, directory: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
+    """Every generator's state as tensors and plain data (what a weights-only load reads back)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [str(name), keys.tolist(), int(position), int(has_gauss), float(cached_gaussian)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -108,7 +115,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -180,11 +188,13 @@ def prune(directory: Path, keep_last: int) -> list[Path]:
 
 
 def load(engine: Any, path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Load DeepSpeed state into `engine`; return (trainer state, this rank's state or None)."""
-    engine.load_checkpoint(
-        str(path.parent), tag=path.name, load_optimizer_states=True, load_lr_scheduler_states=True
-    )
-    trainer_state = json.loads((path / MARKER).read_text())
+    """Load DeepSpeed state into `engine`; return (trainer state, this rank's state or None). Every file is
+    read weights-only: DataFormatError naming a file that holds more than tensors and plain data."""
     rank_file = path / f"rank_{rank:05d}.pt"
-    rank_state = torch.load(rank_file, weights_only=False) if rank_file.is_file() else None
+    rank_state = load_weights_only(rank_file) if rank_file.is_file() else None
+    with deepspeed_loads_weights_only(engine):
+        engine.load_checkpoint(
+            str(path.parent), tag=path.name, load_optimizer_states=True, load_lr_scheduler_states=True
+        )
+    trainer_state = json.loads((path / MARKER).read_text())
     return trainer_state, rank_state

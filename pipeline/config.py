@@ -9,23 +9,24 @@ load time (ConfigError naming the key); `check_paths` then checks the paths the 
 from __future__ import annotations
 
 import glob
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coir.common.config import load_config
-from coir.common.errors import ConfigError, MissingInputError
+from coir.common.errors import ConfigError, DataFormatError, MissingInputError
 from coir.pipeline.augment import AugmentConfig
 from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
 INPUTS = ("images", "features")  # what data.shards hold
+IMAGE_MODES = ("RGB", "L")  # decode in colour, or in grey (the model's Processor repeats it over RGB)
 
 
 @dataclass
 class DataConfig:
     # Shard tar files: explicit paths, glob patterns, brace patterns ("x-{000000..000009}.tar") or a
-    # build folder holding manifest.json (its listed shards are used).
+    # build folder holding manifest.json (its listed shards are used; a folder without one, an unfinished
+    # build, is refused). Shards a manifest lists are checked against it: size at start, sha256 as read.
     shards: list[str] = field(default_factory=list)
     # images: the shards hold JPEGs (query.jpg, target.jpg) and the model runs its whole image path;
     # features: shards from `coir data features` (query.npy, target.npy), the outputs of the model's
@@ -42,6 +43,10 @@ class DataConfig:
     draft_size: int | None = None
     pin_memory: bool = True  # only takes effect on GPU
     prefetch_factor: int = 2
+    # A worker stops with an error naming the shard once more than this share of what it read (samples
+    # and shard reads) failed, judged after its first 100; 1 never stops. A shard that yields no sample at
+    # all stops the run whatever this says.
+    max_bad_share: float = 0.2
     # training-time image augmentation (BLIP's retrieval transform_train, composed-retrieval safe flip);
     # off by default; see pipeline/augment.py
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -89,6 +94,9 @@ class LoggingConfig:
     tensorboard: bool = True
     progress_bar: bool = True
     log_samples: bool = False  # write the keys and shards each rank consumed (data_rank<r>.jsonl)
+    # one device's dense peak in TFLOP/s for MFU (default: the detected GPU's bf16 peak where known,
+    # pipeline/throughput.py; on CPU no MFU is reported unless this is set)
+    peak_tflops: float | None = None
 
 
 @dataclass
@@ -101,6 +109,17 @@ class ValidationConfig:
     # the benchmark's own options, as `coir eval`'s options.<benchmark> (e.g. for an ARTEMIS recipe on
     # FashionIQ: {caption_template: "{c1} <and> {c2}"}); checked before training starts
     options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistributedConfig:
+    # a collective (NCCL or gloo) that waits longer fails; must exceed the longest phase in which rank 0
+    # works alone while the others wait (a validation, a checkpoint write)
+    timeout_s: float = 1800.0
+    heartbeat_every_steps: int = 10  # each rank writes <run_dir>/heartbeat/rank<r>.json this often
+    # a rank whose training loop has not moved for this long (outside validation and checkpoints) makes
+    # the watchdog name the rank(s) that stopped advancing and end the job; 0: no watchdog
+    stall_timeout_s: float = 600.0
 
 
 @dataclass
@@ -119,6 +138,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -151,6 +171,27 @@ def check_values(config: TrainConfig) -> None:
     need(data.batch_size >= 1, "data.batch_size", "must be >= 1")
     need(data.num_workers >= 0, "data.num_workers", "must be >= 0")
     need(data.shuffle_buffer >= 1, "data.shuffle_buffer", "must be >= 1")
+    need(
+        0 <= data.shuffle_initial <= data.shuffle_buffer,
+        "data.shuffle_initial",
+        f"must be in [0, data.shuffle_buffer ({data.shuffle_buffer})], got {data.shuffle_initial}",
+    )
+    need(data.prefetch_factor >= 1, "data.prefetch_factor", f"must be >= 1, got {data.prefetch_factor}")
+    need(
+        data.draft_size is None or data.draft_size >= 1,
+        "data.draft_size",
+        f"must be >= 1 (pixels) or null, got {data.draft_size}",
+    )
+    need(
+        data.image_mode in IMAGE_MODES,
+        "data.image_mode",
+        f"must be one of {', '.join(IMAGE_MODES)}, got {data.image_mode!r}",
+    )
+    need(
+        0 <= data.max_bad_share <= 1,
+        "data.max_bad_share",
+        f"must be in [0, 1], got {data.max_bad_share}",
+    )
     for key, message in data.augment.problems():
         need(False, f"data.augment.{key}", message)
     need(
@@ -165,7 +206,13 @@ def check_values(config: TrainConfig) -> None:
     )
     need(optim.lr > 0, "optim.lr", "must be > 0")
     need(0 <= optim.min_lr <= optim.lr, "optim.min_lr", "must be between 0 and optim.lr")
-    need(len(optim.betas) == 2, "optim.betas", "must hold two numbers")
+    need(
+        len(optim.betas) == 2 and all(0 <= beta < 1 for beta in optim.betas),
+        "optim.betas",
+        f"must hold two numbers in [0, 1), got {list(optim.betas)}",
+    )
+    need(optim.eps > 0, "optim.eps", f"must be > 0, got {optim.eps}")
+    need(optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {optim.weight_decay}")
     need(optim.total_steps >= 1, "optim.total_steps", "must be >= 1")
     need(0 <= optim.warmup_steps <= optim.total_steps, "optim.warmup_steps", "must be in [0, total_steps]")
     need(optim.grad_accumulation >= 1, "optim.grad_accumulation", "must be >= 1")
@@ -179,7 +226,18 @@ def check_values(config: TrainConfig) -> None:
     need(config.checkpoint.every_steps >= 0, "checkpoint.every_steps", "must be >= 0")
     need(config.checkpoint.keep_last >= 1, "checkpoint.keep_last", "must be >= 1")
     need(config.logging.every_steps >= 1, "logging.every_steps", "must be >= 1")
+    peak = config.logging.peak_tflops
+    need(peak is None or peak > 0, "logging.peak_tflops", "must be > 0 (or null: the detected GPU's peak)")
     need(config.validation.every_epochs >= 1, "validation.every_epochs", "must be >= 1")
+    timing = config.distributed
+    need(timing.timeout_s > 0, "distributed.timeout_s", "must be > 0")
+    need(timing.heartbeat_every_steps >= 1, "distributed.heartbeat_every_steps", "must be >= 1")
+    need(
+        0 <= timing.stall_timeout_s < timing.timeout_s,
+        "distributed.stall_timeout_s",
+        f"must be >= 0 and below distributed.timeout_s ({timing.timeout_s}) so that the watchdog names "
+        "the stalled rank before a collective times out",
+    )
     if config.validation.benchmark:
         need(
             bool(config.validation.data_root), "validation.data_root", "is required with validation.benchmark"
@@ -187,7 +245,13 @@ def check_values(config: TrainConfig) -> None:
 
 
 def resolve_shards(patterns: list[str]) -> list[str]:
-    """Expand data.shards into a sorted list of existing tar files (MissingInputError naming the path)."""
+    """Expand data.shards into a sorted list of existing tar files, checked against their manifests.
+
+    A folder is a finished build: its manifest.json lists the shards (those with samples are used). A
+    folder without one is an unfinished build and is refused (its `*.tar`, listed as a glob, are taken
+    as they are). Every shard whose folder's manifest lists it must have the size it lists; the sha256
+    is checked as training reads it (pipeline/shard_reader.py). Errors name the key and the folder.
+    """
     import braceexpand  # a webdataset dependency
 
     if not patterns:
@@ -209,33 +273,89 @@ def resolve_shards(patterns: list[str]) -> list[str]:
         if not found:
             raise MissingInputError(pattern, "shards matching (data.shards)")
         shards.extend(found)
-    return sorted(dict.fromkeys(shards))
+    shards = sorted(dict.fromkeys(shards))
+    _check_sizes(shards)
+    return shards
+
+
+def listed_shards(folder: Path) -> dict[str, dict[str, Any]] | None:
+    """The shards `folder`'s manifest.json lists ({name: {"bytes", "sha256", "samples"}}), or None
+    without a manifest; DataFormatError naming the manifest and the entry when one is malformed."""
+    from coir.datasets.shards.manifest import read_manifest
+    from coir.datasets.shards.spec import MANIFEST
+
+    if not (folder / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(folder)
+    entries = manifest.get("shards")
+    if not isinstance(entries, list):
+        raise DataFormatError(folder / MANIFEST, "expected a list of shards", field="shards")
+    listed = {}
+    for index, entry in enumerate(entries):
+        valid = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("bytes"), int)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("samples"), int)
+        )
+        if not valid:
+            raise DataFormatError(
+                folder / MANIFEST, "expected {name, bytes, sha256, samples}", index=index, field="shards"
+            )
+        listed[entry["name"]] = entry
+    return listed
+
+
+def shard_checksums(shards: list[str]) -> dict[str, str]:
+    """sha256 by shard path, for the shards their folder's manifest lists."""
+    checksums = {}
+    for folder, names in _by_folder(shards).items():
+        listed = listed_shards(folder) or {}
+        checksums.update({str(folder / n): listed[n]["sha256"] for n in names if n in listed})
+    return checksums
+
+
+def _by_folder(shards: list[str]) -> dict[Path, list[str]]:
+    folders: dict[Path, list[str]] = {}
+    for shard in shards:
+        folders.setdefault(Path(shard).parent, []).append(Path(shard).name)
+    return folders
 
 
 def _shards_of_folder(folder: Path) -> list[str]:
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        try:
-            listed = json.loads(manifest.read_text()).get("shards", [])
-        except (json.JSONDecodeError, AttributeError) as error:
-            raise ConfigError(f"key 'data.shards': {manifest} is not a valid manifest: {error}") from error
-        names = [_shard_name(entry) for entry in listed]
-        paths = [str(folder / name) for name in names if name]
-        for path in paths:
-            if not Path(path).is_file():
-                raise MissingInputError(path, "shard listed in manifest (data.shards)")
-        if paths:
-            return paths
-    paths = sorted(str(p) for p in folder.glob("*.tar"))
+    listed = listed_shards(folder)
+    if listed is None:
+        tars = list(folder.glob("*.tar"))
+        raise ConfigError(
+            f"key 'data.shards': {folder} has no manifest.json, so its build did not finish (it holds "
+            f"{len(tars)} .tar files): rerun the build command to finish it, or, to train on the shards "
+            f"it holds as they are, list them: data.shards=[{folder}/*.tar]"
+        )
+    paths = [str(folder / name) for name, entry in listed.items() if entry["samples"] > 0]
     if not paths:
-        raise MissingInputError(folder, "folder without .tar shards (data.shards)")
+        raise ConfigError(f"key 'data.shards': {folder}: its manifest.json lists no shard with samples")
     return paths
 
 
-def _shard_name(entry: object) -> str:
-    if isinstance(entry, dict):
-        return str(entry.get("name") or entry.get("path") or entry.get("file") or "")
-    return str(entry)
+def _check_sizes(shards: list[str]) -> None:
+    for folder, names in _by_folder(shards).items():
+        listed = listed_shards(folder) or {}
+        problems = []
+        for name in names:
+            if name not in listed:
+                continue
+            path = folder / name
+            if not path.is_file():
+                problems.append(f"{name} is missing")
+            elif path.stat().st_size != listed[name]["bytes"]:
+                problems.append(f"{name} has {path.stat().st_size} bytes, not {listed[name]['bytes']}")
+        if problems:
+            shown = "; ".join(problems[:5]) + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise ConfigError(
+                f"key 'data.shards': {folder} does not match its manifest.json: {shown}. Rebuild the folder "
+                f"or restore its files (`coir data inspect {folder}` checks every sha256)"
+            )
 
 
 def check_model_paths(model: Any) -> None:

@@ -12,6 +12,10 @@ are uint8 [B, 3, H, W]: the training step turns them into normalised floats on t
 (models/pixels.py). An epoch is a
 fixed number of batches per worker (data.samples_per_epoch_per_worker // data.batch_size); a new
 epoch rebuilds the workers.
+A model that trains on single images (`training_samples = "images"`, Pic2Word) reads gallery-format
+shards instead (GALLERY_IMAGE + META per sample: a coir gallery/ folder, or any WebDataset shards with a
+`jpg` per sample, such as img2dataset's output), and its batches hold only `image` [B, 3, H, W];
+`check_samples` refuses, before training, shard folders whose manifest says they hold the other kind.
 With data.inputs=features the samples hold the model's frozen-part features (`coir data features`)
 instead of JPEGs: they are read as arrays, no image is decoded, and batches carry query_feature /
 target_feature in place of query_image / target_image; the rest of the stream is the same.
@@ -32,8 +36,12 @@ does not draw from the global RNG, whose state is restored from the checkpoint. 
 resume the sample stream is exactly the continuation of the interrupted one (same world size and
 number of workers required; otherwise the run continues with a fresh epoch and says so).
 
-Bad samples (corrupt JPEG, missing field, unreadable tar member) are logged with key and shard,
-counted per worker (the count travels with each batch into the train log) and skipped.
+Bad samples (corrupt JPEG, missing field) and unreadable shard data (a truncated shard keeps what it
+holds) are skipped and counted per worker and shard (the counts travel with each batch into the train
+log, the checkpoint and the run's summary); each distinct problem is logged once (pipeline/shard_reader.py).
+The run stops with a DataFormatError naming the shard when a shard yields no sample, when its sha256
+differs from its manifest's, when MAX_BAD_IN_A_ROW reads fail in a row, or when more than
+data.max_bad_share of a worker's reads failed.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import hashlib
 import logging
 import random
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,17 +60,20 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from coir.common import fields
-from coir.common.errors import DataFormatError
+from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
-from coir.pipeline.config import DataConfig
+from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.features import array_from_npy
 from coir.pipeline.models.pixels import stack_images
+from coir.pipeline.shard_reader import ShardFault, SkipLog, read_shards
 
 log = logging.getLogger("coir.data")
 
 META_PREFIX = "_"  # batch keys that describe the batch rather than feed the model
 MAX_BAD_IN_A_ROW = 1000  # beyond this the shards are wrong, not a few samples: stop with an error
+MIN_JUDGED = 100  # samples and shard reads a worker makes before data.max_bad_share is judged
+ERROR_KEY, SHARD_KEY = "_error", "_error_shard"  # a worker's fault, sent as a batch (see TrainStream)
 
 
 def stream_seed(*parts: int) -> int:
@@ -81,32 +93,53 @@ class StreamState:
     epoch: int = 0
     batches: int = 0  # batches of this epoch the training loop consumed
     raw: list[int] = field(default_factory=list)  # per logical worker: raw samples consumed
-    bad: list[int] = field(default_factory=list)  # per logical worker: bad samples skipped this epoch
-    bad_before: int = 0  # bad samples skipped in earlier epochs
+    # per logical worker: skips this epoch (bad samples and unreadable shard data)
+    bad: list[int] = field(default_factory=list)
+    bad_before: int = 0  # skips in earlier epochs
     num_workers: int = 1
     world_size: int = 1
+    skips: list[dict[str, int]] = field(default_factory=list)  # per logical worker: this epoch's by shard
+    skips_before: dict[str, int] = field(default_factory=dict)  # by shard, in earlier epochs
+
+    def __post_init__(self) -> None:
+        if not self.skips:
+            self.skips = [{} for _ in range(self.num_workers)]
 
     @property
     def bad_total(self) -> int:
         return self.bad_before + sum(self.bad)
 
+    def skips_by_shard(self) -> dict[str, int]:
+        total = Counter(self.skips_before)
+        for worker in self.skips:
+            total.update(worker)
+        return dict(sorted(total.items()))
+
     def consumed(self, batch: dict[str, Any]) -> None:
         worker = int(batch["_worker"])
         self.raw[worker] = int(batch["_raw"])
         self.bad[worker] = int(batch["_bad"])
+        self.skips[worker] = dict(batch["_skips"])
         self.batches += 1
 
     def next_epoch(self) -> None:
         self.bad_before = self.bad_total
+        self.skips_before = self.skips_by_shard()
         self.epoch += 1
         self.batches = 0
         self.raw = [0] * self.num_workers
         self.bad = [0] * self.num_workers
+        self.skips = [{} for _ in range(self.num_workers)]
 
     @classmethod
     def fresh(cls, num_workers: int, world_size: int) -> StreamState:
         workers = max(1, num_workers)
         return cls(raw=[0] * workers, bad=[0] * workers, num_workers=workers, world_size=world_size)
+
+
+def _stack(items: Any) -> torch.Tensor:
+    """A batch of uint8 images (stacked in their decoded HWC order) or of feature arrays."""
+    return stack_images(items) if items[0].dtype == torch.uint8 else torch.stack(list(items))
 
 
 class ImageDecoder:
@@ -141,6 +174,14 @@ class ImageDecoder:
         ref, tgt, text = self.augment(*(self.pixels.pil(sample[key]) for key in self.fields), text, rng)
         return self.processor.image(ref), self.processor.image(tgt), text
 
+    def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        queries, targets, texts = zip(*rows, strict=True)
+        return {
+            self.keys[0]: _stack(queries),
+            self.keys[1]: _stack(targets),
+            **self.processor.text(list(texts)),  # the model's text fields
+        }
+
 
 class FeatureDecoder(ImageDecoder):
     """The same for feature samples (`coir data features`): .npy arrays, kept in their stored dtype
@@ -157,9 +198,56 @@ class FeatureDecoder(ImageDecoder):
         return torch.from_numpy(array_from_npy(data))
 
 
-def decoder_for(processor: Any, config: DataConfig) -> ImageDecoder:
-    """The decoder of what data.inputs says the shards hold."""
+class SingleImageDecoder(ImageDecoder):
+    """raw gallery-format sample -> (image tensor,), for models that train on single images."""
+
+    fields = (fields.GALLERY_IMAGE,)
+    keys = ("image",)
+
+    def __init__(self, processor: Any, config: DataConfig) -> None:
+        super().__init__(processor, config)
+        self.augment = None  # check_samples refuses data.augment for single images
+
+    def __call__(self, sample: dict[str, Any], rng: random.Random | None = None) -> tuple[torch.Tensor]:
+        if fields.GALLERY_IMAGE not in sample:
+            raise KeyError(f"missing field {fields.GALLERY_IMAGE!r} (not a gallery-format sample)")
+        return (self.item(sample[fields.GALLERY_IMAGE]),)
+
+    def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        return {self.keys[0]: _stack([row[0] for row in rows])}
+
+
+SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples
+# the manifest kinds (datasets/shards/spec.py) a model of each sample kind trains on
+MANIFEST_KINDS = {"triplets": ("triplets",), "images": ("gallery",)}
+
+
+def decoder_for(processor: Any, config: DataConfig, samples: str = "triplets") -> ImageDecoder:
+    """The decoder of what the model trains on (`samples`) and data.inputs says the shards hold."""
+    if samples == "images":
+        return SingleImageDecoder(processor, config)
     return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config)
+
+
+def check_samples(shards: list[str], samples: str, config: DataConfig) -> None:
+    """Before training: the shards hold what a model training on `samples` reads (by the manifest of each
+    folder that has one), and the data options apply to it. ConfigError naming the key and folder."""
+    from coir.pipeline.features import folder_manifests
+
+    if samples not in SAMPLE_KINDS:
+        raise ValueError(f"training_samples must be one of {', '.join(SAMPLE_KINDS)}, got {samples!r}")
+    if samples == "images" and config.inputs == "features":
+        raise ConfigError("key 'data.inputs': this model trains on single images; features are of triplets")
+    if samples == "images" and config.augment.enabled:
+        raise ConfigError(
+            "key 'data.augment.enabled': the augmentation is of triplets; this model trains on single images"
+        )
+    expected = MANIFEST_KINDS[samples]
+    for folder, manifest in folder_manifests(shards).items():
+        kind = (manifest or {}).get("kind")
+        if kind is not None and kind not in expected:
+            want = "single images (a gallery/ shard folder)" if samples == "images" else "triplets"
+            raise ConfigError(f"key 'data.shards': {folder} holds {kind} shards; this model trains on {want}")
 
 
 class TrainStream(IterableDataset):
@@ -174,23 +262,19 @@ class TrainStream(IterableDataset):
         rank: int,
         world_size: int,
         state: StreamState,
+        samples: str = "triplets",
     ) -> None:
+        """samples: what the model trains on (RetrievalModel.training_samples)."""
         super().__init__()
         self.shards = split_shards(shards, rank, world_size)
+        self.samples = samples
         self.processor = processor
         self.config = config
         self.seed = seed
         self.rank = rank
         self.state = state
         self.batches_per_worker = config.samples_per_epoch_per_worker // config.batch_size
-        self._read_errors = 0
-        self._skipping = False
-
-    def _on_read_error(self, error: Exception) -> bool:
-        if not self._skipping:
-            self._read_errors += 1
-            log.warning("rank %d: skipped unreadable shard data: %r", self.rank, error)
-        return True  # continue with the next sample / shard
+        self.checksums = shard_checksums(self.shards)
 
     def worker_shards(self, logical: int, workers: int) -> list[str]:
         return split_shards(self.shards, logical, workers)
@@ -209,55 +293,69 @@ class TrainStream(IterableDataset):
         seed = stream_seed(self.seed, state.epoch, self.rank, logical)
         urls = self.worker_shards(logical, workers)
         source = wds.ResampledShards(urls, seed=seed, worker_seed=lambda: 0, deterministic=True)
-        samples = wds.tarfile_to_samples(handler=self._on_read_error)(iter(source))
+        skip = state.raw[logical] if logical < len(state.raw) else 0
+        restored = state.skips[logical] if logical < len(state.skips) else {}
+        skips = SkipLog(f"rank {self.rank} worker {logical}", restored)
+        counting = [skip == 0]  # a resumed worker's re-read skips are in its checkpoint already
+        samples = read_shards(iter(source), skips, self.checksums, counting)
         shuffled = wds.shuffle(
             self.config.shuffle_buffer, self.config.shuffle_initial, rng=random.Random(seed + 1)
         )(samples)
-        decode = decoder_for(self.processor, self.config)
-        skip = state.raw[logical] if logical < len(state.raw) else 0
-        bad = state.bad[logical] if logical < len(state.bad) else 0
-        self._read_errors = 0
-        self._skipping = skip > 0
-        rows: list[tuple[torch.Tensor, torch.Tensor, str]] = []
+        try:
+            yield from self._batches(shuffled, logical, skip, remaining, skips, counting)
+        except ShardFault as fault:
+            # as data, not as an exception: the DataLoader would re-raise it as a RuntimeError with the
+            # worker's traceback; the training process raises it (open_batches)
+            yield {ERROR_KEY: fault.message, SHARD_KEY: fault.shard}
+        finally:
+            skips.report_repeats()
+
+    def _batches(
+        self,
+        shuffled: Iterator[dict[str, Any]],
+        logical: int,
+        skip: int,
+        remaining: int,
+        skips: SkipLog,
+        counting: list[bool],
+    ) -> Iterator[dict[str, Any]]:
+        state = self.state
+        decode = decoder_for(self.processor, self.config, self.samples)
+        bad_before = state.bad[logical] if logical < len(state.bad) else 0
+        rows: list[tuple[Any, ...]] = []
         keys: list[str] = []
         shard_names: list[str] = []
-        bad_run = 0
+        good = 0
+        new_at_last_good = 0
         for raw_index, sample in enumerate(shuffled):
             if raw_index < skip:
                 continue
-            self._skipping = False
+            counting[0] = True
+            shard = str(sample.get("__url__"))
             try:
                 # augmentation seeded per raw sample: the same on resume, different each epoch
                 rng = None
                 if decode.augment is not None:
                     rng = random.Random(stream_seed(self.seed, state.epoch, self.rank, logical, raw_index))
-                rows.append(decode(sample, rng))
-                bad_run = 0
+                row = decode(sample, rng)
             except Exception as error:  # a bad sample must not stop training
-                bad += 1
-                bad_run += 1
-                if bad_run > MAX_BAD_IN_A_ROW:
-                    raise DataFormatError(
-                        str(sample.get("__url__")), f"{bad_run} bad samples in a row; last: {error!r}"
-                    ) from error
-                log.warning(
-                    "rank %d worker %d: skipped bad sample %s in %s: %r",
-                    self.rank,
-                    logical,
-                    sample.get("__key__"),
-                    sample.get("__url__"),
-                    error,
-                )
+                skips.skip(shard, f"bad sample {sample.get('__key__')} ({type(error).__name__}: {error})")
+                self._check_bad(skips, good, skips.new - new_at_last_good, shard)
                 continue
+            good += 1
+            self._check_bad(skips, good, skips.new - new_at_last_good, shard)  # read errors since the last
+            new_at_last_good = skips.new
+            rows.append(row)
             keys.append(str(sample.get("__key__")))
-            shard_names.append(str(sample.get("__url__")))
+            shard_names.append(shard)
             if len(rows) < self.config.batch_size:
                 continue
-            batch = self._collate(rows, decode.keys)
+            batch = decode.collate(rows)
             batch.update(
                 _worker=logical,
                 _raw=raw_index + 1,
-                _bad=bad + self._read_errors,
+                _bad=bad_before + skips.new,
+                _skips=dict(skips.by_shard),
                 _keys=keys,
                 _shards=shard_names,
             )
@@ -267,15 +365,19 @@ class TrainStream(IterableDataset):
             if remaining == 0:
                 return
 
-    def _collate(
-        self, rows: list[tuple[torch.Tensor, torch.Tensor, str]], keys: tuple[str, str]
-    ) -> dict[str, Any]:
-        queries, targets, texts = zip(*rows, strict=True)
-        return {
-            keys[0]: stack_images(queries) if queries[0].dtype == torch.uint8 else torch.stack(queries),
-            keys[1]: stack_images(targets) if targets[0].dtype == torch.uint8 else torch.stack(targets),
-            **self.processor.text(list(texts)),  # the model's text fields
-        }
+    def _check_bad(self, skips: SkipLog, good: int, in_a_row: int, shard: str) -> None:
+        """ShardFault when the reads fail in a row, or in too large a share (data.max_bad_share)."""
+        if in_a_row > MAX_BAD_IN_A_ROW:
+            raise ShardFault(shard, f"{in_a_row} bad samples or unreadable shard reads in a row")
+        judged = good + skips.new
+        if judged >= MIN_JUDGED and skips.new > self.config.max_bad_share * judged:
+            worst = max(skips.by_shard.items(), key=lambda item: item[1])
+            raise ShardFault(
+                worst[0],
+                f"{skips.new} of the {judged} samples and shard reads of {skips.where} failed, more than "
+                f"data.max_bad_share={self.config.max_bad_share} ({worst[1]} in this shard, the most; "
+                "see the warnings above for what failed)",
+            )
 
 
 def _worker_init(_: int) -> None:
@@ -303,19 +405,37 @@ def make_loader(stream: TrainStream, config: DataConfig, seed: int, use_cuda: bo
 
 
 @contextlib.contextmanager
-def open_batches(loader: DataLoader) -> Iterator[Iterator[dict[str, Any]]]:
-    """iter(loader), with its worker processes shut down however the block is left.
+def open_batches(loader: DataLoader) -> Iterator[CheckedBatches]:
+    """iter(loader), with its worker processes shut down however the block is left. A worker's fault
+    (a shard that yields nothing, too many bad samples …) is raised here as a DataFormatError naming
+    the shard.
 
     Workers ignore SIGTERM (see _worker_init), so workers left behind by an exception would block
     the interpreter's exit, where multiprocessing terminates and then joins its children.
     """
     batches = iter(loader)
     try:
-        yield batches
+        yield CheckedBatches(batches)
     finally:
         shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process iterators only
         if shutdown is not None:
             shutdown()
+
+
+class CheckedBatches:
+    """The loader's batches; a worker's fault batch is raised as a DataFormatError naming the shard."""
+
+    def __init__(self, batches: Iterator[dict[str, Any]]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> CheckedBatches:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        batch = next(self.batches)
+        if ERROR_KEY in batch:
+            raise DataFormatError(batch[SHARD_KEY], batch[ERROR_KEY])
+        return batch
 
 
 def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -8,17 +8,27 @@ Sources, first match wins:
   4. nothing: one process (rank 0 of 1) on 127.0.0.1 with a free port.
 `setup_environment` writes the result back as RANK/WORLD_SIZE/LOCAL_RANK/MASTER_ADDR/MASTER_PORT so that
 DeepSpeed's own init (and webdataset's worker info) see the same values.
+
+`process_group(...)` is the one set-up of every path that runs with several ranks (the trainer, `coir
+eval` under torchrun or SLURM, the jobs of `coir launch eval`): ranks, the GPU of this rank, the
+process group with an explicit collective timeout (NCCL and gloo alike), torn down on exit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import re
 import socket
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _control = None  # a gloo process group for control messages when the main backend is nccl
+# a collective that waits longer fails (torch's own gloo default); it must exceed the longest phase in
+# which one rank works alone while the others wait (a validation or checkpoint write on rank 0)
+DEFAULT_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,9 @@ def setup_environment() -> DistEnv:
     return dist_env
 
 
-def init_process_group(dist_env: DistEnv, use_cuda: bool) -> None:
-    """Start the default process group (nccl on GPU, gloo on CPU) through DeepSpeed's helper."""
+def init_process_group(dist_env: DistEnv, use_cuda: bool, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    """Start the default process group (nccl on GPU, gloo on CPU) through DeepSpeed's helper; every
+    collective of it (and of the gloo control group) fails after `timeout_s` seconds of waiting."""
     import deepspeed
     import torch.distributed as dist
 
@@ -120,17 +131,40 @@ def init_process_group(dist_env: DistEnv, use_cuda: bool) -> None:
         return
     if not use_cuda:
         _no_shm_comm_op()
+    timeout = datetime.timedelta(seconds=timeout_s)
     deepspeed.init_distributed(
         dist_backend="nccl" if use_cuda else "gloo",
         auto_mpi_discovery=False,
         verbose=False,
+        timeout=timeout,
         rank=dist_env.rank,
         world_size=dist_env.world_size,
     )
     global _control
     # small control messages (the stop flag every step) go through gloo on the CPU so that they
     # never force a GPU synchronisation
-    _control = dist.new_group(backend="gloo") if use_cuda and dist_env.world_size > 1 else None
+    multi = use_cuda and dist_env.world_size > 1
+    _control = dist.new_group(backend="gloo", timeout=timeout) if multi else None
+
+
+@contextlib.contextmanager
+def process_group(use_cuda: bool, timeout_s: float, single: bool = True) -> Iterator[DistEnv]:
+    """Ranks from the environment, this rank's GPU (cuda:<local rank>) and the process group; the group
+    is destroyed on exit when it was started here. `single=False`: no group for a world of one."""
+    import torch
+
+    dist_env = setup_environment()
+    if use_cuda:
+        # submitit/SLURM may leave each task a single visible GPU whatever its local rank
+        torch.cuda.set_device(dist_env.local_rank % torch.cuda.device_count())
+    created = not torch.distributed.is_initialized() and (single or dist_env.world_size > 1)
+    if created:
+        init_process_group(dist_env, use_cuda, timeout_s)
+    try:
+        yield dist_env
+    finally:
+        if created:
+            shutdown()
 
 
 def _no_shm_comm_op() -> None:
@@ -183,4 +217,16 @@ def all_reduce_sum(values: list[float]) -> list[float]:
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def all_reduce_max(values: list[float]) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return list(values)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor.tolist()

@@ -39,6 +39,8 @@ import torch
 from coir.common.errors import ConfigError
 from coir.pipeline import checkpoint, distributed, optimizer_state
 from coir.pipeline.config import TrainConfig, check_paths, check_values
+from coir.pipeline.throughput import detect_peak_tflops, format_throughput
+from coir.pipeline.watchdog import Watchdog
 
 log = logging.getLogger("coir.train")
 
@@ -168,7 +170,8 @@ def _timed(what: str, since: float) -> float:
 
 def train(config: TrainConfig) -> dict[str, Any]:
     """Train as configured; returns {"status": "completed"|"preempted", "step", "samples_seen",
-    "export_dir", "checkpoint", "best"}. Collective: every rank calls it."""
+    "export_dir", "checkpoint", "best", "skipped_samples", "skipped_by_shard", "throughput"}. Collective:
+    every rank calls it."""
     check_values(config)
     shards = check_paths(config)
     checkpoint.refuse_fresh_start_over(config.checkpoint.resume, config.checkpoint_dir)
@@ -176,18 +179,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     import torch
 
-    dist_env = distributed.setup_environment()
     use_cuda = torch.cuda.is_available()
-    if use_cuda:
-        # submitit/SLURM may leave each task a single visible GPU whatever its local rank
-        torch.cuda.set_device(dist_env.local_rank % torch.cuda.device_count())
-    created_group = not torch.distributed.is_initialized()
-    distributed.init_process_group(dist_env, use_cuda)
-    try:
+    with distributed.process_group(use_cuda, config.distributed.timeout_s) as dist_env:
         return _Trainer(config, shards, validator, dist_env, use_cuda).run()
-    finally:
-        if created_group:
-            distributed.shutdown()
 
 
 class _Trainer:
@@ -219,12 +213,15 @@ class _Trainer:
         import deepspeed
         import torch
 
+        from coir.pipeline.data import check_samples
         from coir.pipeline.features import check_inputs
         from coir.pipeline.models.registry import build_model
 
         config = self.config
         _seed_all(config.seed)  # identical initial weights on every rank
         model = build_model(config.model)
+        self.samples = model.training_samples
+        check_samples(self.shards, self.samples, config.data)  # triplets, or single images
         check_inputs(self.shards, model, config.data.inputs)  # images, or this model's frozen features
         self.model_name = config.name or model.name
         self.card_base = self._card_base() if self.rank == 0 else None
@@ -345,6 +342,10 @@ class _Trainer:
         }
 
     def _save(self) -> Path:
+        with self.watchdog.paused():  # rank 0 may write alone (optimizer_by_name) while the others wait
+            return self._save_now()
+
+    def _save_now(self) -> Path:
         import dataclasses
 
         rank_state = {"rng": checkpoint.rng_state(), "stream": dataclasses.asdict(self.stream)}
@@ -387,16 +388,21 @@ class _Trainer:
     def _export(self, out_dir: Path) -> None:
         from coir.pipeline.models.export import save_export
 
-        if self.rank == 0:
-            save_export(self.engine.module, out_dir, card=self._card("export"))
-        distributed.barrier()
+        with self.watchdog.paused():
+            if self.rank == 0:
+                save_export(self.engine.module, out_dir, card=self._card("export"))
+            distributed.barrier()
 
     def _validate(self) -> None:
+        if self.validator is None:
+            return
+        with self.watchdog.paused():  # rank 0 validates alone; the others wait in the broadcast
+            self._validate_now()
+
+    def _validate_now(self) -> None:
         import torch
 
         config = self.config
-        if self.validator is None:
-            return
         if self.rank == 0:
             module = self.engine.module
             module.eval()
@@ -448,6 +454,9 @@ class _Trainer:
         self._restore()
         _timed("checkpoint restore", started)
         self.last_saved = self.step if self.resumed_from is not None else -1
+        self.peak_tflops = self.config.logging.peak_tflops or detect_peak_tflops(torch.device(self.device))
+        self.flops_per_sample: float | None = None  # counted on the first batch (_count_flops)
+        self.run_window = _Window()  # the whole run's timings, for the summary
         self.saved_state = self._resume_state() if self.resumed_from is not None else None
         config = self.config
         self.logger = TrainLogger(
@@ -459,6 +468,13 @@ class _Trainer:
             self.step,
             config.logging.log_samples,
         )
+        self.watchdog = Watchdog(
+            self.run_dir,
+            self.rank,
+            self.world,
+            config.distributed.heartbeat_every_steps,
+            config.distributed.stall_timeout_s,
+        )
         if self.resumed_from is not None:
             self.logger.message(f"resumed from {self.resumed_from} at step {self.step}")
         if len(self.shards) < self.world * max(1, config.data.num_workers):
@@ -469,7 +485,8 @@ class _Trainer:
             )
         self.stop.install()
         try:
-            status = self._loop()
+            with self.watchdog:
+                status = self._loop()
             result_checkpoint = None
             if self.last_saved != self.step:
                 result_checkpoint = str(self._save())
@@ -481,6 +498,8 @@ class _Trainer:
                     self._validate()
                 export_dir = str(self.run_dir / "export")
                 self._export(Path(export_dir))
+            summary = self._throughput(self.run_window.reduce())
+            self.logger.message("throughput: " + format_throughput(summary))
             return {
                 "status": status,
                 "step": self.step,
@@ -489,6 +508,8 @@ class _Trainer:
                 "checkpoint": result_checkpoint,
                 "best": self.best,
                 "skipped_samples": self._skipped_total(),
+                "skipped_by_shard": self._skipped_by_shard(),
+                "throughput": summary,
             }
         finally:
             self.stop.restore()
@@ -496,6 +517,24 @@ class _Trainer:
 
     def _skipped_total(self) -> int:
         return int(distributed.all_reduce_sum([float(self.stream.bad_total)])[0])
+
+    def _skipped_by_shard(self) -> dict[str, int]:
+        """Skipped samples and unreadable reads of the whole run by shard, over all ranks; logged."""
+        from collections import Counter
+
+        counts = [self.stream.skips_by_shard()]
+        if self.world > 1:
+            import torch.distributed as dist
+
+            counts = [{} for _ in range(self.world)]
+            dist.all_gather_object(counts, self.stream.skips_by_shard())
+        total: Counter[str] = Counter()
+        for rank_counts in counts:
+            total.update(rank_counts)
+        if total:
+            shown = ", ".join(f"{shard}: {count}" for shard, count in total.most_common(10))
+            self.logger.message(f"skipped samples or unreadable shard data by shard: {shown}")
+        return dict(sorted(total.items()))
 
     def _loop(self) -> str:
         import torch
@@ -511,31 +550,47 @@ class _Trainer:
         self.engine.module.train()
         window = _Window()
         micro = 0
+        watch = self.watchdog
         while self.step < total:
+            watch.progress(self.stream.epoch, self.step, "start")
             stream = TrainStream(
-                self.shards, self.processor, config.data, config.seed, self.rank, self.world, self.stream
+                self.shards,
+                self.processor,
+                config.data,
+                config.seed,
+                self.rank,
+                self.world,
+                self.stream,
+                self.samples,
             )
             loader = make_loader(stream, config.data, config.seed, self.use_cuda)
             with open_batches(loader) as batches:
                 # e.g. arrived while the readers started; mid-accumulation (an epoch that ends inside
                 # an optimizer step) the signal waits for the step boundary, or the accumulated
                 # gradients are lost
+                watch.progress(self.stream.epoch, self.step, "sync")
                 if micro == 0 and self._stop_requested():
                     return self._preempt(f"start of epoch {self.stream.epoch}")
                 while self.step < total:
                     started = time.perf_counter()
+                    watch.progress(self.stream.epoch, self.step, "data", micro)
                     try:
                         batch = next(batches)
                     except StopIteration:
                         break
+                    watch.progress(self.stream.epoch, self.step, "compute", micro)
                     waited = time.perf_counter() - started
                     inputs, meta = split_batch(batch)
                     # uint8 images -> normalised floats here, on the device, batched
                     inputs = to_model_inputs(inputs, self.processor, self.device, dtype)
+                    if self.flops_per_sample is None:
+                        started += self._count_flops(inputs, window)
                     losses = self._micro_step(inputs)
                     self.stream.consumed(meta)
                     self.logger.samples(self.step + 1, meta["_keys"], meta["_shards"])
-                    window.add(losses, waited, time.perf_counter() - started, len(meta["_keys"]))
+                    elapsed = time.perf_counter() - started
+                    for accumulator in (window, self.run_window):
+                        accumulator.add(losses, waited, elapsed, len(meta["_keys"]))
                     micro += 1
                     if micro < accum:
                         continue
@@ -543,6 +598,7 @@ class _Trainer:
                     self.step += 1
                     self.samples_seen += global_batch
                     self._after_step(window)
+                    watch.beat(self.stream.epoch, self.step)
                     if delay:
                         time.sleep(delay)
                     if self._stop_requested():
@@ -568,6 +624,35 @@ class _Trainer:
         self.engine.step()
         return losses
 
+    def _count_flops(self, inputs: dict[str, torch.Tensor], window: _Window) -> float:
+        """Count the training step's FLOPs per sample on this first batch (every rank together; it
+        changes neither the weights, the RNG nor the buffers); returns the seconds it took, which the
+        timings leave out."""
+        from coir.pipeline.throughput import step_flops_per_sample
+
+        began = time.perf_counter()
+        self.flops_per_sample = step_flops_per_sample(self.engine.module, inputs)
+        took = time.perf_counter() - began
+        for accumulator in (window, self.run_window):
+            accumulator.started += took
+        return took
+
+    def _throughput(self, reduced: dict[str, float]) -> dict[str, Any]:
+        """samples/s, data-wait share, FLOPs, MFU and peak memory (the largest over ranks) of a reduced
+        window (_Window.reduce)."""
+        from coir.pipeline.throughput import peak_device_memory_gib, peak_host_memory_gib, throughput_fields
+
+        record = {k: reduced[k] for k in ("samples_per_s", "data_wait_share")}
+        record.update(
+            throughput_fields(record["samples_per_s"], self.world, self.flops_per_sample, self.peak_tflops)
+        )
+        device_memory = peak_device_memory_gib(torch.device(self.device))
+        host, device = distributed.all_reduce_max([peak_host_memory_gib(), device_memory or 0.0])
+        record["peak_host_memory_gib"] = host
+        if device_memory is not None:
+            record["peak_device_memory_gib"] = device
+        return record
+
     def _after_step(self, window: _Window) -> None:
         config = self.config
         lr = float(self.scheduler.base_lrs[0] * self.scheduler.lr_lambdas[0](self.step - 1))  # this step's
@@ -575,6 +660,7 @@ class _Trainer:
         if self.step % config.logging.every_steps and self.step != config.optim.total_steps:
             return
         record = window.reduce()
+        record.update(self._throughput(record))
         record.update(
             step=self.step,
             epoch=self.stream.epoch,

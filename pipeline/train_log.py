@@ -2,8 +2,12 @@
 
 Every `logging.every_steps` optimizer steps rank 0 appends one record:
   {"step", "epoch", "samples_seen", "loss", <other loss terms>, "lr", "samples_per_s",
-   "data_wait_share", "skipped_samples", "time"}
-samples_per_s and data_wait_share cover the steps since the previous record, over all ranks.
+   "data_wait_share", "flops_per_sample", "achieved_tflops", "mfu", "peak_host_memory_gib",
+   "peak_device_memory_gib", "skipped_samples", "time"}
+samples_per_s and data_wait_share cover the steps since the previous record, over all ranks;
+achieved_tflops is per device, mfu against logging.peak_tflops or the detected GPU's peak (absent when
+neither is known, e.g. on CPU), the memory fields the largest peak over ranks so far (device: CUDA only)
+(pipeline/throughput.py).
 Other ranks write nothing here, except data_rank<r>.jsonl with the keys and shards they read when
 logging.log_samples is set.
 """
@@ -57,11 +61,14 @@ class TrainLogger:
     def postfix(self, record: dict[str, Any]) -> None:
         """Show the latest logged loss, global samples/s and data-wait share on the bar."""
         if self.bar is not None:
-            self.bar.set_postfix(
-                loss=f"{record['loss']:.4f}",
-                sps=f"{record['samples_per_s']:.1f}",
-                wait=f"{100 * record['data_wait_share']:.0f}%",
-            )
+            shown = {
+                "loss": f"{record['loss']:.4f}",
+                "sps": f"{record['samples_per_s']:.1f}",
+                "wait": f"{100 * record['data_wait_share']:.0f}%",
+            }
+            if "mfu" in record:
+                shown["mfu"] = f"{100 * record['mfu']:.1f}%"
+            self.bar.set_postfix(shown)
 
     def record(self, record: dict[str, Any]) -> None:
         if not self.is_main:

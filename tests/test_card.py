@@ -23,9 +23,7 @@ def sha256(path) -> str:
 
 
 def test_training_run_cards_its_checkpoints_and_export(tmp_path, capsys):
-    shards = write_shards(tmp_path / "shards", shards=2, per_shard=16)
-    manifest = {"format": "coir-shards/1", "shards": [{"name": p.name, "sha256": sha256(p)} for p in shards]}
-    (tmp_path / "shards" / "manifest.json").write_text(json.dumps(manifest))
+    shards = write_shards(tmp_path / "shards", shards=2, per_shard=16)  # with its manifest.json
     tokenizer = make_tokenizer(tmp_path / "tok")
     recipe = write_recipe(
         tmp_path,

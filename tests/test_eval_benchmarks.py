@@ -89,7 +89,11 @@ def test_fashioniq_both_caption_orders_doubles_the_queries(fashioniq_root):
     # recalls count every query: a pair found at ranks 0 and 20 is one hit of two at R@10
     ranks = np.array([0, 20, 0, 20, 60, 60])
     metrics = task_metrics(both[0], SimpleNamespace(target_rank=ranks))
-    assert metrics == pytest.approx({"R@10": 200 / 6, "R@50": 400 / 6, "avg": 50.0, "queries": 6})
+    numbers = {k: v for k, v in metrics.items() if not isinstance(v, str)}
+    assert numbers == pytest.approx({"R@10": 200 / 6, "R@50": 400 / 6, "avg": 50.0, "queries": 6})
+    # the protocol each row records beside its numbers
+    protocol = {k: v for k, v in metrics.items() if isinstance(v, str)}
+    assert protocol == {"caption_template": "{c1} and {c2}", "caption_orders": "both", "reference": "kept"}
 
 
 def test_fashioniq_given_order_is_the_default_protocol(fashioniq_root):

@@ -92,7 +92,8 @@ def test_cli_cirr_test1_submission(world, export, tmp_path):
         assert c["reference"] not in top and c["reference"] not in top3
         assert len(top3) == 3 and set(top3) <= set(c["img_set"]["members"])
     results = json.loads((out / "results.json").read_text())
-    assert results["cirr/test1"]["case"] == {"queries": len(captions)}  # no targets on test1
+    # no targets on test1: the query count and the protocol only
+    assert results["cirr/test1"]["case"] == {"queries": len(captions), "reference": "removed"}
 
 
 def test_cli_cirr_test1_without_out_writes_checked_files_beside_the_checkpoint(world, export, capsys):
@@ -120,12 +121,17 @@ def test_cli_fashioniq_baseline_and_template(world, export, tmp_path):
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     for category in ("dress", "shirt", "toptee"):
-        assert set(results[f"fashioniq-{category}/val"]["case-text-only"]) == {
+        row = results[f"fashioniq-{category}/val"]["case-text-only"]
+        assert set(row) == {
             "R@10",
             "R@50",
             "avg",
             "queries",
+            "caption_template",
+            "caption_orders",
+            "reference",
         }
+        assert row["reference"] == "removed"  # --mask-reference, recorded
     n_queries = sum(
         len(json.loads((world / "fashioniq" / "captions" / f"cap.{c}.val.json").read_text()))
         for c in ("dress", "shirt", "toptee")
@@ -569,7 +575,8 @@ def test_a_new_benchmark_is_one_class(world, export, tmp_path, monkeypatch):
     assert config.options == {"toy": {"first_queries": 5}}
     fragment = evaluate(export, config).fragment
     assert set(fragment) == {"toy-a/val", "toy-b/val", "toy/val"}
-    assert fragment["toy-a/val"]["case"].keys() == {"R@1", "R@5", "queries"}  # the default metrics: R@k
+    # the default metrics: R@k (and the protocol of the CIRR task it was made from)
+    assert fragment["toy-a/val"]["case"].keys() == {"R@1", "R@5", "queries", "reference"}
     assert fragment["toy/val"]["case"]["queries"] == 10
     assert fragment["toy/val"]["case"]["R@5"] == min(fragment[f"toy-{p}/val"]["case"]["R@5"] for p in "ab")
     captions = json.loads((world / "cirr" / "captions" / "cap.rc2.val.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -128,7 +129,7 @@ def test_images_met_again_go_through_the_frozen_part_once(source, tmp_path, caps
     assert report["images_encoded"] <= 18 and report["memo_hits"] > 0
 
 
-def test_the_trainer_checks_what_the_shards_hold(source, feature_shards):
+def test_the_trainer_checks_what_the_shards_hold(source, feature_shards, tmp_path):
     from coir.pipeline import engine
     from coir.pipeline.config import load_train_config
     from coir.pipeline.features import check_inputs
@@ -144,8 +145,14 @@ def test_the_trainer_checks_what_the_shards_hold(source, feature_shards):
     check_inputs(features, model(), "features")  # the same recipe: accepted
     with pytest.raises(ConfigError, match="'data.inputs'.*holds frozen-part features"):
         check_inputs(features, model(), "images")
-    with pytest.raises(ConfigError, match="'data.shards'.*has no manifest.json"):
+    with pytest.raises(ConfigError, match="'data.inputs'.*describes image shards"):
         check_inputs(images, model(), "features")
+    bare = tmp_path / "bare"  # shards listed by path in a folder without a manifest
+    bare.mkdir()
+    for image_shard in images:
+        shutil.copy(image_shard, bare)
+    with pytest.raises(ConfigError, match="'data.shards'.*has no manifest.json"):
+        check_inputs([str(p) for p in sorted(bare.glob("*.tar"))], model(), "features")
     with pytest.raises(ConfigError, match="'data.shards'.*another frozen image part.*pooling"):
         check_inputs(features, model("model.pooling=gem"), "features")
     with pytest.raises(ConfigError, match="'data.inputs'.*no frozen image part|'data.inputs'.*whole image"):

@@ -10,7 +10,9 @@ live in a temporary folder; they and every job process are gone at the end (chec
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -260,6 +262,64 @@ def test_eval_sweep_array_collects_one_table(pretrained, world, tmp_path):
     assert json.loads((run / "results.json").read_text()) == table
     markdown = (run / "results.md").read_text()
     assert "| a-export |" in markdown and "| b-export |" in markdown and "R@1" in markdown
+
+
+def test_two_task_eval_splits_the_gallery_and_writes_once(pretrained, world, tmp_path):
+    """`coir launch eval` with 2 tasks: one process group; each rank embeds half the gallery; the same
+    metrics as one process; one set of outputs (rank 0's) and one entry in the model card; every line of
+    each rank's log carries its rank, host and SLURM ids."""
+    from coir.eval.api import evaluate
+    from coir.eval.config import EvalConfig
+    from coir.launch.api import load_submission
+    from coir.pipeline.card import read_card
+
+    trained = Path(pretrained[2].task_results(0)[0]["export_dir"])
+    export, reference_copy = tmp_path / "ckpt" / "export", tmp_path / "reference" / "export"
+    shutil.copytree(trained, export)
+    shutil.copytree(trained, reference_copy)
+    evaluations_before = len(read_card(export).get("evaluations", []))
+    run = tmp_path / "ranked"
+    options = ("--batch-size", "8", "--no-pictures", "--no-cache")
+    code, out = coir_launch(
+        "eval", "--checkpoints", export, "--benchmarks", "cirr", "--data-root", world, *options,
+        "--tasks-per-node", "2", "--cluster-config", TESTBED_CLUSTER, "--run-dir", run,
+    )  # fmt: skip
+    assert code == 0, out
+    submission = load_submission(run)
+    *_, table = submission.wait(timeout_s=WAIT_S)
+
+    config = EvalConfig(
+        benchmark="cirr", data_root=str(world / "cirr"), batch_size=8, pictures=False, cache=False,
+        device="cpu", num_workers=0, out=str(tmp_path / "reference" / "out"), model_name="ckpt-export",
+    )  # fmt: skip
+    single = evaluate(str(reference_copy), config)
+    [task] = single.results["cirr/val"][:1]
+    gallery, queries = len(task.task.gallery_paths), len(task.task.queries)
+    ranks = submission.task_results(0)
+    assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)], ranks
+    metrics = single.fragment["cirr/val"]["ckpt-export"]
+    assert ranks[0]["fragment"]["cirr/val"]["ckpt-export"] == metrics
+    assert set(table["cirr/val"]) == {"ckpt-export"}
+    assert [r["gallery"] for r in ranks] == [(gallery + 1) // 2, gallery // 2]
+    assert sum(r["queries"] for r in ranks) == queries and min(r["queries"] for r in ranks) > 0
+    cell = run / "eval" / "ckpt-export" / "cirr"
+    assert sorted(p.name for p in cell.rglob("*")) == sorted(
+        p.name for p in (tmp_path / "reference" / "out").rglob("*")
+    )
+    assert len(read_card(export)["evaluations"]) == evaluations_before + 1  # rank 0 only
+
+    job_id = submission.records[0].job_id
+    for task_index, stream in ((0, "--err"), (1, "--err"), (1, "--out")):
+        flags = ("--err",) if stream == "--err" else ()
+        code, out = coir_launch("logs", run, "--job", job_id, "--task", task_index, *flags, "-n", "0")
+        header, *body = [line for line in out.splitlines() if line.strip()]
+        assert code == 0 and f"task {task_index}: " in header and body, out
+        prefix = f"[rank {task_index}/2 host {socket.gethostname()} job {job_id} step "
+        # submitit's own two lines before the task starts (loading the job) are the only bare ones
+        bare = [line for line in body if not line.startswith(prefix)]
+        startup = re.compile(r"submitit INFO .* - (Starting with|Loading pickle)")
+        assert all(startup.search(line) for line in bare), out
+        assert len(body) > len(bare), out
 
 
 def test_cancel_stops_a_running_job_for_good(slurm, tmp_path):

@@ -68,6 +68,7 @@ def test_sbatch_script_for_4_nodes_x_8_gpus(tmp_path):
     assert str(tmp_path / "run" / "submitit") in flags["output"]
     assert "export OMP_NUM_THREADS=8" in script  # setup lines of the cluster file
     assert script.rstrip().splitlines()[-1].startswith("srun ")
+    assert "--kill-on-bad-exit=1" in script.rstrip().splitlines()[-1]  # a failed rank ends the job
 
 
 def test_array_script_and_one_task_per_array_element(tmp_path):
@@ -243,10 +244,10 @@ def test_run_records_status_and_logs(tmp_path, capsys):
     runs.add_jobs(tmp_path, [done])
     runs.add_jobs(tmp_path, [bad, gone])
     assert [r.job_id for r in runs.read_jobs(tmp_path)] == ["101", "102_0", "999999999"]
-    with (folder / "101_0_result.pkl").open("wb") as handle:
-        pickle.dump(("success", {"status": "completed", "step": 4, "world_size": 2}), handle)
-    with (folder / "102_0_0_result.pkl").open("wb") as handle:
-        pickle.dump(("error", "Traceback ...\nValueError: broken shard"), handle)
+    from coir.launch.results import write_result
+
+    write_result(folder / "101_0_result.json", "success", {"status": "completed", "step": 4, "world_size": 2})
+    write_result(folder / "102_0_0_result.json", "error", "Traceback ...\nValueError: broken shard")
     (folder / "101_1_log.out").write_text("line 1\nline 2\n")
     states = {row["record"].job_id: row for row in runs.run_status(tmp_path)}
     assert states["101"]["state"] == "COMPLETED" and states["101"]["result"]["step"] == 4
@@ -331,9 +332,9 @@ def test_local_job_checkpoints_and_restarts_on_usr2(tmp_path, monkeypatch):
     assert len(children) == 2
     for pid in children:
         os.kill(pid, signal.SIGUSR2)
-    from coir.launch.jobs import read_result
+    from coir.launch.results import read_result, result_path
 
-    result_file = submission.records[0].paths(0).result_pickle
+    result_file = result_path(submission.records[0].paths(0))
     while read_result(result_file) is None:
         assert time.monotonic() < deadline, "the restarted job did not finish"
         time.sleep(0.5)
@@ -461,6 +462,8 @@ def test_launch_eval_gives_every_task_the_options_of_coir_eval(tmp_path, monkeyp
     import contextlib
     from types import SimpleNamespace
 
+    from submitit.core.utils import JobPaths
+
     from coir.eval.benchmarks import get_benchmark
     from coir.eval.config import EvalConfig
     from coir.launch import api
@@ -477,10 +480,7 @@ def test_launch_eval_gives_every_task_the_options_of_coir_eval(tmp_path, monkeyp
         def submit(self, task):
             submitted.append(task)
             n = len(submitted)
-            return SimpleNamespace(
-                job_id=str(n),
-                paths=SimpleNamespace(folder=tmp_path / "submitit", result_pickle=tmp_path / f"{n}"),
-            )
+            return SimpleNamespace(job_id=str(n), paths=JobPaths(tmp_path / "submitit", job_id=str(n)))
 
     monkeypatch.setattr(api, "make_executor", lambda *args: FakeExecutor())
     for name in ("a", "b"):

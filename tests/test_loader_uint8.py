@@ -29,7 +29,7 @@ from coir.pipeline.decode import PixelDecoder, open_pil
 from coir.pipeline.models.blip.config import BlipModelConfig
 from coir.pipeline.models.blip.processor import BLIP_MEAN, BLIP_STD, BlipProcessor
 from coir.pipeline.models.blip.tokenizer import train_wordpiece
-from coir.pipeline.models.clip4cir.processor import CLIP_MEAN, CLIP_STD, Clip4CirProcessor, pad_to_ratio
+from coir.pipeline.models.components.clip_processor import CLIP_MEAN, CLIP_STD, ClipProcessor, pad_to_ratio
 from coir.pipeline.models.components.processor import IMAGENET_MEAN, IMAGENET_STD, PadSquare, WordProcessor
 from coir.pipeline.models.composeae.text import ComposeAEProcessor
 from coir.pipeline.models.pixels import to_model_inputs
@@ -65,7 +65,7 @@ def processor(name: str):
     if name == "blip":
         return BlipProcessor(SIZE, tokenizer=None)
     if name.startswith("clip4cir"):
-        return Clip4CirProcessor(SIZE, 16, name.split("-")[1])
+        return ClipProcessor(SIZE, 16, name.split("-")[1])
     if name == "word":
         return WordProcessor(vocab=None, image_size=SIZE, resize=40)
     return ComposeAEProcessor(tokenizer=None, image_size=SIZE, resize=36)

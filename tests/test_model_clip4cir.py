@@ -17,7 +17,7 @@ from synth_fixture import built_world
 
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
 from coir.pipeline.models.clip4cir.model import Clip4Cir
-from coir.pipeline.models.clip4cir.processor import pad_to_ratio
+from coir.pipeline.models.components.clip_processor import pad_to_ratio
 from coir.pipeline.models.export import load_export, read_meta, save_export
 from coir.pipeline.models.registry import build_model
 
@@ -135,6 +135,21 @@ def test_zero_shot_sum_is_the_normalised_sum_of_raw_features():
     with torch.no_grad():
         raw = model.clip.encode_image(data["query_image"]) + model.clip.encode_text(data["input_ids"])
         torch.testing.assert_close(model.encode_query(data), raw / raw.norm(dim=-1, keepdim=True))
+
+
+def test_derived_sum_baseline_of_a_combiner_model_is_its_towers_in_sum_mode():
+    from coir.pipeline.models.registry import derive_baseline
+
+    combiner = tiny(mode="combiner").eval()
+    data = batch(combiner)
+    summed = tiny(mode="sum").eval()  # the same seed: the same CLIP weights, no Combiner
+    derived = derive_baseline(combiner, "sum")
+    with torch.no_grad():
+        torch.testing.assert_close(derived.encode_query(data), summed.encode_query(data))
+        assert not torch.allclose(derived.encode_query(data), combiner.encode_query(data), atol=1e-3)
+        torch.testing.assert_close(
+            derived.encode_target(data["target_image"]), combiner.encode_target(data["target_image"])
+        )
 
 
 def test_frozen_features_stand_in_for_images():

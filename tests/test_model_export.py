@@ -46,7 +46,7 @@ def embeddings(model, b):
         )
 
 
-@pytest.mark.parametrize("kind", ["case", "image-only", "text-only"])
+@pytest.mark.parametrize("kind", ["case", "image-only", "text-only", "sum"])
 def test_export_round_trip_gives_identical_embeddings(case, kind, tmp_path):
     model = case if kind == "case" else derive_baseline(case, kind)
     with torch.no_grad():
@@ -88,7 +88,10 @@ def test_derived_baselines_reuse_case_weights(case):
             text_only.encode_query(b),
             F.normalize(case.text_proj(hidden[:, 0]), dim=-1),
         )
-        for model in (image_only, text_only):
+        # sum: the normalised sum of the two single-modality queries (BLIP's unit ITC embeddings)
+        summed = image_only.encode_query(b) + text_only.encode_query(b)
+        torch.testing.assert_close(derive_baseline(case, "sum").encode_query(b), F.normalize(summed, dim=-1))
+        for model in (image_only, text_only, derive_baseline(case, "sum")):
             torch.testing.assert_close(
                 model.encode_target(b["target_image"]), case.encode_target(b["target_image"])
             )

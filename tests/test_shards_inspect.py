@@ -63,3 +63,20 @@ def test_inspect_detects_a_corrupted_shard(built, capsys):
 def test_inspect_on_a_folder_without_manifest(tmp_path, capsys):
     assert run_command(INSPECT, [str(tmp_path)]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_inspect_reports_a_truncated_shard_without_a_traceback(built, capsys):
+    shard = built / "triplets" / "triplets-000000.tar"
+    original = shard.read_bytes()
+    try:
+        cut = len(original.rstrip(b"\0")) // 2  # half of what the shard holds (not of its zero padding)
+        shard.write_bytes(original[:cut])  # a copy that stopped half-way
+        assert run_command(INSPECT, [str(built / "triplets"), "--samples", "5"]) == 1
+        captured = capsys.readouterr()
+        lines = [line for line in captured.out.splitlines() if "CORRUPT" in line]
+        assert len(lines) == 2 and all("triplets-000000.tar" in line for line in lines), captured.out
+        assert f"size {cut} != {len(original)}" in lines[0]
+        assert "unreadable (ReadError: unexpected end of data)" in lines[1]
+        assert "Traceback" not in captured.out + captured.err and "coir: error" in captured.err
+    finally:
+        shard.write_bytes(original)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_support import REPO, write_shards
+from test_train_support import REPO, write_manifest, write_shards
 
 from coir.common.errors import ConfigError, MissingInputError
 from coir.pipeline import checkpoint
@@ -71,6 +71,17 @@ def test_two_stage_recipes_agree_on_the_architecture(stage2_file: Path) -> None:
         ("model.temperature=hot", "model.temperature"),
         ("model.family=nosuch", "model.family"),
         ("model.name=tirg", "model.name"),
+        # values that passed validation and failed after the model was built, or never
+        ("data.prefetch_factor=0", "data.prefetch_factor"),
+        ("optim.betas=[0.9,2.0]", "optim.betas"),
+        ("optim.betas=[-0.1,0.999]", "optim.betas"),
+        ("data.shuffle_initial=-1", "data.shuffle_initial"),
+        ("data.shuffle_initial=2000", "data.shuffle_initial"),  # above data.shuffle_buffer (1000)
+        ("data.draft_size=0", "data.draft_size"),
+        ("data.image_mode=XYZ", "data.image_mode"),
+        ("data.max_bad_share=1.5", "data.max_bad_share"),
+        ("optim.eps=0", "optim.eps"),
+        ("optim.weight_decay=-0.01", "optim.weight_decay"),
     ],
 )
 def test_bad_keys_and_values_are_named(recipe: Path, override: str, named: str) -> None:
@@ -104,6 +115,16 @@ def test_cli_reports_the_key_and_exits_2(recipe: Path, capsys) -> None:
     assert "optim.nope" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "override", ["data.prefetch_factor=0", "optim.betas=[0.9,2.0]", "data.shuffle_initial=-5"]
+)
+def test_bad_value_stops_the_cli_before_anything_is_built(recipe: Path, override: str, capsys) -> None:
+    assert train_main([str(recipe), override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coir: error: key") and override.split("=")[0] in err and "Traceback" not in err
+    assert not (recipe.parent / "run").exists()  # no run folder, log or checkpoint was made
+
+
 def test_resume_path_without_complete_checkpoint_is_refused(tmp_path: Path) -> None:
     (tmp_path / "step_00000004").mkdir()  # a checkpoint killed while being written: no trainer.json
     with pytest.raises(MissingInputError, match="trainer.json"):
@@ -119,10 +140,12 @@ def test_unregistered_validator_names_the_key(recipe: Path, tmp_path: Path) -> N
 
 def test_manifest_folder_lists_its_shards(tmp_path: Path) -> None:
     paths = write_shards(tmp_path, shards=3, per_shard=1)
-    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"name": p.name} for p in paths[:2]]}))
+    write_manifest(tmp_path, paths[:2], per_shard=1)
     assert resolve_shards([str(tmp_path)]) == [str(p) for p in paths[:2]]
-    (tmp_path / "manifest.json").write_text(json.dumps({"shards": [{"name": "gone.tar"}]}))
-    with pytest.raises(MissingInputError, match="gone.tar"):
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["shards"].append({**manifest["shards"][0], "name": "gone.tar"})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="gone.tar is missing"):
         resolve_shards([str(tmp_path)])
 
 

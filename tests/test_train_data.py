@@ -139,7 +139,7 @@ def test_open_batches_shuts_the_workers_down_when_training_fails(shards) -> None
     loader = make_loader(stream, cfg, seed=3, use_cuda=False)
     with pytest.raises(RuntimeError, match="step failed"), open_batches(loader) as loader_batches:
         next(loader_batches)
-        workers = list(loader_batches._workers)
+        workers = list(loader_batches.batches._workers)
         assert len(workers) == 2 and all(w.is_alive() for w in workers)
         raise RuntimeError("step failed")
     assert not any(w.is_alive() for w in workers)

@@ -110,10 +110,13 @@ def test_two_ranks_sigterm_then_torchrun_resume(tmp_path: Path) -> None:
 GLOBAL_BATCH = 8
 
 
-def _fixed_batch(processor, size: int) -> dict:
+def _fixed_batch(processor, size: int | None, samples: str = "triplets") -> dict:
     import torch
 
     g = torch.Generator().manual_seed(11)
+    size = size or processor.image_size
+    if samples == "images":  # a model that trains on single images (Pic2Word)
+        return {"image": torch.randn(GLOBAL_BATCH, 3, size, size, generator=g)}
     return {
         "query_image": torch.randn(GLOBAL_BATCH, 3, size, size, generator=g),
         "target_image": torch.randn(GLOBAL_BATCH, 3, size, size, generator=g),
@@ -142,7 +145,7 @@ def _deepspeed_step(
     try:
         trainer = engine._Trainer(config, [], None, dist_env, False)
         trainer._build()
-        batch = _fixed_batch(trainer.processor, config.model.image_size)
+        batch = _fixed_batch(trainer.processor, getattr(config.model, "image_size", None), trainer.samples)
         initial = {k: v.detach().clone() for k, v in trainer.engine.module.state_dict().items()}
         grad_norms = []  # before clipping; DeepSpeed reports it under ZeRO stages 1-2 only
         for _ in range(steps):
@@ -175,7 +178,8 @@ def _single_process_step(recipe: str) -> dict:
     ]
     factor = engine.WarmupCosine(optim.warmup_steps, optim.total_steps, optim.min_lr / optim.lr)(0)
     optimizer = torch.optim.AdamW(groups, lr=optim.lr * factor, betas=tuple(optim.betas), eps=optim.eps)
-    losses = model.loss(_fixed_batch(model.processor(), config.model.image_size))
+    batch = _fixed_batch(model.processor(), getattr(config.model, "image_size", None), model.training_samples)
+    losses = model.loss(batch)
     losses["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
     optimizer.step()
@@ -196,6 +200,14 @@ def _step_recipe(tmp_path: Path, grad_clip: float, family: str = "blip") -> Path
     overrides = {"optim.warmup_steps": 0, "optim.lr": 1e-2, "optim.eps": 1e-3, "optim.grad_clip": grad_clip}
     if family in ("artemis", "cmap"):
         model = tiny_artemis(make_vocabulary(tmp_path), family=family, freeze_backbone=True)
+        return write_recipe(tmp_path, tmp_path / "no_shards", None, model, **overrides)
+    if family == "pic2word":  # no dropout: the two runs would draw different masks
+        clip = {
+            "embed_dim": 32,
+            "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32},
+            "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+        }
+        model = {"family": "pic2word", "clip_config": clip, "hidden_dim": 24, "dropout": 0.0}
         return write_recipe(tmp_path, tmp_path / "no_shards", None, model, **overrides)
     return write_recipe(tmp_path, tmp_path / "no_shards", make_tokenizer(tmp_path / "tok"), **overrides)
 
@@ -231,8 +243,9 @@ def _two_ranks_then_one(rank: int, port: int, recipe: str, out: str) -> None:
 
 
 # one per kind of model: a dot-product dual encoder (CASE; CLIP4Cir's combiner gathers targets the same
-# way), joint EM + IS scoring (ARTEMIS) and its multi-level form (CMAP)
-@pytest.mark.parametrize("family", ["blip", "artemis", "cmap"])
+# way), joint EM + IS scoring (ARTEMIS) and its multi-level form (CMAP), and a symmetric loss over single
+# images, both directions gathered, through a frozen CLIP (Pic2Word)
+@pytest.mark.parametrize("family", ["blip", "artemis", "cmap", "pic2word"])
 def test_two_ranks_step_equals_one_process_on_the_concatenated_batch(tmp_path: Path, family: str) -> None:
     """Gathered negatives through DeepSpeed ZeRO-2: 2 ranks x 4 samples give the loss (rank mean) and the
     updated weights of one process x 8 samples, after one optimizer step; for CASE's dot product, for

@@ -55,7 +55,8 @@ def texts() -> list[str]:
 def write_shards(
     folder: Path, shards: int = 4, per_shard: int = 24, corrupt: tuple[tuple[int, int], ...] = ()
 ) -> list[Path]:
-    """`shards` tar files of `per_shard` triplets; (shard, index) pairs in `corrupt` get a broken JPEG."""
+    """`shards` tar files of `per_shard` triplets; (shard, index) pairs in `corrupt` get a broken JPEG.
+    The folder gets the manifest.json of a finished build (what training checks shards against)."""
     import webdataset as wds
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,23 @@ def write_shards(
                     }
                 )
         paths.append(path)
+    write_manifest(folder, paths, per_shard)
     return paths
+
+
+def write_manifest(folder: Path, paths: list[Path], per_shard: int) -> Path:
+    """A finished build's manifest.json for hand-written triplet shards (the fields training reads)."""
+    from coir.datasets.shards.manifest import FORMAT
+    from coir.datasets.shards.writer import sha256_file
+
+    entries = [
+        {"name": p.name, "samples": per_shard, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in paths
+    ]
+    manifest = {"format": FORMAT, "kind": "triplets", "num_samples": per_shard * len(paths)}
+    manifest["shards"] = entries
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return folder / "manifest.json"
 
 
 def make_tokenizer(folder: Path) -> Path:

@@ -20,14 +20,8 @@ from coir.common.errors import CoirError, ConfigError, MissingInputError
 from coir.datasets.coco import coco_relpath
 from coir.datasets.lasco.config import LascoBuildConfig, manifest_config
 from coir.datasets.lasco.construct import Construction, Triplet, construct_triplets, require_triplets
-from coir.datasets.lasco_files import (
-    corpus_image_relpath,
-    lasco_paths,
-    read_lasco_corpus,
-    read_lasco_triplets,
-    write_lasco_corpus,
-    write_lasco_triplets,
-)
+from coir.datasets.lasco.official import gallery_sample, official_sets
+from coir.datasets.lasco_files import lasco_paths, write_lasco_corpus, write_lasco_triplets
 from coir.datasets.records import CorpusImage, LascoTriplet
 from coir.datasets.shards.build import build_sets
 from coir.datasets.shards.images import RESIZE_MODES, ImageEncoder
@@ -130,78 +124,22 @@ def _triplet_sample(t: Triplet, split: str, coco: Path) -> SampleSpec:
     )
 
 
-def _official_sample(t: LascoTriplet, key: str, coco: Path) -> SampleSpec:
-    qpath, tpath = corpus_image_relpath(t.query_image_path), corpus_image_relpath(t.target_image_path)
-    meta = {
-        "qid": t.qid,
-        "query_image": [t.query_image_id, qpath],
-        "target_image": [t.target_image_id, tpath],
-        "text": t.query_text,
-    }
-    row = {
-        "qid": t.qid,
-        "target_qid": -1,
-        "query_image_id": t.query_image_id,
-        "query_path": qpath,
-        "target_image_id": t.target_image_id,
-        "target_path": tpath,
-        "text": t.query_text,
-    }
-    return SampleSpec(
-        key,
-        ((fields.QUERY_IMAGE, str(coco / qpath)), (fields.TARGET_IMAGE, str(coco / tpath))),
-        t.query_text,
-        meta,
-        row,
-    )
-
-
-def _gallery_sample(image_id: int, relpath: str, coco: Path) -> SampleSpec:
-    return SampleSpec(
-        str(image_id),
-        ((fields.GALLERY_IMAGE, str(coco / relpath)),),
-        None,
-        {"id": image_id, "path": relpath},
-        {"image_id": image_id, "path": relpath},
-    )
-
-
 def plan_lasco(config: LascoBuildConfig) -> list[ShardSet]:
     """The two shard sets of the build (triplets, gallery), identical in every task."""
     _check(config)
     out, coco = Path(config.out), Path(config.coco)
     errors: list[dict[str, str]] = []
+    gallery_errors: list[dict[str, str]] = []
     if config.from_official is None:
         construction = construct(config)
         triplets = [_triplet_sample(t, config.split, coco) for t in construction.triplets]
         coco_split = f"{config.split}2014"
         ids = construction.gallery_image_ids
-        gallery = [_gallery_sample(i, coco_relpath(coco_split, i), coco) for i in ids]
+        gallery = [gallery_sample(i, coco_relpath(coco_split, i), coco) for i in ids]
         report, errors = construction.report, construction.errors
         source = "vqa"
     else:
-        official = read_lasco_triplets(config.from_official)
-        if not official:
-            raise CoirError(f"{config.from_official}: no triplets in the file")
-        seen: dict[str, int] = {}
-        triplets = []
-        for t in official:
-            base = f"{t.qid}_{t.target_image_id}"
-            seen[base] = seen.get(base, 0) + 1
-            triplets.append(_official_sample(t, base if seen[base] == 1 else f"{base}_{seen[base]}", coco))
-        if config.official_corpus:
-            images = {
-                im.id: corpus_image_relpath(im.path) for im in read_lasco_corpus(config.official_corpus)
-            }
-        else:
-            images = {t.query_image_id: corpus_image_relpath(t.query_image_path) for t in official}
-            images.update({t.target_image_id: corpus_image_relpath(t.target_image_path) for t in official})
-        gallery = [_gallery_sample(int(i), images[i], coco) for i in sorted(images, key=int)]
-        report = {
-            "official_triplets": len(official),
-            "triplets": len(triplets),
-            "gallery_images": len(gallery),
-        }
+        triplets, gallery, report, errors, gallery_errors = official_sets(config, coco)
         source = "official"
     meta = {
         "dataset": "lasco",
@@ -212,7 +150,15 @@ def plan_lasco(config: LascoBuildConfig) -> list[ShardSet]:
     }
     return [
         ShardSet(out / "triplets", "triplets", triplets, config.shard_size, TRIPLET_COLUMNS, meta, errors),
-        ShardSet(out / "gallery", "gallery", gallery, config.gallery_shard_size, GALLERY_COLUMNS, meta),
+        ShardSet(
+            out / "gallery",
+            "gallery",
+            gallery,
+            config.gallery_shard_size,
+            GALLERY_COLUMNS,
+            meta,
+            gallery_errors,
+        ),
     ]
 
 

@@ -9,8 +9,9 @@ Filters (each counted in the report): answer type, annotator agreement on the co
 identical answers after normalisation, rephraser failure, text length. Normalised answers are only
 for comparing (filters, agreement, de-duplication); the rephraser gets the raw consensus answer,
 lightly cleaned, so texts keep its wording ("none", "t-mobile", "one on left"). Inputs that cannot
-be used at all (a pair naming an unknown question, a question without annotation) are errors:
-recorded with their reason, not fatal.
+be used at all (a pair naming an unknown question, a question without annotation, an annotation whose
+image_id is not its question's) are errors: recorded with their reason, not fatal. A question_id given
+twice in one file is fatal (the readers refuse it).
 """
 
 from __future__ import annotations
@@ -93,6 +94,22 @@ def construct_triplets(
                     f"question {q.question_id} has no annotation in {afile}",
                 )
             )
+    mismatched = {
+        q.question_id
+        for q in questions
+        if q.question_id in ann_by_qid and ann_by_qid[q.question_id].image_id != q.image_id
+    }
+    for qid in sorted(mismatched):
+        errors.append(
+            error_record(
+                "question",
+                qid,
+                afile,
+                "image_mismatch",
+                f"the annotation of question {qid} in {afile} is about image {ann_by_qid[qid].image_id}, "
+                f"the question in {qfile} about image {by_qid[qid].image_id}",
+            )
+        )
     seen: set[frozenset[int]] = set()
     candidates: list[tuple[VQAQuestion, VQAAnnotation, VQAQuestion, VQAAnnotation]] = []
     for i, (q1, q2) in enumerate(pairs):
@@ -122,6 +139,19 @@ def construct_triplets(
                 )
             )
             counts["skipped_missing_annotation"] += 1
+            continue
+        inconsistent = [q for q in (q1, q2) if q in mismatched]
+        if inconsistent:
+            errors.append(
+                error_record(
+                    "pair",
+                    pair_id,
+                    pfile,
+                    "image_mismatch",
+                    f"pair {i}: the annotation of question {inconsistent[0]} is about another image",
+                )
+            )
+            counts["skipped_image_mismatch"] += 1
             continue
         if frozenset((q1, q2)) in seen or q1 == q2:
             counts["dropped_duplicate_pair"] += 1

@@ -13,6 +13,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -169,6 +170,9 @@ def _worker(units: list[Unit], encoder: ImageEncoder, cache_bytes: int, out: Any
             written, skipped = write_unit(unit, cache)
             out.put(("shard", written, skipped))
         out.put(("stats", cache.encoded, cache.hits))
+    except CoirError as error:  # the user's to fix (a full disk …): its message, not a traceback
+        out.put(("user_error", str(error)))
+        sys.exit(1)  # no traceback on stderr: the parent raises the message
     except BaseException:
         out.put(("error", traceback.format_exc()))
         raise
@@ -226,6 +230,13 @@ def _count(stats: dict[str, int], written: int, skipped: int) -> None:
     stats["samples_skipped"] += skipped
 
 
+def _raise_failure(message: tuple) -> None:
+    if message[0] == "user_error":
+        raise CoirError(message[1])
+    if message[0] == "error":
+        raise RuntimeError(f"a shard worker failed:\n{message[1]}")
+
+
 def _run_processes(per_worker: list[list[Unit]], encoder: ImageEncoder, cache_bytes: int) -> Iterator[tuple]:
     # fork: workers inherit the plan without pickling it, and callers need no __main__ guard
     context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -247,8 +258,7 @@ def _run_processes(per_worker: list[list[Unit]], encoder: ImageEncoder, cache_by
                 if all(not p.is_alive() for p in processes):
                     break
                 continue
-            if message[0] == "error":
-                raise RuntimeError(f"a shard worker failed:\n{message[1]}")
+            _raise_failure(message)
             yield message
         # drain what arrived between the last get and the exit of the workers
         while True:
@@ -256,8 +266,7 @@ def _run_processes(per_worker: list[list[Unit]], encoder: ImageEncoder, cache_by
                 message = messages.get(timeout=0.05)
             except queue.Empty:
                 break
-            if message[0] == "error":
-                raise RuntimeError(f"a shard worker failed:\n{message[1]}")
+            _raise_failure(message)
             yield message
         failed = [p.exitcode for p in processes if p.exitcode != 0]
         if failed:

@@ -38,6 +38,7 @@ from typing import Any
 from coir.common import fields as shard_fields
 from coir.common.config import to_dict
 from coir.common.errors import CoirError, ConfigError, MissingInputError
+from coir.common.paths import outside_root
 from coir.datasets.fashion200k import TEXT_FORMS as FASHION200K_TEXT_FORMS
 from coir.datasets.fashion200k import WORD_DELETIONS
 from coir.datasets.fashioniq import FASHIONIQ_TEMPLATE, join_fashioniq_captions
@@ -90,25 +91,37 @@ def _key(text: str) -> str:
 
 
 def _cirr_sets(config: BenchmarkShardsConfig) -> tuple[list[SampleSpec], list[SampleSpec], list[dict]]:
-    from coir.datasets.cirr import cirr_image_path, read_cirr_image_split, read_cirr_triplets
+    from coir.datasets.cirr import (
+        cirr_captions_path,
+        cirr_image_path,
+        cirr_split_path,
+        read_cirr_image_split,
+        read_cirr_triplets,
+    )
 
     root, split = Path(config.root), config.split
     triplets = read_cirr_triplets(root, split)
-    images = read_cirr_image_split(root, split)
-    samples, errors = [], []
-    for t in triplets:
+    split_file, captions = cirr_split_path(root, split), cirr_captions_path(root, split)
+    images, errors = {}, []
+    for index, (name, rel) in enumerate(read_cirr_image_split(root, split).items()):
+        reason = outside_root(rel)
+        if reason is None:
+            images[name] = rel
+        else:
+            message = f"{split_file}, record {index}: image {name!r} path {rel!r} {reason}"
+            errors.append(error_record("gallery", name, str(split_file), "bad_path", message))
+    refused = {e["id"] for e in errors}
+    samples = []
+    for index, t in enumerate(triplets):
         names = [t.reference] + ([t.target_hard] if t.target_hard is not None else [])
         unknown = [n for n in names if n not in images]
         if unknown:
-            errors.append(
-                error_record(
-                    "triplet",
-                    t.pairid,
-                    str(root),
-                    "unknown_image",
-                    f"pair {t.pairid}: image {unknown[0]!r} is not in the {split} image split",
-                )
+            problem = (
+                "its path was refused" if unknown[0] in refused else f"is not in the {split} image split"
             )
+            reason = "bad_path" if unknown[0] in refused else "unknown_image"
+            message = f"{captions}, record {index}: pair {t.pairid}: image {unknown[0]!r} {problem}"
+            errors.append(error_record("triplet", t.pairid, str(captions), reason, message))
             continue
         fields = [(shard_fields.QUERY_IMAGE, str(cirr_image_path(root, images[t.reference])))]
         if t.target_hard is not None:

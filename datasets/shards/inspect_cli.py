@@ -37,25 +37,32 @@ def shard_folders(root: Path) -> list[Path]:
     return found
 
 
-def read_samples(folder: Path, count: int) -> list[dict[str, Any]]:
-    """The first `count` samples of the first shards, as {field: bytes} with `__key__`."""
+def read_samples(folder: Path, count: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The first `count` samples of the first shards, as {field: bytes} with `__key__`, and a line for
+    each shard that could not be read to the end (truncated, not a tar …; its samples before the break
+    are kept)."""
     import tarfile
 
     from coir.datasets.shards.manifest import read_manifest
 
     samples: list[dict[str, Any]] = []
+    unreadable: list[str] = []
     for shard in read_manifest(folder)["shards"]:
-        with tarfile.open(folder / shard["name"]) as tar:
-            for member in tar:
-                key, _, field = member.name.partition(".")
-                if not samples or samples[-1]["__key__"] != key:
-                    if len(samples) == count:
-                        return samples
-                    samples.append({"__key__": key})
-                samples[-1][field] = tar.extractfile(member).read()
+        path = folder / shard["name"]
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    key, _, field = member.name.partition(".")
+                    if not samples or samples[-1]["__key__"] != key:
+                        if len(samples) == count:
+                            return samples, unreadable
+                        samples.append({"__key__": key})
+                    samples[-1][field] = tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as error:
+            unreadable.append(f"{path}: unreadable ({type(error).__name__}: {error})")
         if len(samples) >= count:
             break
-    return samples[:count]
+    return samples[:count], unreadable
 
 
 def describe(sample: dict[str, Any]) -> str:
@@ -129,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
                 failed = True
             else:
                 print(f"  verified sha256 of {manifest['num_shards']} shards: OK")
-        for sample in read_samples(folder, args.samples):
+        samples, unreadable = read_samples(folder, args.samples)
+        for problem in unreadable:
+            print(f"  CORRUPT {problem}")
+            failed = True
+        for sample in samples:
             print(describe(sample))
             shown.append((folder.name, sample))
     if args.contact_sheet:

@@ -11,11 +11,14 @@ errors.parquet and removes `_parts/`.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coir.common.errors import CoirError
 from coir.common.json_io import dump_json
+from coir.common.unique import duplicates
 from coir.datasets.shards.plan import num_shards_for, shard_name
 
 PARTS = "_parts"
@@ -47,6 +50,17 @@ class ShardSet:
     index_columns: tuple[tuple[str, str], ...]  # (name, arrow type: "string" | "int64" | "float64")
     meta: dict[str, Any] = field(default_factory=dict)  # goes into manifest.json (config, report…)
     errors: list[dict[str, str]] = field(default_factory=list)  # inputs skipped before sharding
+
+    def __post_init__(self) -> None:
+        """Two samples with one key would be two tar members of one name, and a reader keeps one."""
+        repeated = duplicates(s.key for s in self.samples)
+        if repeated:
+            first, repeat, key = repeated[0]
+            rows = [json.dumps(self.samples[i].row, default=str)[:200] for i in (first, repeat)]
+            raise CoirError(
+                f"{self.folder}: samples {rows[0]} and {rows[1]} share the shard key {key!r} "
+                f"({len(repeated)} repeated key(s)); every id and name of a build must map to its own key"
+            )
 
     @property
     def num_shards(self) -> int:

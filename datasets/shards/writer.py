@@ -2,7 +2,8 @@
 
 Every header field that could vary between runs (mtime, uid, gid, user and group names, mode) is
 fixed, so the same samples always give the same bytes. A shard is written under a temporary name
-in its own folder and renamed when complete: a file with a final shard name is always whole.
+in its own folder and renamed when complete: a file with a final shard name is always whole. A full
+disk stops the writer with a DiskFullError naming the file and saying that a rerun resumes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from coir.common.atomic import atomic_path
+from coir.common.errors import DiskFullError
 
 TMP_MARK = ".tmp-"
+RESUME_NOTE = (
+    "nothing half-written was kept and the shards already finished stay: free space and rerun the same "
+    "command, it resumes with the missing shards"
+)
 
 
 def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -79,12 +85,15 @@ def write_shard(
     `before_rename(sha256, size)` runs once the temp file is complete, before it takes its name.
     """
     path = Path(path)
-    with atomic_path(path, temp_name=f"{path.name}{TMP_MARK}{os.getpid()}") as tmp:
-        with open(tmp, "wb") as raw:
-            hashing = _HashingFile(raw)
-            write_tar(hashing, samples)
-        if before_rename is not None:
-            before_rename(hashing.sha.hexdigest(), hashing.size)
+    try:
+        with atomic_path(path, temp_name=f"{path.name}{TMP_MARK}{os.getpid()}") as tmp:
+            with open(tmp, "wb") as raw:
+                hashing = _HashingFile(raw)
+                write_tar(hashing, samples)
+            if before_rename is not None:
+                before_rename(hashing.sha.hexdigest(), hashing.size)
+    except DiskFullError as error:
+        raise DiskFullError(error.path, RESUME_NOTE) from error.__cause__
     return hashing.sha.hexdigest(), hashing.size
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from coir.common.config import load_config
 from coir.common.errors import ConfigError
 from coir.eval.metrics import recall_at_k
-from coir.eval.tasks import Task
+from coir.eval.tasks import Query, Task
 
 if TYPE_CHECKING:
     from coir.eval.config import EvalConfig
@@ -45,6 +45,9 @@ class Benchmark:
     Options: ClassVar[type] = NoOptions
     # splits whose only result is the server files: `coir eval` writes them even without --out
     submission_splits: ClassVar[tuple[str, ...]] = ()
+    # the metrics the zero-shot report (`coir eval zeroshot`, its val split) shows for each task and
+    # the summary row; empty: the benchmark is not in that report
+    report_metrics: ClassVar[tuple[str, ...]] = ()
 
     def options(self, config: EvalConfig) -> Any:
         """config.options[name] as a typed Options instance (ConfigError naming the key)."""
@@ -74,7 +77,7 @@ class Benchmark:
         """The results.json row model selection reads: the task's own, or the summary row."""
         return f"{self.name}/{split}"
 
-    def summary(self, per_task: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
+    def summary(self, per_task: Sequence[Mapping[str, float | str]]) -> dict[str, float | str] | None:
         """A row over the tasks (e.g. their mean), stored under headline(split); None: no such row."""
         return None
 
@@ -101,6 +104,10 @@ class Benchmark:
     def truth_file(self, task: Task) -> str:
         """Name of the synthetic world's redundancy truth file for this task (under W/truth/)."""
         return f"{self.name}_redundancy_{task.split}.json"
+
+    def truth_key(self, query: Query) -> str:
+        """The key of a query in the truth file: its own key by default."""
+        return query.key
 
 
 _REGISTRY: dict[str, Benchmark] = {}

@@ -192,6 +192,7 @@ class CIRCO(Benchmark):
     splits = CIRCO_SPLITS
     Options = CIRCOOptions
     submission_splits = ("test",)
+    report_metrics = tuple(f"mAP@{k}" for k in KS)
 
     def check(self, config: EvalConfig) -> None:
         super().check(config)

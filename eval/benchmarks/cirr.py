@@ -1,12 +1,13 @@
 """CIRR: the official protocol and the evaluation-server files.
 
 Gallery = the split's images (captions/cap.rc2.<split>.json, image_splits/split.rc2.<split>.json);
-each query's reference is removed from its ranking. Metrics: R@1/5/10/50 over the gallery, Rs@1/2/3
-within the query's img_set minus the reference, and "avg" = (R@5 + Rs@1) / 2, the official headline
-number and the model-selection measure. On splits with `target_soft` (val, train) also the
-soft-label recalls softR@k and softRs@k of the dataset authors' validation code (CIRPLANT,
-OSCAR_CIRPLANT.eval_test_scoring_step_CIRR): per query, the highest target_soft score among the
-first k candidates, floored at 0 (scores are 1.0, 0.5, 0.2 and -1.0 for "not a match"), averaged.
+each query's reference is removed from its ranking (each results row records "reference": "removed").
+Metrics: R@1/5/10/50 over the gallery, Rs@1/2/3 within the query's img_set minus the reference, and
+"avg" = (R@5 + Rs@1) / 2, the official headline number and the model-selection measure. On splits
+with `target_soft` (val, train) also the soft-label recalls softR@k and softRs@k of the dataset
+authors' validation code (CIRPLANT, OSCAR_CIRPLANT.eval_test_scoring_step_CIRR): per query, the
+highest target_soft score among the first k candidates, floored at 0 (scores are 1.0, 0.5, 0.2 and
+-1.0 for "not a match"), averaged.
 
 Server files (test1; written the same way on val), under <out>/submissions/:
     cirr-<split>-recall-<model>.json        {"version": "rc2", "metric": "recall", "<pairid>": [top 50]}
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from coir.common.errors import DataFormatError
+from coir.common.paths import outside_root
 from coir.datasets.cirr import CIRR_SPLITS
 from coir.eval.benchmarks.base import Benchmark, register
 from coir.eval.metrics import recall_at_k, soft_recall_at_k
@@ -48,11 +50,16 @@ def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None
     from coir.datasets.cirr import (
         cirr_captions_path,
         cirr_image_path,
+        cirr_split_path,
         read_cirr_image_split,
         read_cirr_triplets,
     )
 
     images = read_cirr_image_split(root, split)
+    for index, (name, rel) in enumerate(images.items()):
+        reason = outside_root(rel)
+        if reason is not None:
+            raise DataFormatError(cirr_split_path(root, split), f"path {rel!r} {reason}", index, name)
     triplets = read_cirr_triplets(root, split)
     image_root = Path(image_root or root)
     names = list(images)
@@ -79,7 +86,8 @@ def cirr_task(root: str | Path, split: str, image_root: str | Path | None = None
                 soft=tuple(t.target_soft.items()),
             )
         )
-    return Task("cirr", split, f"cirr/{split}", names, paths, queries, KS, SUBSET_KS)
+    protocol = {"reference": "removed"}  # CIRR's evaluation always removes it
+    return Task("cirr", split, f"cirr/{split}", names, paths, queries, KS, SUBSET_KS, protocol=protocol)
 
 
 def cirr_metrics(
@@ -154,6 +162,7 @@ class CIRR(Benchmark):
     name = "cirr"
     splits = CIRR_SPLITS
     submission_splits = ("test1",)
+    report_metrics = (*(f"R@{k}" for k in KS), *(f"Rs@{k}" for k in SUBSET_KS))
 
     def tasks(self, config: EvalConfig) -> list[Task]:
         return [cirr_task(str(config.data_root), config.split, config.image_root)]

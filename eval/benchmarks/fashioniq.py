@@ -3,7 +3,8 @@ images; the two relative captions joined as CLIP4Cir does. Metrics per category:
 their mean "avg"; the headline row "fashioniq/<split>" is the unweighted mean over the categories
 (its "queries" the sum), and model selection reads its (R@10 + R@50) / 2.
 
-Options (config `options.fashioniq.<key>`, or the flags of the same names):
+Options (config `options.fashioniq.<key>`, or the flags of the same names; each row of results.json
+records the caption template, the caption orders and whether the reference is removed):
     categories       the categories evaluated (default dress, shirt, toptee)
     caption_template how the two captions are joined (default "{c1} and {c2}")
     caption_orders   given: one query per triplet, captions as given (the CLIP4Cir protocol);
@@ -68,6 +69,11 @@ def fashioniq_tasks(
     def image_path(asin: str) -> Path:
         return Path(image_root) / f"{asin}.jpg" if image_root else fashioniq_image_path(root, asin)
 
+    protocol = {
+        "caption_template": template,
+        "caption_orders": caption_orders,
+        "reference": "removed" if mask_reference else "kept",
+    }
     tasks = []
     for category in categories:
         names = read_fashioniq_image_split(root, category, split)
@@ -88,10 +94,9 @@ def fashioniq_tasks(
                 for key, captions in orders
             ]
         paths = [image_path(n) for n in names]
+        name = f"fashioniq-{category}/{split}"
         tasks.append(
-            Task(
-                "fashioniq", split, f"fashioniq-{category}/{split}", names, paths, queries, KS, part=category
-            )
+            Task("fashioniq", split, name, names, paths, queries, KS, part=category, protocol=protocol)
         )
     return tasks
 
@@ -101,6 +106,7 @@ class FashionIQ(Benchmark):
     name = "fashioniq"
     splits = FASHIONIQ_SPLITS
     Options = FashionIQOptions
+    report_metrics = tuple(f"R@{k}" for k in KS)
 
     def check(self, config: EvalConfig) -> None:
         super().check(config)
@@ -144,13 +150,15 @@ class FashionIQ(Benchmark):
     def metrics(self, task: Task, ranking: Ranking) -> dict[str, float]:
         return recall_with_average(ranking.target_rank, task.ks)
 
-    def summary(self, per_task: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
-        """The mean over the categories; none on a split without targets (test)."""
+    def summary(self, per_task: Sequence[Mapping[str, float | str]]) -> dict[str, float | str] | None:
+        """The mean over the categories, with the protocol settings they share; none on a split
+        without targets (test)."""
         if not per_task or not all("avg" in m for m in per_task):
             return None
-        mean = {k: v for k, v in mean_metrics(per_task).items() if k != "queries"}
+        mean: dict[str, float | str] = {k: v for k, v in mean_metrics(per_task).items() if k != "queries"}
         mean["queries"] = sum(m["queries"] for m in per_task)
-        return mean
+        shared = {k: v for k, v in per_task[0].items() if isinstance(v, str)}
+        return mean | {k: v for k, v in shared.items() if all(m.get(k) == v for m in per_task)}
 
     def main_measure(self, metrics: Mapping[str, float]) -> float:
         return (metrics["R@10"] + metrics["R@50"]) / 2

@@ -10,6 +10,8 @@ model sees:
 
     query_image      float [B, 3, H, W]   the reference image, transformed and normalised
     target_image     float [B, 3, H, W]   (training only)
+    image            float [B, 3, H, W]   (training only, in place of all of these, for a model whose
+                                          `training_samples` is "images": Pic2Word learns from images alone)
     <text fields>    whatever `Processor.text` returns: BLIP's input_ids + attention_mask,
                      a word-vocabulary model's input_ids + lengths
 
@@ -18,6 +20,10 @@ A model whose image path starts with a frozen, deterministic part (see `frozen`)
 may carry `query_feature` / `target_feature` [B, ...] in place of `query_image` / `target_image`
 (training on `coir data features` shards, evaluation from cached features), and
 `encode_target_features(features)` is `encode_target` from features.
+
+A model that needs the query's text in a prompt of its own (Pic2Word: "a photo of * , {caption}", its
+pseudo word * standing for the reference image) says so per benchmark with `query_prompt(benchmark)`;
+evaluation and search put each caption into it (`prompt_text`) before the processor tokenises it.
 
 `encode_query(batch)` and `encode_target(images)` return a *state*: a tensor or a tree of tensors
 with the batch as first dimension (see `state`). Ranking scores chunks of query states against
@@ -34,8 +40,24 @@ import torch
 from PIL import Image
 from torch import nn
 
+from coir.common.errors import ConfigError
 from coir.pipeline.models.frozen import FrozenPart
 from coir.pipeline.models.state import State
+
+CAPTION_FIELD = "{caption}"  # where a query prompt takes the query's text
+
+
+def check_prompt(prompt: str, key: str) -> None:
+    """ConfigError naming `key` when `prompt` has no CAPTION_FIELD."""
+    if CAPTION_FIELD not in prompt:
+        raise ConfigError(
+            f"key {key!r}: a query prompt must hold {CAPTION_FIELD} (where the caption goes), got {prompt!r}"
+        )
+
+
+def prompt_text(prompt: str | None, caption: str) -> str:
+    """The caption put into the prompt (every CAPTION_FIELD replaced); the caption itself without one."""
+    return caption if prompt is None else prompt.replace(CAPTION_FIELD, caption)
 
 
 class Processor(Protocol):
@@ -71,6 +93,9 @@ class RetrievalModel(nn.Module, ABC):
     #: memory one (query, candidate) pair takes while `score` runs, in bytes, beyond the [q, g]
     #: float32 result; the ranker sizes its chunks from it and the memory budget
     score_bytes_per_pair: ClassVar[int] = 0
+    #: what the model trains on: "triplets" (query.jpg, target.jpg, txt) or "images" (gallery-format
+    #: shards, one jpg per sample; batches hold `image` only)
+    training_samples: ClassVar[str] = "triplets"
 
     @abstractmethod
     def encode_query(self, batch: dict[str, torch.Tensor]) -> State:
@@ -79,6 +104,11 @@ class RetrievalModel(nn.Module, ABC):
     @abstractmethod
     def encode_target(self, images: torch.Tensor) -> State:
         """[N, 3, H, W] candidate images -> gallery state (batch first)."""
+
+    def query_prompt(self, benchmark: str | None) -> str | None:
+        """The text a query's caption is put into on `benchmark` (None: outside a benchmark, e.g. `coir
+        search`), CAPTION_FIELD marking where; None (the default): the caption as it is."""
+        return None
 
     def frozen_image_features(self) -> FrozenPart | None:
         """The frozen start of the image path (images -> features) and its identity; None (the

@@ -21,8 +21,8 @@ META = "coir_model.json"
 
 def save_export(model: RetrievalModel, out_dir: str | Path, card: dict[str, Any] | None = None) -> Path:
     """Write the model's weights, its rebuild config, its family's assets and its provenance card (given,
-    or one naming the model and code version) to out_dir (each file atomically; coir_model.json last, so
-    a folder with it is complete)."""
+    or one naming the model and code version) to out_dir (each file atomically; coir_model.json removed
+    first and written last, so a folder with it is complete and whole)."""
     from safetensors.torch import save_file
 
     from coir.pipeline.card import build_card, write_card
@@ -30,6 +30,9 @@ def save_export(model: RetrievalModel, out_dir: str | Path, card: dict[str, Any]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # over an earlier export: mark it incomplete before replacing any of its files, so a kill mid-way
+    # cannot leave its coir_model.json beside new weights
+    (out / META).unlink(missing_ok=True)
     spec = family_of(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(out / WEIGHTS) as tmp:

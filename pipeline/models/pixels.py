@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_KEYS = ("query_image", "target_image")  # the batch keys that carry images
+IMAGE_KEYS = ("query_image", "target_image", "image")  # the batch keys that carry images
 
 
 def to_uint8(image: Image.Image | np.ndarray) -> torch.Tensor:

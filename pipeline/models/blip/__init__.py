@@ -1,5 +1,6 @@
-"""The BLIP family: CASE (cross-attention early fusion on a BLIP backbone) and its image-only and
-text-only baselines. Registered as `blip` in pyproject.toml's `coir.models` entry points."""
+"""The BLIP family: CASE (cross-attention early fusion on a BLIP backbone) and its image-only, text-only
+and sum (l2n of the unimodal embeddings' sum) baselines. Registered as `blip` in pyproject.toml's
+`coir.models` entry points."""
 
 from coir.pipeline.models.blip.build import BASELINES, MODELS, build, derive_baseline, rebuild, save_assets
 from coir.pipeline.models.blip.config import BlipModelConfig

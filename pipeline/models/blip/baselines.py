@@ -5,6 +5,8 @@ image-only: query = the reference image through the vision tower -> its own proj
             CASE's target embedding of the reference.
 text-only:  query = the text encoder WITHOUT cross-attention ([CLS] first, as BLIP's unimodal text
             encoder) -> text_proj; the image is ignored. Derived from CASE: the same weights, no image.
+sum:        query = l2n(image-only query + text-only query): the normalised sum of BLIP's two unimodal
+            (ITC) embeddings, each L2-normalised as BLIP compares them; no fusion is learned.
 """
 
 from __future__ import annotations
@@ -75,3 +77,21 @@ def copy_parts(parts: BlipParts) -> BlipParts:
     for name, module in parts.named_children():
         setattr(shell, name, copy.deepcopy(module))
     return shell
+
+
+class ImageTextSum(TextOnly):
+    """The zero-shot "image + text" baseline: l2n(l2n(vision_proj(v_cls)) + l2n(text_proj(t_cls)))."""
+
+    name = "sum"
+
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        image = self.encode_target(batch["query_image"])
+        return F.normalize(image + self.encode_text(batch["input_ids"], batch["attention_mask"]), dim=-1)
+
+    def _loss_pairs(self, batch: dict[str, torch.Tensor]):
+        n = batch["query_image"].shape[0]
+        embeds = self.image_embed(
+            self.vision_tokens(torch.cat([batch["query_image"], batch["target_image"]]))
+        )
+        text = self.encode_text(batch["input_ids"], batch["attention_mask"])
+        return (F.normalize(embeds[:n] + text, dim=-1), embeds[n:]), None

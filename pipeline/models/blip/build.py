@@ -9,7 +9,7 @@ from typing import Any
 
 from coir.common.atomic import atomic_dir
 from coir.common.errors import ConfigError, DataFormatError, MissingInputError
-from coir.pipeline.models.blip.baselines import ImageOnly, TextOnly, copy_parts
+from coir.pipeline.models.blip.baselines import ImageOnly, ImageTextSum, TextOnly, copy_parts
 from coir.pipeline.models.blip.case import CASE
 from coir.pipeline.models.blip.config import BlipModelConfig
 from coir.pipeline.models.blip.model import BlipRetrievalModel
@@ -22,8 +22,13 @@ from coir.pipeline.models.blip.parts import (
 )
 from coir.pipeline.models.blip.tokenizer import load_tokenizer
 
-MODELS: dict[str, type[BlipRetrievalModel]] = {"case": CASE, "image-only": ImageOnly, "text-only": TextOnly}
-BASELINES = ("image-only", "text-only")
+MODELS: dict[str, type[BlipRetrievalModel]] = {
+    "case": CASE,
+    "image-only": ImageOnly,
+    "text-only": TextOnly,
+    "sum": ImageTextSum,
+}
+BASELINES = ("image-only", "text-only", "sum")
 TOKENIZER = "tokenizer"  # the tokenizer's folder inside an export
 
 
@@ -149,7 +154,7 @@ def rebuild(name: str, config: dict[str, Any], folder: Path) -> BlipRetrievalMod
 
 
 def derive_baseline(model: BlipRetrievalModel, kind: str) -> BlipRetrievalModel:
-    """image-only / text-only from a trained CASE's weights, without training (deep copies)."""
+    """image-only / text-only / sum from a trained CASE's weights, without training (deep copies)."""
     if model.name == kind:
         return copy.deepcopy(model)
     if not isinstance(model, CASE):

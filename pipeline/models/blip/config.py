@@ -1,4 +1,4 @@
-"""Options of the BLIP family: CASE and its image-only / text-only baselines."""
+"""Options of the BLIP family: CASE and its image-only / text-only / sum baselines."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from coir.pipeline.models.config import ModelConfig
 @dataclass
 class BlipModelConfig(ModelConfig):
     family: str = "blip"
-    name: str = "case"  # case | image-only | text-only
+    name: str = "case"  # case | image-only | text-only | sum
     # tiny (tests, demo) | base (ViT-B/16 + BERT-base, 384 px); default tiny. With model.pretrained or
     # model.init_from the architecture is the checkpoint's: a preset given then must match it
     preset: str | None = None

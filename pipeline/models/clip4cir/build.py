@@ -8,41 +8,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
 from coir.pipeline.models.clip4cir.model import BASELINE_MODELS, Clip4Cir
-
-
-def clip_architecture(cfg: Clip4CirModelConfig) -> dict[str, Any]:
-    """The full open_clip architecture: cfg.clip_config, or the registered config of cfg.clip_model."""
-    if cfg.clip_config:
-        config = copy.deepcopy(dict(cfg.clip_config))
-    else:
-        from open_clip import get_model_config
-
-        config = get_model_config(cfg.clip_model)
-        if config is None:
-            raise ConfigError(
-                f"key 'model.clip_model': {cfg.clip_model!r} is not an open_clip model config "
-                "(open_clip.list_models(); or give the architecture as model.clip_config)"
-            )
-    for key in ("embed_dim", "vision_cfg", "text_cfg"):
-        if key not in config:
-            raise ConfigError(f"key 'model.clip_config': missing {key!r}")
-    return config
-
-
-def build_clip(config: dict[str, Any]) -> nn.Module:
-    """An open_clip CLIP (or CustomTextCLIP) with random weights from a full architecture config."""
-    from open_clip.model import CLIP, CustomTextCLIP
-
-    arguments = copy.deepcopy(config)
-    custom_text = arguments.pop("custom_text", False)
-    # CLIP's own temperature is unused here; shape [1], as DeepSpeed requires of every parameter
-    arguments["nonscalar_logit_scale"] = True
-    return (CustomTextCLIP if custom_text else CLIP)(**arguments)
+from coir.pipeline.models.components.clip import build_clip, clip_architecture, load_clip_checkpoint
 
 
 def build(cfg: Clip4CirModelConfig) -> Clip4Cir:
@@ -52,17 +21,10 @@ def build(cfg: Clip4CirModelConfig) -> Clip4Cir:
                 "model.init_from and model.clip_pretrained are exclusive: give one starting point"
             )
         return build_from_coir_export(cfg)
-    config = clip_architecture(cfg)
+    config = clip_architecture(cfg.clip_model, cfg.clip_config)
     clip = build_clip(config)
     if cfg.clip_pretrained:
-        from open_clip import load_checkpoint
-
-        try:
-            load_checkpoint(clip, cfg.clip_pretrained, strict=True)
-        except (RuntimeError, KeyError) as e:
-            raise DataFormatError(
-                cfg.clip_pretrained, f"not an open_clip checkpoint of {cfg.clip_model}: {e}"
-            ) from e
+        load_clip_checkpoint(clip, cfg.clip_pretrained, cfg.clip_model)
     return Clip4Cir(cfg, clip, config)
 
 
@@ -103,7 +65,7 @@ def rebuild(name: str, config: dict[str, Any], folder: Path) -> Clip4Cir:
 
 
 def derive_baseline(model: Clip4Cir, kind: str) -> Clip4Cir:
-    """image-only / text-only from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
+    """image-only / text-only / sum from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
     derived = BASELINE_MODELS[kind](model.cfg, copy.deepcopy(model.clip), model.clip_config)
     derived.load_state_dict(model.state_dict())
     return derived.to(next(model.parameters()).device)

@@ -27,7 +27,8 @@ from coir.common.errors import ConfigError
 from coir.pipeline.losses import batch_cross_entropy, gather_with_grad
 from coir.pipeline.models.base import RetrievalModel
 from coir.pipeline.models.clip4cir.config import CLIP_ENCODERS, IMAGE_TRANSFORMS, MODES, Clip4CirModelConfig
-from coir.pipeline.models.clip4cir.processor import Clip4CirProcessor
+from coir.pipeline.models.components.clip import FrozenImageFeatures
+from coir.pipeline.models.components.clip_processor import ClipProcessor
 from coir.pipeline.models.frozen import FrozenPart, frozen_identity, weights_sha256
 
 
@@ -64,18 +65,6 @@ class Combiner(nn.Module):
         combined = self.dropout(F.relu(self.combiner_layer(joint)))
         weight = self.dynamic_scalar(joint)
         return F.normalize(self.output_layer(combined) + weight * text + (1 - weight) * image, dim=-1)
-
-
-class FrozenImageFeatures(nn.Module):
-    """CLIP's image tower, without gradients: the frozen part when it does not train (shared, not copied)."""
-
-    def __init__(self, clip: nn.Module) -> None:
-        super().__init__()
-        self.clip = clip
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.clip.encode_image(images).float()
 
 
 class Clip4Cir(RetrievalModel):
@@ -168,11 +157,11 @@ class Clip4Cir(RetrievalModel):
         logits = self.cfg.logit_scale * query.float() @ targets.T  # the Combiner's output may be bf16
         return {"loss": batch_cross_entropy(logits, offset)}
 
-    def processor(self) -> Clip4CirProcessor:
+    def processor(self) -> ClipProcessor:
         cfg = self.cfg
         image_size = cfg.image_size or self.clip_image_size()
         context_length = int(self.clip_config["text_cfg"].get("context_length", 77))
-        return Clip4CirProcessor(image_size, context_length, cfg.image_transform, cfg.target_ratio)
+        return ClipProcessor(image_size, context_length, cfg.image_transform, cfg.target_ratio)
 
     def clip_image_size(self) -> int:
         size = self.clip_config["vision_cfg"].get("image_size", 224)
@@ -203,4 +192,20 @@ class Clip4CirTextOnly(Clip4Cir):
         return F.normalize(self.text_features(batch["input_ids"]), dim=-1)
 
 
-BASELINE_MODELS: dict[str, type[Clip4Cir]] = {"image-only": Clip4CirImageOnly, "text-only": Clip4CirTextOnly}
+class Clip4CirSum(Clip4Cir):
+    """l2n(i + t) of the raw CLIP features, whatever the mode (the zero-shot "image + text" baseline;
+    what mode: sum computes)."""
+
+    name = "sum"
+
+    def encode_query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.normalize(
+            self._raw_features(batch, "query") + self.text_features(batch["input_ids"]), dim=-1
+        )
+
+
+BASELINE_MODELS: dict[str, type[Clip4Cir]] = {
+    "image-only": Clip4CirImageOnly,
+    "text-only": Clip4CirTextOnly,
+    "sum": Clip4CirSum,
+}

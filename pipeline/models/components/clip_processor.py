@@ -1,10 +1,12 @@
-"""The CLIP4Cir input pipeline: the reference's CLIP-style image transform after TargetPad / SquarePad
-(black padding, bicubic resize, centre crop, CLIP's normalisation) and open_clip's BPE tokenizer
-(its vocabulary ships inside the open_clip package). Picklable, runs in DataLoader workers (the image's
-host part; its float conversion and normalisation run on the device, see models/pixels.py)."""
+"""The input pipeline of the open_clip families (CLIP4Cir, Pic2Word): CLIP's image transform, after
+CLIP4Cir's TargetPad / SquarePad when asked (black padding, bicubic resize, centre crop, CLIP's
+normalisation), and open_clip's BPE tokenizer (its vocabulary ships inside the open_clip package).
+Picklable, runs in DataLoader workers (the image's host part; its float conversion and normalisation
+run on the device, see models/pixels.py)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +30,16 @@ def pad_to_ratio(image: Image.Image, target_ratio: float) -> Image.Image:
     return ImageOps.expand(image, (horizontal, vertical, horizontal, vertical), (0, 0, 0))
 
 
+@functools.cache
+def simple_tokenizer(context_length: int) -> Any:
+    """One tokenizer per process and context length (reading the BPE vocabulary takes a second)."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    return SimpleTokenizer(context_length=context_length)
+
+
 @dataclass
-class Clip4CirProcessor:
+class ClipProcessor:
     """image: pad (targetpad: to target_ratio, squarepad: to a square, clip: none), resize the shorter
     side to image_size (bicubic), centre crop, CLIP normalisation. text: open_clip token ids
     [B, context_length], truncated as the reference's clip.tokenize(truncate=True)."""
@@ -84,9 +94,11 @@ class Clip4CirProcessor:
         """uint8 [B, 3, S, S] -> float32, CLIP's normalisation (the device part)."""
         return normalize(images, CLIP_MEAN, CLIP_STD)
 
-    def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokenizer(self) -> Any:
+        """open_clip's SimpleTokenizer (texts -> ids [B, context_length], truncated, ended by <end>)."""
         if self._tokenizer is None:
-            from open_clip.tokenizer import SimpleTokenizer
+            self._tokenizer = simple_tokenizer(self.context_length)
+        return self._tokenizer
 
-            self._tokenizer = SimpleTokenizer(context_length=self.context_length)
-        return {"input_ids": self._tokenizer(texts).long()}
+    def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.tokenizer()(texts).long()}

@@ -1,0 +1,97 @@
+"""A full disk while writing shards: a clear error naming the file and saying a rerun resumes (no
+traceback, nothing half-written under a final name), and the rerun after freeing space gives the same
+bytes as a build that never ran out of space. The full disk is simulated: the shard writer's write
+raises OSError(ENOSPC) once it has written a budget of bytes, as a filling disk would."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+from lasco_fixture import folder_bytes, run_command
+from PIL import Image
+
+from coir.common.atomic import write_bytes_atomic
+from coir.common.errors import DiskFullError
+from coir.datasets.shards import writer
+
+SHARDS = "coir.datasets.shards.cli"
+
+
+@pytest.fixture(scope="module")
+def custom_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("custom")
+    images = root / "images"
+    images.mkdir()
+    for i in range(8):
+        Image.new("RGB", (40, 30), (30 * i, 90, 240 - 30 * i)).save(images / f"i{i}.jpg")
+    lines = [
+        json.dumps({"reference": f"i{i}.jpg", "text": f"change {i}", "target": f"i{(i + 3) % 8}.jpg"})
+        for i in range(8)
+    ]
+    (root / "triplets.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _argv(inputs, out, workers: int) -> list[str]:
+    return [
+        "custom", "--triplets", str(inputs / "triplets.jsonl"), "--images", str(inputs / "images"),
+        "--out", str(out), "--size", "32", "--shard-size", "2", "--workers", str(workers), "--no-progress",
+    ]  # fmt: skip
+
+
+def _disk_fills_after(monkeypatch, budget: int) -> None:
+    """Every process (forked workers inherit it) may write `budget` shard bytes, then gets ENOSPC."""
+    written = [0]
+    real_write = writer._HashingFile.write
+
+    def write(self, data) -> int:
+        written[0] += len(data)
+        if written[0] > budget:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(writer._HashingFile, "write", write)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_disk_names_the_file_and_the_rerun_resumes(
+    custom_inputs, tmp_path, monkeypatch, capsys, workers
+):
+    clean = tmp_path / "clean"
+    assert run_command(SHARDS, _argv(custom_inputs, clean, 1)) == 0
+    expected = folder_bytes(clean)
+    capsys.readouterr()
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        _disk_fills_after(patch, budget=25_000)  # a few shards of ~10 kB fit, then the disk is full
+        assert run_command(SHARDS, _argv(custom_inputs, out, workers)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coir: error: ") and "Traceback" not in err, err
+    assert "no space left" in err and "rerun the same command" in err and "resumes" in err
+    named = err.split("coir: error: ")[1].split(": could not be written")[0]
+    assert named.startswith(str(out)) and named.endswith(".tar"), named
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tar"))
+    assert 0 < len(written) < sum(1 for name in expected if name.endswith(".tar"))
+    assert not (out / "triplets" / "manifest.json").exists()
+    # the failed shard's temp file is gone (another worker, stopped mid-shard, may leave its own: the
+    # rerun removes it), and every shard under a final name is whole
+    assert not [p for p in out.rglob("*") if p.name.startswith(Path(named).name + writer.TMP_MARK)]
+    for name in written:
+        assert (out / name).read_bytes() == expected[name], name
+
+    assert run_command(SHARDS, _argv(custom_inputs, out, workers)) == 0  # space freed: the same command
+    assert folder_bytes(out) == expected
+
+
+def test_any_atomic_write_names_its_file_on_a_full_disk(tmp_path, monkeypatch):
+    def no_space(self, data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", no_space)
+    with pytest.raises(DiskFullError, match="manifest.json: could not be written"):
+        write_bytes_atomic(tmp_path / "manifest.json", b"{}")
+    assert list(tmp_path.iterdir()) == []  # the temp file is gone

@@ -1,0 +1,110 @@
+"""Live training throughput (pipeline/throughput.py): the trainer's FLOP count of its own step, MFU against a
+peak, and peak memory, in every log record, TensorBoard and the run's summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_train_support import (
+    free_port,
+    launch,
+    make_tokenizer,
+    make_vocabulary,
+    tiny_artemis,
+    wait_all,
+    write_recipe,
+    write_shards,
+)
+
+from coir.pipeline.models.flops import train_flops_per_sample
+from coir.pipeline.throughput import known_peak_tflops, step_flops_per_sample
+
+
+@pytest.mark.parametrize(
+    ("name", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA L40S", 362.0),
+        ("NVIDIA L4", 121.0),
+        ("Some Future Accelerator", None),
+    ],
+)
+def test_the_peak_of_a_gpu_comes_from_its_cuda_name(name: str, peak: float | None) -> None:
+    assert known_peak_tflops(name) == peak
+
+
+def _artemis_and_batch(tmp_path: Path):
+    from coir.pipeline.models.registry import build_model, model_config
+
+    cfg = model_config(tiny_artemis(make_vocabulary(tmp_path)))
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    processor = model.processor()
+    ids = processor.text(["the circle is red", "the star is blue"] * 2)
+    batch = {"query_image": torch.rand(4, 3, 32, 32), "target_image": torch.rand(4, 3, 32, 32), **ids}
+    return cfg, model, batch
+
+
+def test_the_step_count_equals_a_full_backward_and_leaves_training_untouched(tmp_path: Path) -> None:
+    """The trainer's count (autograd.grad) equals the benchmark's (loss.backward on a fresh copy), and
+    the model comes out as it went in: no .grad, the same BatchNorm statistics, the same RNG stream."""
+    from coir.pipeline.models.registry import build_model
+
+    cfg, model, batch = _artemis_and_batch(tmp_path)
+    buffers = {k: v.clone() for k, v in model.named_buffers() if v.is_floating_point()}
+    assert buffers, "a model with BatchNorm statistics is the case to check"
+    torch.manual_seed(1)
+    counted = step_flops_per_sample(model, batch)
+    after_count = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(after_count, torch.rand(3))  # the count drew nothing from the global RNG
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers() if k in buffers)
+
+    torch.manual_seed(0)
+    reference = train_flops_per_sample(build_model(cfg), batch)
+    assert counted == pytest.approx(reference, rel=1e-9) and counted > 1e6
+
+
+def test_every_record_and_the_summary_carry_flops_mfu_and_memory(tmp_path: Path) -> None:
+    shards = write_shards(tmp_path / "shards", shards=2, per_shard=16)[0].parent
+    recipe = write_recipe(
+        tmp_path,
+        shards,
+        make_tokenizer(tmp_path / "tok"),
+        **{"optim.total_steps": 4, "logging.every_steps": 2, "logging.peak_tflops": 0.002},
+        **{"logging.tensorboard": True, "checkpoint.every_steps": 0},
+    )
+    ((code, out),) = wait_all(launch(recipe, 1, port=free_port()))
+    assert code == 0, out[-3000:]
+    records = [
+        json.loads(line) for line in (tmp_path / "run" / "logs" / "train.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == [2, 4]
+    flops = records[0]["flops_per_sample"]
+    assert flops > 1e6
+    for record in records:
+        assert record["flops_per_sample"] == flops  # counted once, on the first batch
+        assert record["achieved_tflops"] == pytest.approx(flops * record["samples_per_s"] / 1e12)
+        assert record["mfu"] == pytest.approx(record["achieved_tflops"] / 0.002)
+        assert 0.05 < record["peak_host_memory_gib"] < 64
+        assert "peak_device_memory_gib" not in record  # CPU: no device allocator to read
+    summary = json.loads(out.strip().splitlines()[-1])["throughput"]
+    assert summary["flops_per_sample"] == flops and summary["mfu"] > 0
+    assert summary["peak_host_memory_gib"] >= records[-1]["peak_host_memory_gib"]
+    assert "throughput: " in out and "MFU " in out
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "logs" / "tensorboard"))
+    events.Reload()
+    assert {"train/mfu", "train/achieved_tflops", "train/peak_host_memory_gib"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert [e.step for e in events.Scalars("train/mfu")] == [2, 4]
