@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     from coir.pipeline.engine import deepspeed_config, param_groups
     from coir.pipeline.models.blip.config import BlipModelConfig
     from coir.pipeline.models.flops import train_flops_per_sample
+    from coir.pipeline.models.pixels import to_model_inputs
     from coir.pipeline.models.registry import build_model
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -173,12 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     module = engine.module
     module.train()
 
-    def to_device(batch: dict) -> dict:
+    processor = model.processor()
+
+    def to_device(batch: dict) -> dict:  # uint8 images normalised on the device, as the trainer does
         inputs, _ = split_batch(batch)
-        return {
-            k: v.to(device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
-            for k, v in inputs.items()
-        }
+        return to_model_inputs(inputs, processor, device, dtype)
 
     def sync() -> None:
         if use_cuda:

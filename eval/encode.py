@@ -1,5 +1,8 @@
 """Embedding galleries and queries: batched DataLoaders, an on-disk gallery cache, several ranks.
 
+Images decode in the loaders as the training loader decodes them (pipeline/decode.py) and travel as
+uint8; the processor's `normalize` turns each batch into the model's floats on the device.
+
 States (see coir.pipeline.models.state) are a tensor or a tree of tensors, batch first; every
 function here handles both. Gallery states are cached per (checkpoint, model variant, ordered
 image list, transform): the key hashes the identity of the checkpoint's files (path, size, mtime),
@@ -29,6 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from coir.common.atomic import atomic_path
 from coir.common.errors import DataFormatError, MissingInputError
+from coir.pipeline.decode import PixelDecoder
+from coir.pipeline.models.pixels import stack_images, to_model_inputs
 from coir.pipeline.models.state import State, to_float32, tree_cat, tree_len, tree_map, tree_to
 
 if TYPE_CHECKING:
@@ -58,26 +63,40 @@ def _load_image(path: Path) -> Any:
         raise DataFormatError(path, f"not a readable image: {error}") from None
 
 
+def _load_pixels(path: Path, decoder: PixelDecoder) -> torch.Tensor:
+    """uint8 [3, H, W] of an image file through the processor's host part (the loader's decoder)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MissingInputError(path, "image") from None
+    try:
+        return decoder.tensor(data)
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise DataFormatError(path, f"not a readable image: {error}") from None
+
+
 class ImageDataset(Dataset):
+    """uint8 images (the processor's host part); `normalize` runs on the device, batched."""
+
     def __init__(self, paths: Sequence[Path], processor: Any) -> None:
-        self.paths, self.processor = list(paths), processor
+        self.paths, self.decoder = list(paths), PixelDecoder(processor)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.processor.image(_load_image(self.paths[i]))
+        return _load_pixels(self.paths[i], self.decoder)
 
 
 class QueryDataset(Dataset):
     def __init__(self, paths: Sequence[Path], texts: Sequence[str], processor: Any) -> None:
-        self.paths, self.texts, self.processor = list(paths), list(texts), processor
+        self.paths, self.texts, self.decoder = list(paths), list(texts), PixelDecoder(processor)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
-        return self.processor.image(_load_image(self.paths[i])), self.texts[i]
+        return _load_pixels(self.paths[i], self.decoder), self.texts[i]
 
 
 class _QueryCollate:
@@ -87,7 +106,7 @@ class _QueryCollate:
         self.processor = processor
 
     def __call__(self, items: list[tuple[torch.Tensor, str]]) -> dict[str, torch.Tensor]:
-        images = torch.stack([image for image, _ in items])
+        images = stack_images([image for image, _ in items])
         tokens = self.processor.text([text for _, text in items])
         return {"query_image": images, **tokens}
 
@@ -129,9 +148,10 @@ def encode_images(
 ) -> torch.Tensor:
     """model.encode_target over the images, in order -> gallery state on `device` (None: no images)."""
     check_images_exist(paths, "gallery image")
-    loader = _loader(ImageDataset(paths, model.processor()), batch_size, num_workers)
+    processor = model.processor()
+    loader = _loader(ImageDataset(paths, processor), batch_size, num_workers, stack_images)
     out = [
-        to_float32(model.encode_target(images.to(device, non_blocking=True)))
+        to_float32(model.encode_target(processor.normalize(images.to(device, non_blocking=True))))
         for images in _progress(loader, len(loader), desc, progress)
     ]
     return tree_cat(out) if out else None
@@ -172,7 +192,7 @@ def encode_queries(
     check_images_exist(paths, "reference image")
     loader = _loader(QueryDataset(paths, texts, processor), batch_size, num_workers, _QueryCollate(processor))
     out = [
-        to_float32(model.encode_query(tree_to(batch, device)))
+        to_float32(model.encode_query(to_model_inputs(batch, processor, device)))
         for batch in _progress(loader, len(loader), "queries", progress)
     ]
     return tree_cat(out) if out else None

@@ -26,6 +26,7 @@ from coir.eval.encode import load_cached
 from coir.eval.gallery_index import FAISS, IMAGES, INFO, STATE, checkpoint_identity, entry_file, faiss_module
 from coir.eval.ranking import Ranking, chunk_sizes, rank
 from coir.pipeline.models.base import prompt_text
+from coir.pipeline.models.pixels import to_model_inputs
 from coir.pipeline.models.state import State, tree_to
 
 
@@ -114,7 +115,7 @@ class Retriever:
         processor = self.model.processor()
         text = prompt_text(self.model.query_prompt(None), text)
         batch = {"query_image": processor.image(picture.convert("RGB"))[None], **processor.text([text])}
-        return self.model.encode_query(tree_to(batch, self.device))
+        return self.model.encode_query(to_model_inputs(batch, processor, self.device))
 
     @torch.no_grad()
     def ranking(self, image: str | Path | Any, text: str, k: int = 10) -> Ranking:

@@ -4,9 +4,12 @@ Layout of the stream. The shard list is split by node (rank r of W takes shards[
 of wds.split_by_node, so ranks read disjoint shards whenever there are at least W shards) and then
 by DataLoader worker the same way. Each worker resamples shards from its part (wds.ResampledShards),
 expands them into samples (wds.tarfile_to_samples with a handler that logs and continues), shuffles
-through a buffer, decodes the JPEGs with PIL, augments them when data.augment.enabled (pipeline/augment.py:
-crop, flip with left/right swapped in the text, RandAugment; on the PIL images), applies the model's
-Processor (image transform and tokenisation, in the worker) and yields whole batches. An epoch is a
+through a buffer, decodes the JPEGs (pipeline/decode.py: simplejpeg, straight to uint8 when the image is
+already at the model's input size), augments them when data.augment.enabled (pipeline/augment.py:
+crop, flip with left/right swapped in the text, RandAugment; on the uint8 PIL images), applies the host
+part of the model's Processor (geometry to uint8, tokenisation) and yields whole batches whose images
+are uint8 [B, 3, H, W]: the training step turns them into normalised floats on the device, batched
+(models/pixels.py). An epoch is a
 fixed number of batches per worker (data.samples_per_epoch_per_worker // data.batch_size); a new
 epoch rebuilds the workers.
 A model that trains on single images (`training_samples = "images"`, Pic2Word) reads gallery-format
@@ -45,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import random
 import signal
@@ -61,7 +63,9 @@ from coir.common import fields
 from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig, shard_checksums
+from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.features import array_from_npy
+from coir.pipeline.models.pixels import stack_images
 from coir.pipeline.shard_reader import ShardFault, SkipLog, read_shards
 
 log = logging.getLogger("coir.data")
@@ -133,32 +137,28 @@ class StreamState:
         return cls(raw=[0] * workers, bad=[0] * workers, num_workers=workers, world_size=world_size)
 
 
+def _stack(items: Any) -> torch.Tensor:
+    """A batch of uint8 images (stacked in their decoded HWC order) or of feature arrays."""
+    return stack_images(items) if items[0].dtype == torch.uint8 else torch.stack(list(items))
+
+
 class ImageDecoder:
-    """raw triplet sample -> (query tensor, target tensor, text); raises on anything bad.
-    JPEGs through PIL (data.image_mode, data.draft_size) and the model's Processor."""
+    """raw triplet sample -> (query uint8 tensor, target uint8 tensor, text); raises on anything bad.
+    Bytes through pipeline/decode.py (data.image_mode, data.draft_size) and the host part of the
+    model's Processor; float conversion and normalisation happen on the device (models/pixels.py)."""
 
     fields = (fields.QUERY_IMAGE, fields.TARGET_IMAGE)
     keys = ("query_image", "target_image")  # their batch keys
 
     def __init__(self, processor: Any, config: DataConfig) -> None:
         self.processor = processor
-        self.mode = config.image_mode
-        self.draft = config.draft_size
+        self.pixels = PixelDecoder(processor, config.image_mode, config.draft_size)
         aug = config.augment
         # crops are resized straight to the model's input size (its Processor's resize is then a no-op)
         self.augment = TripletAugment(aug, getattr(processor, "image_size", None)) if aug.enabled else None
 
-    def open(self, data: bytes) -> Any:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as img:
-            if self.draft and img.format == "JPEG":
-                img.draft(self.mode, (self.draft, self.draft))
-            img.load()
-            return img.convert(self.mode)
-
     def item(self, data: bytes) -> torch.Tensor:
-        return self.processor.image(self.open(data))
+        return self.pixels.tensor(data)
 
     def __call__(
         self, sample: dict[str, Any], rng: random.Random | None = None
@@ -171,14 +171,14 @@ class ImageDecoder:
         if self.augment is None or rng is None:
             query, target = (self.item(sample[key]) for key in self.fields)
             return query, target, text
-        ref, tgt, text = self.augment(*(self.open(sample[key]) for key in self.fields), text, rng)
+        ref, tgt, text = self.augment(*(self.pixels.pil(sample[key]) for key in self.fields), text, rng)
         return self.processor.image(ref), self.processor.image(tgt), text
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         queries, targets, texts = zip(*rows, strict=True)
         return {
-            self.keys[0]: torch.stack(queries),
-            self.keys[1]: torch.stack(targets),
+            self.keys[0]: _stack(queries),
+            self.keys[1]: _stack(targets),
             **self.processor.text(list(texts)),  # the model's text fields
         }
 
@@ -214,7 +214,7 @@ class SingleImageDecoder(ImageDecoder):
         return (self.item(sample[fields.GALLERY_IMAGE]),)
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        return {self.keys[0]: torch.stack([row[0] for row in rows])}
+        return {self.keys[0]: _stack([row[0] for row in rows])}
 
 
 SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples

@@ -540,6 +540,7 @@ class _Trainer:
         import torch
 
         from coir.pipeline.data import TrainStream, make_loader, open_batches, split_batch
+        from coir.pipeline.models.pixels import to_model_inputs
 
         config = self.config
         accum, total = config.optim.grad_accumulation, config.optim.total_steps
@@ -580,12 +581,8 @@ class _Trainer:
                     watch.progress(self.stream.epoch, self.step, "compute", micro)
                     waited = time.perf_counter() - started
                     inputs, meta = split_batch(batch)
-                    inputs = {
-                        k: v.to(
-                            self.device, dtype=dtype if v.is_floating_point() else None, non_blocking=True
-                        )
-                        for k, v in inputs.items()
-                    }
+                    # uint8 images -> normalised floats here, on the device, batched
+                    inputs = to_model_inputs(inputs, self.processor, self.device, dtype)
                     if self.flops_per_sample is None:
                         started += self._count_flops(inputs, window)
                     losses = self._micro_step(inputs)

@@ -35,6 +35,7 @@ from coir.pipeline.config import DataConfig
 from coir.pipeline.data import ImageDecoder
 from coir.pipeline.features import DTYPES, MANIFEST_KEY, array_to_npy, folder_manifests
 from coir.pipeline.models.frozen import FrozenPart
+from coir.pipeline.models.pixels import stack_images
 
 KIND = "triplets"
 REPLACED = {fields.QUERY_IMAGE: fields.QUERY_FEATURE, fields.TARGET_IMAGE: fields.TARGET_FEATURE}
@@ -105,7 +106,8 @@ class FeatureWriter:
         digests = list(images)
         for start in range(0, len(digests), self.batch_size):
             chunk = digests[start : start + self.batch_size]
-            batch = torch.stack([images[d] for d in chunk]).to(self.device)
+            pixels = stack_images([images[d] for d in chunk]).to(self.device)  # uint8: normalised here
+            batch = self.decoder.processor.normalize(pixels)
             out = self.frozen.module(batch).float().cpu().numpy().astype(self.dtype)
             for digest, row in zip(chunk, out, strict=True):
                 self.memo.put(digest, row)

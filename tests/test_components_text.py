@@ -162,7 +162,9 @@ def test_word_processor_text_and_image() -> None:
 
     # tall image: padded to a square with white, resized to 256, centre crop 224, ImageNet statistics
     image = Image.new("RGB", (100, 300), (0, 0, 0))
-    pixels = processor.image(image)
+    host = processor.image(image)
+    assert host.shape == (3, 224, 224) and host.dtype == torch.uint8
+    pixels = processor.normalize(host)
     assert pixels.shape == (3, 224, 224) and pixels.dtype == torch.float32
     white = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     black = -torch.tensor([0.485, 0.456, 0.406]) / torch.tensor([0.229, 0.224, 0.225])
@@ -172,5 +174,5 @@ def test_word_processor_text_and_image() -> None:
     assert gray.shape == (3, 224, 224)
 
     again = pickle.loads(pickle.dumps(processor))  # runs in DataLoader workers
-    assert torch.equal(again.image(image), pixels)
+    assert torch.equal(again.image(image), host)
     assert torch.equal(again.text(["is red"])["input_ids"], processor.text(["is red"])["input_ids"])

@@ -27,6 +27,12 @@ class ColourProcessor:
             :, None, None
         ]
 
+    def passes_through(self, width: int, height: int) -> bool:
+        return False  # every image goes through image()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images  # image() already gives the model's input
+
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         ids = torch.zeros((len(texts), 8), dtype=torch.long)
         for i, text in enumerate(texts):

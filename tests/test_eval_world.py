@@ -262,6 +262,12 @@ class OracleProcessor:
     def image(self, image) -> torch.Tensor:
         return _pixels(image)
 
+    def passes_through(self, width: int, height: int) -> bool:
+        return False  # every image goes through image()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images  # image() already gives the model's input
+
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         ids = torch.tensor([[self.parse(t) + 1 if self.parse else 0] for t in texts])
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

@@ -98,7 +98,7 @@ def test_feature_shards_hold_the_frozen_part_of_each_image(source, feature_shard
             for role in ("query", "target"):
                 stored = np.load(io.BytesIO(sample[f"{role}.npy"]))
                 with Image.open(io.BytesIO(given[key][f"{role}.jpg"])) as img:
-                    image = processor.image(img.convert("RGB"))
+                    image = processor.normalize(processor.image(img.convert("RGB")))
                 with torch.no_grad():
                     expected = frozen.module(image[None])[0].numpy()
                 assert stored.dtype == np.float32 and stored.shape == (512,)

@@ -233,7 +233,10 @@ def test_processor_is_picklable_and_shapes_inputs(tok_dir):
     model = make(tok_dir, max_length=12)
     proc = pickle.loads(pickle.dumps(model.processor()))
     img = proc.image(Image.new("L", (50, 70), 128))
-    assert img.shape == (3, SIZE, SIZE) and img.dtype == torch.float32
+    assert img.shape == (3, SIZE, SIZE) and img.dtype == torch.uint8 and bool((img == 128).all())
+    pixels = proc.normalize(img[None])  # the device part: BLIP's statistics
+    expected = (128 / 255 - torch.tensor(proc.mean)) / torch.tensor(proc.std)
+    assert pixels.dtype == torch.float32 and torch.allclose(pixels[0, :, 3, 5], expected, atol=1e-6)
     text = proc.text(["the circle is red", "a " * 40])
     assert text["input_ids"].shape == text["attention_mask"].shape == (2, 12)
     assert text["input_ids"].dtype == torch.long

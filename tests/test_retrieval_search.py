@@ -29,8 +29,9 @@ def brute_force(export: Path, files: list[Path], reference: Path, text: str) -> 
     """Every gallery image scored against the query in one block, best first (ties: lower index)."""
     model = load_export(export).eval()
     processor = model.processor()
-    gallery = model.encode_target(torch.stack([processor.image(Image.open(f).convert("RGB")) for f in files]))
-    image = processor.image(Image.open(reference).convert("RGB"))[None]
+    pixels = torch.stack([processor.image(Image.open(f).convert("RGB")) for f in files])
+    gallery = model.encode_target(processor.normalize(pixels))
+    image = processor.normalize(processor.image(Image.open(reference).convert("RGB"))[None])
     query = model.encode_query({"query_image": image, **processor.text([text])})
     scores = model.score(query, gallery)[0].tolist()
     order = sorted(range(len(files)), key=lambda i: (-scores[i], i))

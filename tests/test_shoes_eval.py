@@ -30,6 +30,12 @@ class GreyProcessor:
     def image(self, image) -> torch.Tensor:
         return torch.tensor(float(np.asarray(image.convert("L")).mean())).view(1, 1, 1)
 
+    def passes_through(self, width: int, height: int) -> bool:
+        return False  # every image goes through image()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images  # image() already gives the model's input
+
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         ids = torch.tensor([[int(t)] for t in texts])
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}

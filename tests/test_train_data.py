@@ -16,8 +16,16 @@ from coir.pipeline.data import StreamState, TrainStream, make_loader, split_shar
 class StubProcessor:
     """Picklable stand-in for a model's Processor (keeps these tests free of model building)."""
 
+    image_size = 8
+
     def image(self, image) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32)).permute(2, 0, 1) / 255
+        return torch.from_numpy(np.array(image.resize((8, 8)), dtype=np.uint8)).permute(2, 0, 1)
+
+    def passes_through(self, width: int, height: int) -> bool:
+        return width == height == 8
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 255
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         ids = torch.tensor(

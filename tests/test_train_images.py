@@ -20,8 +20,16 @@ from coir.pipeline.data import StreamState, TrainStream, check_samples, make_loa
 
 
 class StubProcessor:
+    image_size = 8
+
     def image(self, image) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32)).permute(2, 0, 1) / 255
+        return torch.from_numpy(np.array(image.resize((8, 8)), dtype=np.uint8)).permute(2, 0, 1)
+
+    def passes_through(self, width: int, height: int) -> bool:
+        return width == height == 8
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 255
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         raise AssertionError("single images have no text")
@@ -64,7 +72,7 @@ def test_gallery_shards_stream_as_image_batches(tmp_path: Path) -> None:
         assert batch["image"].shape == (4, 3, 8, 8) and len(batch["_keys"]) == 4
     # each image decoded from its own jpg: a red circle's centre is red
     red = [b["image"][i] for b in batches for i, key in enumerate(b["_keys"]) if int(key[3:]) % 4 == 0]
-    assert red and all(image[0, 4, 4] > 0.7 and image[1, 4, 4] < 0.3 for image in red)
+    assert red and all(image[0, 4, 4] > 0.7 * 255 and image[1, 4, 4] < 0.3 * 255 for image in red)  # uint8
 
 
 def test_triplet_samples_are_skipped_when_single_images_are_expected(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from coir.datasets.lasco.official import gallery_sample, official_sets
 from coir.datasets.lasco_files import lasco_paths, write_lasco_corpus, write_lasco_triplets
 from coir.datasets.records import CorpusImage, LascoTriplet
 from coir.datasets.shards.build import build_sets
-from coir.datasets.shards.images import ImageEncoder
+from coir.datasets.shards.images import RESIZE_MODES, ImageEncoder
 from coir.datasets.shards.manifest import finalize_folder, read_index, remove_leftover_temps
 from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
 from coir.datasets.vqa import read_complementary_pairs, read_vqa_annotations, read_vqa_questions, vqa_paths
@@ -44,8 +44,9 @@ GALLERY_COLUMNS = (("image_id", "int64"), ("path", "string"))
 def _check(config: LascoBuildConfig) -> None:
     if config.split not in ("train", "val"):
         raise ConfigError(f"split must be train or val, got {config.split!r}")
-    if config.images.resize not in ("shorter", "longest"):
-        raise ConfigError(f"images.resize must be shorter or longest, got {config.images.resize!r}")
+    if config.images.resize not in RESIZE_MODES:
+        modes = ", ".join(RESIZE_MODES)
+        raise ConfigError(f"images.resize must be one of {modes}, got {config.images.resize!r}")
     if min(config.shard_size, config.gallery_shard_size, config.images.size) < 1:
         raise ConfigError("shard_size, gallery_shard_size and images.size must be >= 1")
     if not 1 <= config.images.jpeg_quality <= 100:

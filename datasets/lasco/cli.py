@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from coir.datasets.shards.images import RESIZE_MODES
+
 HELP = "build LaSCo triplets and WebDataset shards from VQA 2.0 + COCO (resumable, parallel)"
 EXAMPLE = """\
 coir data lasco --vqa W/vqa --coco W/coco --out runs/lasco --split val --workers 2
@@ -47,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--shard-size", type=int, metavar="N", help="triplets per shard (default 1000)")
     parser.add_argument(
-        "--resize", choices=("shorter", "longest"), help="side resized to --size (default shorter)"
+        "--resize",
+        choices=RESIZE_MODES,
+        help="side resized to --size (default shorter); square: size x size, the training resolution",
     )
     parser.add_argument("--size", type=int, metavar="PX", help="image side in pixels (default 384)")
     parser.add_argument(

@@ -24,7 +24,9 @@ class LascoFilters:
 
 @dataclass
 class LascoImages:
-    resize: str = "shorter"  # shorter | longest: which side becomes `size` (never enlarged)
+    # shorter | longest: which side becomes `size` (never enlarged); square: size x size, the training
+    # resolution (the loader then decodes straight to uint8, no resize)
+    resize: str = "shorter"
     size: int = 384
     jpeg_quality: int = 90
 

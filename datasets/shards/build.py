@@ -16,7 +16,7 @@ import queue
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from coir.common import fields as shard_fields
 from coir.common.atomic import write_bytes_atomic
 from coir.common.errors import CoirError
 from coir.common.json_io import dump_json
+from coir.datasets.shards.images import MANIFEST_KEY as IMAGES_KEY
 from coir.datasets.shards.images import EncodedImageCache, ImageEncoder, ImageProblem
 from coir.datasets.shards.plan import shard_name, split_ranges, task_range
 from coir.datasets.shards.spec import MANIFEST, PARTS, PLAN, SampleSpec, ShardSet, error_record
@@ -286,7 +287,9 @@ def build_sets(
     cache_bytes: int = 512 << 20,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write the shards of task `task_index` of `num_tasks` for every set; skip finished ones."""
+    """Write the shards of task `task_index` of `num_tasks` for every set; skip finished ones.
+    Each set's manifest records how its images are stored (the encoder's settings)."""
+    sets = [replace(s, meta={**s.meta, IMAGES_KEY: encoder.manifest()}) for s in sets]
     report: dict[str, Any] = {"task_index": task_index, "num_tasks": num_tasks, "sets": {}}
     units_per_set: list[list[Unit]] = []
     for shard_set in sets:

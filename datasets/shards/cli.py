@@ -9,6 +9,7 @@ import sys
 from coir.datasets.fashion200k import TEXT_FORMS as FASHION200K_TEXT_FORMS
 from coir.datasets.mit_states import DRAWS, TEXT_FORMS
 from coir.datasets.shards.custom_set import SCHEMA_HELP
+from coir.datasets.shards.images import RESIZE_MODES
 
 HELP = (
     "shard CIRR, CIRCO, FashionIQ, Shoes, Fashion200k, MIT-States or your own (custom) triplets and "
@@ -74,7 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--shard-size", type=int, metavar="N", help="samples per shard (default 1000)")
-    parser.add_argument("--resize", choices=("shorter", "longest"), help="side resized to --size")
+    parser.add_argument(
+        "--resize",
+        choices=RESIZE_MODES,
+        help="side resized to --size; square: size x size, the training resolution (no resize at load)",
+    )
     parser.add_argument("--size", type=int, metavar="PX", help="image side in pixels (default 384)")
     parser.add_argument(
         "--pairs-per-image",

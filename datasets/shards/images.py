@@ -1,7 +1,10 @@
 """Decode, resize and re-encode images, each at most once per worker through a byte-bounded cache.
 
-Images are resized so that their shorter (or longest) side is `size` pixels (never enlarged) and
-saved as baseline JPEG at a fixed quality: the same file always gives the same bytes. JPEG sources
+Images are resized so that their shorter (or longest) side is `size` pixels (never enlarged), or, with
+resize=square, to exactly size x size (bicubic, the whole image, as BLIP's transform resizes it): the
+training resolution, which the loader decodes straight to uint8 with no resize of its own
+(pipeline/decode.py). They are saved as baseline JPEG at a fixed quality: the same file always gives
+the same bytes. JPEG sources
 are decoded at a reduced DCT scale when that still leaves at least the target size (PIL's draft
 mode), which is much cheaper than decoding full size and then shrinking.
 """
@@ -15,7 +18,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-RESIZE_MODES = ("shorter", "longest")
+RESIZE_MODES = ("shorter", "longest", "square")
+MANIFEST_KEY = "images"  # where a build's manifest records how its images were stored
 
 
 class ImageProblem(Exception):
@@ -39,7 +43,14 @@ class ImageEncoder:
         if self.size < 1:
             raise ValueError(f"size must be >= 1, got {self.size}")
 
+    def manifest(self) -> dict[str, object]:
+        """How the images are stored, for the manifest: the loader and its users read it to know
+        whether the shards hold the training resolution (resize square, size = the model's)."""
+        return {"resize": self.resize, "size": self.size, "jpeg_quality": self.quality}
+
     def target_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.resize == "square":
+            return self.size, self.size
         side = min(width, height) if self.resize == "shorter" else max(width, height)
         if side <= self.size:
             return width, height

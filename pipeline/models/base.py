@@ -3,9 +3,12 @@
 Training, checkpoints, export, evaluation and launching only use what is defined here and the
 family's spec in `registry`; none of them names a family.
 
-Batches are dicts of tensors built in DataLoader workers by the model's `Processor`:
+Batches are dicts of tensors built in DataLoader workers by the model's `Processor`. Images travel as
+uint8 [B, 3, H, W] (the processor's host part: decode and geometry) and become the model's float
+inputs on the device, batched (`Processor.normalize`, applied by `pixels.to_model_inputs`); so the
+model sees:
 
-    query_image      float [B, 3, H, W]   the reference image, already transformed
+    query_image      float [B, 3, H, W]   the reference image, transformed and normalised
     target_image     float [B, 3, H, W]   (training only)
     image            float [B, 3, H, W]   (training only, in place of all of these, for a model whose
                                           `training_samples` is "images": Pic2Word learns from images alone)
@@ -58,10 +61,21 @@ def prompt_text(prompt: str | None, caption: str) -> str:
 
 
 class Processor(Protocol):
-    """Picklable: turns raw inputs into tensors. Runs inside DataLoader workers."""
+    """Picklable: turns raw inputs into tensors. `image` and `text` run inside DataLoader workers,
+    `normalize` on the device (see coir.pipeline.models.pixels)."""
+
+    image_size: int
 
     def image(self, image: Image.Image) -> torch.Tensor:
-        """One PIL image -> float tensor [3, H, W]."""
+        """One PIL image -> uint8 tensor [3, H, W]: the geometry (pad, resize, crop), nothing float."""
+        ...
+
+    def passes_through(self, width: int, height: int) -> bool:
+        """Whether `image` returns a decoded width x height image unchanged, so a loader may skip it."""
+        ...
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> the model's float32 inputs, on the images' device (batched)."""
         ...
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:

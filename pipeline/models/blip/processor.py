@@ -1,4 +1,5 @@
-"""The BLIP input pipeline: image transform + tokenizer. Picklable, runs in DataLoader workers."""
+"""The BLIP input pipeline: image transform + tokenizer. Picklable, runs in DataLoader workers (the
+image's host part; its float conversion and normalisation run on the device, see models/pixels.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import torch
 from PIL import Image
+
+from coir.pipeline.models.pixels import normalize, square_passes_through, to_uint8
 
 # BLIP's normalisation (the CLIP statistics)
 BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -33,21 +36,25 @@ class BlipProcessor:
     _transform: Any = field(default=None, init=False, repr=False, compare=False)
 
     def transform(self) -> Any:
+        """The geometry: the whole image to image_size x image_size, bicubic (PIL's, as BLIP's)."""
         if self._transform is None:
             from torchvision import transforms as T
 
-            self._transform = T.Compose(
-                [
-                    T.Resize((self.image_size, self.image_size), interpolation=T.InterpolationMode.BICUBIC),
-                    T.ToTensor(),
-                    T.Normalize(self.mean, self.std),
-                ]
-            )
+            size = (self.image_size, self.image_size)
+            self._transform = T.Resize(size, interpolation=T.InterpolationMode.BICUBIC)
         return self._transform
 
     def image(self, image: Image.Image) -> torch.Tensor:
-        """One PIL image -> float tensor [3, image_size, image_size]."""
-        return self.transform()(image.convert("RGB"))
+        """One PIL image -> uint8 tensor [3, image_size, image_size] (the host part)."""
+        return to_uint8(self.transform()(image.convert("RGB")))
+
+    def passes_through(self, width: int, height: int) -> bool:
+        """Whether `image` leaves a decoded width x height image unchanged (no resize needed)."""
+        return square_passes_through(self.image_size, width, height)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, S, S] -> float32, BLIP's normalisation (the device part)."""
+        return normalize(images, self.mean, self.std)
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Texts -> {"input_ids", "attention_mask"} long [B, max_length] (fixed length, so per-sample

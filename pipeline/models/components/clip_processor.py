@@ -1,7 +1,8 @@
 """The input pipeline of the open_clip families (CLIP4Cir, Pic2Word): CLIP's image transform, after
 CLIP4Cir's TargetPad / SquarePad when asked (black padding, bicubic resize, centre crop, CLIP's
 normalisation), and open_clip's BPE tokenizer (its vocabulary ships inside the open_clip package).
-Picklable, runs in DataLoader workers."""
+Picklable, runs in DataLoader workers (the image's host part; its float conversion and normalisation
+run on the device, see models/pixels.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 import torch
 from PIL import Image, ImageOps
+
+from coir.pipeline.models.pixels import normalize, square_passes_through, to_uint8
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -59,8 +62,6 @@ class ClipProcessor:
                 [
                     T.Resize(self.image_size, interpolation=T.InterpolationMode.BICUBIC),
                     T.CenterCrop(self.image_size),
-                    T.ToTensor(),
-                    T.Normalize(CLIP_MEAN, CLIP_STD),
                 ]
             )
         return self._transform
@@ -76,12 +77,22 @@ class ClipProcessor:
         }
 
     def image(self, image: Image.Image) -> torch.Tensor:
+        """One PIL image -> uint8 tensor [3, image_size, image_size] (the host part)."""
         image = image.convert("RGB")
         if self.image_transform == "targetpad":
             image = pad_to_ratio(image, self.target_ratio)
         elif self.image_transform == "squarepad":
             image = pad_to_ratio(image, 1.0)
-        return self.transform()(image)
+        return to_uint8(self.transform()(image))
+
+    def passes_through(self, width: int, height: int) -> bool:
+        """Whether `image` leaves a decoded width x height image unchanged (a square one needs no
+        padding, and neither resize nor crop changes it at image_size)."""
+        return square_passes_through(self.image_size, width, height)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, S, S] -> float32, CLIP's normalisation (the device part)."""
+        return normalize(images, CLIP_MEAN, CLIP_STD)
 
     def tokenizer(self) -> Any:
         """open_clip's SimpleTokenizer (texts -> ids [B, context_length], truncated, ended by <end>)."""

@@ -1,5 +1,6 @@
 """The input pipeline of the word-vocabulary methods (ARTEMIS / CMAP / MANME): the reference's
-evaluation image transform + word ids. Picklable, runs in DataLoader workers; same protocol as
+evaluation image transform + word ids. Picklable, runs in DataLoader workers (the image's host part;
+its float conversion and normalisation run on the device, see models/pixels.py); same protocol as
 coir.pipeline.models.blip.processor.BlipProcessor.
 """
 
@@ -12,6 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 from coir.datasets.vocab import Vocabulary
+from coir.pipeline.models.pixels import normalize, square_passes_through, to_uint8
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,8 +62,6 @@ class WordProcessor:
             steps += [
                 T.Resize(self.resize),
                 T.CenterCrop(self.image_size),
-                T.ToTensor(),
-                T.Normalize(self.mean, self.std),
             ]
             self._transform = T.Compose(steps)
         return self._transform
@@ -77,8 +77,17 @@ class WordProcessor:
         }
 
     def image(self, image: Image.Image) -> torch.Tensor:
-        """One PIL image -> float tensor [3, image_size, image_size]."""
-        return self.transform()(image.convert("RGB"))
+        """One PIL image -> uint8 tensor [3, image_size, image_size] (the host part)."""
+        return to_uint8(self.transform()(image.convert("RGB")))
+
+    def passes_through(self, width: int, height: int) -> bool:
+        """Whether `image` leaves a decoded width x height image unchanged: a square one at image_size
+        when the resize is to that size too (256 then a 224 crop changes every image)."""
+        return self.resize == self.image_size and square_passes_through(self.image_size, width, height)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, S, S] -> float32, ImageNet normalisation (the device part)."""
+        return normalize(images, self.mean, self.std)
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Texts -> {"input_ids": long [B, max_length], "lengths": long [B]} and "attention_mask"

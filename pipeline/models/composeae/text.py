@@ -16,6 +16,7 @@ from torch import nn
 
 from coir.common.errors import ConfigError, DataFormatError, MissingInputError
 from coir.pipeline.models.components.processor import IMAGENET_MEAN, IMAGENET_STD
+from coir.pipeline.models.pixels import normalize, square_passes_through, to_uint8
 
 KEY = "model.text_model"
 
@@ -142,14 +143,22 @@ class ComposeAEProcessor:
                 [
                     T.Resize(self.resize),
                     T.CenterCrop(self.image_size),
-                    T.ToTensor(),
-                    T.Normalize(self.mean, self.std),
                 ]
             )
         return self._transform
 
     def image(self, image: Image.Image) -> torch.Tensor:
-        return self.transform()(image.convert("RGB"))
+        """One PIL image -> uint8 tensor [3, image_size, image_size] (the host part; normalize runs on
+        the device, see models/pixels.py)."""
+        return to_uint8(self.transform()(image.convert("RGB")))
+
+    def passes_through(self, width: int, height: int) -> bool:
+        """Whether `image` leaves a decoded width x height image unchanged."""
+        return self.resize == self.image_size and square_passes_through(self.image_size, width, height)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, S, S] -> float32, ImageNet normalisation (the device part)."""
+        return normalize(images, self.mean, self.std)
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Texts -> {"input_ids", "attention_mask"} long [B, max_length]."""
