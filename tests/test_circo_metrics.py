@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
-from circo_fixture import circo_root, official_metrics
+from circo_fixture import OFFICIAL_ASPECTS, circo_root, official_metrics
 
 from coir.common.errors import DataFormatError
 from coir.eval import score_cli
@@ -98,17 +98,7 @@ def test_coir_scores_a_predictions_file_as_the_official_formula(root, tmp_path, 
     got = _score([path], root, capsys)
     assert got["queries"] == 220
     assert set(got) == set(reference) | {"queries"}  # every aspect of the official nine occurs in val
-    assert {k.split("[")[1].rstrip("]") for k in got if "[" in k} == {
-        "cardinality",
-        "addition",
-        "negation",
-        "direct_addressing",
-        "compare_change",
-        "comparative_statement",
-        "statement_with_conjunction",
-        "spatial_relations_background",
-        "viewpoint",
-    }
+    assert {k.split("[")[1].rstrip("]") for k in got if "[" in k} == set(OFFICIAL_ASPECTS)
     assert 0 < reference["mAP@5"] < reference["mAP@50"] < 1  # a non-trivial file
     for name, value in reference.items():
         assert got[name] / 100 == pytest.approx(value, abs=1e-6), name

@@ -152,6 +152,22 @@ def test_derived_sum_baseline_of_a_combiner_model_is_its_towers_in_sum_mode():
         )
 
 
+def test_a_derived_baseline_exports_and_loads_as_itself(tmp_path):
+    """An image-only / sum CLIP4Cir written as an export comes back as that baseline, not as the fused
+    model (its name picks the class), with the same queries."""
+    from coir.pipeline.models.export import load_export, save_export
+    from coir.pipeline.models.registry import derive_baseline
+
+    combiner = tiny(mode="combiner").eval()
+    data = batch(combiner)
+    for kind in ("image-only", "sum"):
+        derived = derive_baseline(combiner, kind)
+        loaded = load_export(save_export(derived, tmp_path / kind)).eval()
+        assert (type(loaded), loaded.name) == (type(derived), kind)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.encode_query(data), derived.encode_query(data))
+
+
 def test_frozen_features_stand_in_for_images():
     model = tiny(freeze_clip=True).eval()
     data = batch(model)

@@ -10,7 +10,7 @@ from typing import Any
 
 from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
-from coir.pipeline.models.clip4cir.model import BASELINE_MODELS, Clip4Cir
+from coir.pipeline.models.clip4cir.model import MODELS, Clip4Cir
 from coir.pipeline.models.components.clip import build_clip, clip_architecture, load_clip_checkpoint
 
 
@@ -25,7 +25,7 @@ def build(cfg: Clip4CirModelConfig) -> Clip4Cir:
     clip = build_clip(config)
     if cfg.clip_pretrained:
         load_clip_checkpoint(clip, cfg.clip_pretrained, cfg.clip_model)
-    return Clip4Cir(cfg, clip, config)
+    return MODELS[cfg.name](cfg, clip, config)
 
 
 def build_from_coir_export(cfg: Clip4CirModelConfig) -> Clip4Cir:
@@ -42,7 +42,7 @@ def build_from_coir_export(cfg: Clip4CirModelConfig) -> Clip4Cir:
     )
     model = build_clip(source.clip_config)
     model.load_state_dict(source.clip.state_dict())
-    result = Clip4Cir(start, model, source.clip_config)
+    result = MODELS[start.name](start, model, source.clip_config)
     if result.combiner is not None and source.combiner is not None:
         try:
             result.combiner.load_state_dict(source.combiner.state_dict())
@@ -61,11 +61,12 @@ def rebuild(name: str, config: dict[str, Any], folder: Path) -> Clip4Cir:
         raise DataFormatError(
             folder / "coir_model.json", "missing the open_clip architecture", field="clip_config"
         )
-    return Clip4Cir(cfg, build_clip(cfg.clip_config), cfg.clip_config)
+    return MODELS[name](cfg, build_clip(cfg.clip_config), cfg.clip_config)
 
 
 def derive_baseline(model: Clip4Cir, kind: str) -> Clip4Cir:
     """image-only / text-only / sum from a trained CLIP4Cir's towers (the trained CLIP features, unfused)."""
-    derived = BASELINE_MODELS[kind](model.cfg, copy.deepcopy(model.clip), model.clip_config)
+    cfg = dataclasses.replace(model.cfg, name=kind)
+    derived = MODELS[kind](cfg, copy.deepcopy(model.clip), model.clip_config)
     derived.load_state_dict(model.state_dict())
     return derived.to(next(model.parameters()).device)

@@ -209,3 +209,5 @@ BASELINE_MODELS: dict[str, type[Clip4Cir]] = {
     "text-only": Clip4CirTextOnly,
     "sum": Clip4CirSum,
 }
+# every model of the family by name (ModelConfig.name; an export's "name"): the fused one first
+MODELS: dict[str, type[Clip4Cir]] = {"clip4cir": Clip4Cir, **BASELINE_MODELS}
