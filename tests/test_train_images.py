@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from test_train_data import StubProcessor as TripletStubProcessor
 from test_train_support import _image, write_shards
 
 from coir.common.errors import ConfigError
@@ -19,17 +19,8 @@ from coir.pipeline.config import DataConfig
 from coir.pipeline.data import StreamState, TrainStream, check_samples, make_loader
 
 
-class StubProcessor:
-    image_size = 8
-
-    def image(self, image) -> torch.Tensor:
-        return torch.from_numpy(np.array(image.resize((8, 8)), dtype=np.uint8)).permute(2, 0, 1)
-
-    def passes_through(self, width: int, height: int) -> bool:
-        return width == height == 8
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return images.float() / 255
+class StubProcessor(TripletStubProcessor):
+    """The triplet tests' stand-in, whose text must never be asked for: single images have none."""
 
     def text(self, texts: list[str]) -> dict[str, torch.Tensor]:
         raise AssertionError("single images have no text")

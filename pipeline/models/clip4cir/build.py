@@ -8,10 +8,15 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from coir.common.errors import ConfigError, DataFormatError
+from coir.common.errors import ConfigError
 from coir.pipeline.models.clip4cir.config import Clip4CirModelConfig
 from coir.pipeline.models.clip4cir.model import MODELS, Clip4Cir
-from coir.pipeline.models.components.clip import build_clip, clip_architecture, load_clip_checkpoint
+from coir.pipeline.models.components.clip import (
+    build_clip,
+    clip_architecture,
+    load_clip_checkpoint,
+    rebuild_clip_model,
+)
 
 
 def build(cfg: Clip4CirModelConfig) -> Clip4Cir:
@@ -56,12 +61,7 @@ def save_assets(model: Clip4Cir, folder: Path) -> None:
 
 
 def rebuild(name: str, config: dict[str, Any], folder: Path) -> Clip4Cir:
-    cfg = Clip4CirModelConfig.from_export(config["model"], name)
-    if not cfg.clip_config:
-        raise DataFormatError(
-            folder / "coir_model.json", "missing the open_clip architecture", field="clip_config"
-        )
-    return MODELS[name](cfg, build_clip(cfg.clip_config), cfg.clip_config)
+    return rebuild_clip_model(MODELS[name], Clip4CirModelConfig.from_export(config["model"], name), folder)
 
 
 def derive_baseline(model: Clip4Cir, kind: str) -> Clip4Cir:

@@ -68,3 +68,13 @@ class FrozenImageFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.clip.encode_image(images).float()
+
+
+def rebuild_clip_model(model_class: Any, cfg: Any, folder: Path) -> Any:
+    """An open_clip family's model from its export config (`cfg.clip_config` holds the whole
+    architecture; the export's weights are loaded afterwards)."""
+    if not cfg.clip_config:
+        raise DataFormatError(
+            folder / "coir_model.json", "missing the open_clip architecture", field="clip_config"
+        )
+    return model_class(cfg, build_clip(cfg.clip_config), cfg.clip_config)

@@ -11,7 +11,12 @@ from typing import Any
 import torch
 
 from coir.common.errors import ConfigError, DataFormatError
-from coir.pipeline.models.components.clip import build_clip, clip_architecture, load_clip_checkpoint
+from coir.pipeline.models.components.clip import (
+    build_clip,
+    clip_architecture,
+    load_clip_checkpoint,
+    rebuild_clip_model,
+)
 from coir.pipeline.models.loading import load_state_checked
 from coir.pipeline.models.pic2word.config import Pic2WordModelConfig
 from coir.pipeline.models.pic2word.model import MODELS, Pic2Word
@@ -79,9 +84,4 @@ def save_assets(model: Pic2Word, folder: Path) -> None:
 
 
 def rebuild(name: str, config: dict[str, Any], folder: Path) -> Pic2Word:
-    cfg = Pic2WordModelConfig.from_export(config["model"], name)
-    if not cfg.clip_config:
-        raise DataFormatError(
-            folder / "coir_model.json", "missing the open_clip architecture", field="clip_config"
-        )
-    return MODELS[name](cfg, build_clip(cfg.clip_config), cfg.clip_config)
+    return rebuild_clip_model(MODELS[name], Pic2WordModelConfig.from_export(config["model"], name), folder)
