@@ -1,9 +1,10 @@
 """The torch.distributed variables of one task, from the submitit/SLURM job environment.
 
 Every task of a launched job calls `export_torch_env` before the trainer starts: MASTER_ADDR,
-MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE come from
-submitit.helpers.TorchDistributedEnvironment (the port is derived from the job id, so every task of
-the job, and the job again after a requeue, agree on it).
+RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE come from
+submitit.helpers.TorchDistributedEnvironment; MASTER_PORT is a port rank 0 found free on its node and
+shared through the job's folder (rendezvous.py), not submitit's job-id-derived one, which another
+process on the node may hold.
 
 CUDA_VISIBLE_DEVICES: submitit's helper would pin it to the local rank. We do not: like torchrun and
 the deepspeed launcher, every task of a node sees the node's GPUs and DeepSpeed (and the trainer)
@@ -35,16 +36,22 @@ def gpu_problem(
     )
 
 
-def export_torch_env(gpus_per_node: int) -> dict[str, str]:
-    """Export the distributed variables of this task (overwriting any); returns what was set."""
+def export_torch_env(gpus_per_node: int, requeues: int = 0) -> dict[str, str]:
+    """Export the distributed variables of this task (overwriting any); returns what was set.
+    `requeues` (the launched task's requeue count) names the attempt whose master port is agreed on."""
     from submitit.helpers import TorchDistributedEnvironment
 
+    from coir.launch.rendezvous import agree_on_port, port_file
+
+    os.environ.pop("MASTER_PORT", None)  # an inherited one would be taken as every attempt's port
     dist_env = TorchDistributedEnvironment()
+    job = dist_env._job_env
+    port = agree_on_port(port_file(job.paths.folder, job.job_id, requeues), dist_env.rank)
     # one node: the loopback address works even where the node's own name does not resolve
     master = dist_env.master_addr if dist_env._job_env.num_nodes > 1 else "127.0.0.1"
     values = {
         "MASTER_ADDR": master,
-        "MASTER_PORT": str(dist_env.master_port),
+        "MASTER_PORT": str(port),
         "RANK": str(dist_env.rank),
         "WORLD_SIZE": str(dist_env.world_size),
         "LOCAL_RANK": str(dist_env.local_rank),

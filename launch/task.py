@@ -113,7 +113,7 @@ class LaunchedTask(Checkpointable):
         if self.distributed:
             from coir.launch.distributed import export_torch_env
 
-            values = export_torch_env(self.gpus_per_node)
+            values = export_torch_env(self.gpus_per_node, self.requeues)
             LOGGER.info("distributed: %s", " ".join(f"{k}={v}" for k, v in values.items()))
         if self.requeues:
             LOGGER.info(

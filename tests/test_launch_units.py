@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -147,11 +148,16 @@ def test_gpu_visibility_checks():
     assert "local rank 3" in gpu_problem("5", 3, 8, 8)  # bound to one device, but cuda:3 is asked for
 
 
-def test_distributed_env_from_a_slurm_task(monkeypatch):
+def test_distributed_env_from_a_slurm_task(monkeypatch, tmp_path):
+    """Ranks from SLURM; the master port is one rank 0 found free and published in the job's folder,
+    read by every other rank; a requeued attempt agrees on a port of its own."""
+    import threading
+
     from coir.launch.distributed import export_torch_env
 
     env = {
         "SUBMITIT_EXECUTOR": "slurm",
+        "SUBMITIT_FOLDER": str(tmp_path / "submitit"),
         "SLURM_JOB_ID": "4242",
         "SLURM_NTASKS": "32",
         "SLURM_JOB_NUM_NODES": "4",
@@ -160,19 +166,48 @@ def test_distributed_env_from_a_slurm_task(monkeypatch):
         "SLURM_LOCALID": "3",
         "SLURM_JOB_NODELIST": "gpu[07-10]",
         "CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7",
+        "MASTER_PORT": "29500",  # inherited from the submitting shell: not the job's port
     }
-    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_JOB_ID"):
+    unset = ("MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_JOB_ID", "SLURM_RESTART_COUNT")
+    for key in unset:
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    values = export_torch_env(gpus_per_node=8)
+    found: dict[str, dict[str, str]] = {}
+    waiting = threading.Thread(target=lambda: found.update(rank19=export_torch_env(gpus_per_node=8)))
+    waiting.start()  # rank 19 starts first and waits for rank 0's port
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive()
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NODEID", "0")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    rank0 = export_torch_env(gpus_per_node=8)
+    waiting.join(timeout=10)
+    values = found["rank19"]
     assert values["MASTER_ADDR"] == "gpu07" and values["RANK"] == "19" and values["WORLD_SIZE"] == "32"
     assert values["LOCAL_RANK"] == "3" and values["LOCAL_WORLD_SIZE"] == "8"
-    assert 20000 <= int(values["MASTER_PORT"]) <= 60000
-    assert export_torch_env(gpus_per_node=8)["MASTER_PORT"] == values["MASTER_PORT"]  # same job, same port
+    assert values["MASTER_PORT"] == rank0["MASTER_PORT"] != "29500"
+    with socket.socket() as sock:  # rank 0's port was free on its host
+        sock.bind(("", int(rank0["MASTER_PORT"])))
+    export_torch_env(gpus_per_node=8, requeues=1)  # a new attempt publishes a file of its own
+    files = sorted(p.name for p in (tmp_path / "submitit" / "rendezvous").iterdir())
+    assert files == ["4242.restart0.requeue0.port", "4242.restart0.requeue1.port"]
     import os
 
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3,4,5,6,7"  # not pinned to the local rank
+
+
+def test_a_rank_without_its_master_port_stops_naming_the_file(tmp_path):
+    from coir.common.errors import CoirError
+    from coir.launch.rendezvous import agree_on_port
+
+    path = tmp_path / "rendezvous" / "7.restart0.requeue0.port"
+    with pytest.raises(CoirError, match=r"rank 1: rank 0 did not publish .*7\.restart0\.requeue0\.port"):
+        agree_on_port(path, rank=1, wait_s=0.3)
+    path.parent.mkdir()
+    path.write_text("http\n")
+    with pytest.raises(CoirError, match="not a port number"):
+        agree_on_port(path, rank=1, wait_s=0.3)
 
 
 def test_requeue_bookkeeping():
