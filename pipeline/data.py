@@ -52,10 +52,11 @@ import logging
 import random
 import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -65,7 +66,7 @@ from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.features import array_from_npy
-from coir.pipeline.models.pixels import stack_images
+from coir.pipeline.models.pixels import batch_buffer, stack_images
 from coir.pipeline.shard_reader import ShardFault, SkipLog, read_shards
 
 log = logging.getLogger("coir.data")
@@ -145,7 +146,12 @@ def _stack(items: Any) -> torch.Tensor:
 class ImageDecoder:
     """raw triplet sample -> (query uint8 tensor, target uint8 tensor, text); raises on anything bad.
     Bytes through pipeline/decode.py (data.image_mode, data.draft_size) and the host part of the
-    model's Processor; float conversion and normalisation happen on the device (models/pixels.py)."""
+    model's Processor; float conversion and normalisation happen on the device (models/pixels.py).
+
+    Rows are made one batch at a time (`collate` ends a batch): each image is written into its place
+    in one uint8 [B, S, S, 3] buffer per image field as it is decoded (a JPEG already at the model's
+    size decodes straight into it), so a batch is never copied together. A call that raises leaves
+    its place to the next sample."""
 
     fields = (fields.QUERY_IMAGE, fields.TARGET_IMAGE)
     keys = ("query_image", "target_image")  # their batch keys
@@ -156,9 +162,37 @@ class ImageDecoder:
         aug = config.augment
         # crops are resized straight to the model's input size (its Processor's resize is then a no-op)
         self.augment = TripletAugment(aug, getattr(processor, "image_size", None)) if aug.enabled else None
+        self.batch_size = config.batch_size
+        size = getattr(processor, "image_size", None)
+        self.size = size if isinstance(size, int) else None  # None: images of any size, stacked
+        self._buffers: dict[int, tuple[torch.Tensor, np.ndarray, torch.Tensor]] = {}
+        self._filled = 0  # rows of the batch being made
 
-    def item(self, data: bytes) -> torch.Tensor:
-        return self.pixels.tensor(data)
+    def _place(self, which: int) -> tuple[np.ndarray, torch.Tensor] | None:
+        """This row's place for its image of field `which` in the batch buffer: the [S, S, 3] array
+        decoders write and the same memory as the [3, S, S] tensor of the row."""
+        if self.size is None or self._filled >= self.batch_size:
+            return None
+        if which not in self._buffers:
+            buffer = batch_buffer(self.batch_size, self.size, self.size)
+            self._buffers[which] = (buffer, buffer.numpy(), buffer.permute(0, 3, 1, 2))
+        _, array, images = self._buffers[which]
+        return array[self._filled], images[self._filled]
+
+    def _placed(self, which: int, image: torch.Tensor) -> torch.Tensor:
+        """`image` [3, H, W] copied into its place in the batch buffer (returned as it is when it has
+        not the buffer's shape)."""
+        place = self._place(which)
+        if place is None or image.shape != place[1].shape or image.dtype != torch.uint8:
+            return image
+        place[1].copy_(image)
+        return place[1]
+
+    def item(self, which: int, data: bytes) -> torch.Tensor:
+        place = self._place(which)
+        if place is not None and self.pixels.decode_into(data, place[0]):
+            return place[1]
+        return self._placed(which, self.pixels.tensor(data))
 
     def __call__(
         self, sample: dict[str, Any], rng: random.Random | None = None
@@ -169,18 +203,33 @@ class ImageDecoder:
                 raise KeyError(f"missing field {key!r}")
         text = sample[fields.TEXT].decode("utf-8").strip()
         if self.augment is None or rng is None:
-            query, target = (self.item(sample[key]) for key in self.fields)
-            return query, target, text
-        ref, tgt, text = self.augment(*(self.pixels.pil(sample[key]) for key in self.fields), text, rng)
-        return self.processor.image(ref), self.processor.image(tgt), text
+            query, target = (self.item(i, sample[key]) for i, key in enumerate(self.fields))
+        else:
+            ref, tgt, text = self.augment(*(self.pixels.pil(sample[key]) for key in self.fields), text, rng)
+            query, target = (self._placed(i, self.processor.image(im)) for i, im in enumerate((ref, tgt)))
+        self._filled += 1
+        return query, target, text
+
+    def _batch_images(self, which: int, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The batch of `images` [3, H, W]: the buffer they were written into, else stacked."""
+        buffer = self._buffers.pop(which, None)
+        if buffer is not None and len(images) <= len(buffer[0]):
+            start = buffer[0].data_ptr()
+            row_bytes = buffer[0][0].numel()
+            if all(image.data_ptr() == start + i * row_bytes for i, image in enumerate(images)):
+                return buffer[2][: len(images)]
+        return _stack(images)
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """The batch of `rows` (the rows made since the last batch); the next call starts a new one."""
         queries, targets, texts = zip(*rows, strict=True)
-        return {
-            self.keys[0]: _stack(queries),
-            self.keys[1]: _stack(targets),
+        batch = {
+            self.keys[0]: self._batch_images(0, queries),
+            self.keys[1]: self._batch_images(1, targets),
             **self.processor.text(list(texts)),  # the model's text fields
         }
+        self._buffers, self._filled = {}, 0
+        return batch
 
 
 class FeatureDecoder(ImageDecoder):
@@ -194,7 +243,7 @@ class FeatureDecoder(ImageDecoder):
         super().__init__(processor, config)
         self.augment = None  # features are fixed outputs of the frozen part (check_values refuses both)
 
-    def item(self, data: bytes) -> torch.Tensor:
+    def item(self, which: int, data: bytes) -> torch.Tensor:
         return torch.from_numpy(array_from_npy(data))
 
 
@@ -211,10 +260,14 @@ class SingleImageDecoder(ImageDecoder):
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None) -> tuple[torch.Tensor]:
         if fields.GALLERY_IMAGE not in sample:
             raise KeyError(f"missing field {fields.GALLERY_IMAGE!r} (not a gallery-format sample)")
-        return (self.item(sample[fields.GALLERY_IMAGE]),)
+        image = self.item(0, sample[fields.GALLERY_IMAGE])
+        self._filled += 1
+        return (image,)
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        return {self.keys[0]: _stack([row[0] for row in rows])}
+        batch = {self.keys[0]: self._batch_images(0, [row[0] for row in rows])}
+        self._buffers, self._filled = {}, 0
+        return batch
 
 
 SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples

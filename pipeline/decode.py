@@ -10,7 +10,8 @@ decodes what it can and raises for the rest, as before.
 
 When the decoded image is already what the model's processor would make of it (shards built at the
 training resolution, `coir data shards --resize square --size S`), the pixels go straight to a uint8
-tensor: no PIL image, no resize, no copy beyond the decode.
+tensor: no PIL image, no resize, and, given the image's place in its batch (`out`), not even a copy:
+the JPEG decodes into the batch (pipeline/data.py).
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def draft_scale(width: int, height: int, draft: int) -> int:
     return next(s for s in (8, 4, 2, 1) if fits >= s)
 
 
-def decode_jpeg(data: bytes, draft: int | None) -> np.ndarray | None:
+def decode_jpeg(data: bytes, draft: int | None, out: np.ndarray | None = None) -> np.ndarray | None:
     """[H, W, 3] uint8 RGB of JPEG bytes (reduced as PIL's draft(draft) would), or None when simplejpeg
-    cannot decode them (the caller falls back to PIL)."""
+    cannot decode them (the caller falls back to PIL). Written into `out` (and returned as it) when
+    the decoded image has out's shape."""
     if not data.startswith(JPEG_MAGIC):
         return None
     try:
@@ -48,7 +50,10 @@ def decode_jpeg(data: bytes, draft: int | None) -> np.ndarray | None:
         if draft:
             scale = draft_scale(width, height, draft)
             if scale > 1:
-                options = {"min_width": -(-width // scale), "min_height": -(-height // scale)}
+                width, height = -(-width // scale), -(-height // scale)
+                options = {"min_width": width, "min_height": height}
+        if out is not None and out.shape == (height, width, 3):
+            options["buffer"] = out
         return simplejpeg.decode_jpeg(data, "RGB", **options)
     except ValueError:
         return None
@@ -70,12 +75,20 @@ class PixelDecoder:
     def __init__(self, processor: Any, mode: str = "RGB", draft: int | None = None) -> None:
         self.processor, self.mode, self.draft = processor, mode, draft
 
-    def _array(self, data: bytes) -> np.ndarray | None:
-        return decode_jpeg(data, self.draft) if self.mode == "RGB" else None
+    def _array(self, data: bytes, out: np.ndarray | None = None) -> np.ndarray | None:
+        return decode_jpeg(data, self.draft, out) if self.mode == "RGB" else None
 
     def pil(self, data: bytes) -> Image.Image:
         array = self._array(data)
         return Image.fromarray(array) if array is not None else open_pil(data, self.mode, self.draft)
+
+    def decode_into(self, data: bytes, out: np.ndarray) -> bool:
+        """Decode straight into `out` ([S, S, 3] uint8, the image's place in its batch) when the image
+        is a JPEG that passes through the processor at that size; False (out unspecified) otherwise."""
+        array = self._array(data, out)
+        if array is None or array.ctypes.data != out.ctypes.data:
+            return False
+        return bool(self.processor.passes_through(array.shape[1], array.shape[0]))
 
     def tensor(self, data: bytes) -> torch.Tensor:
         """uint8 [3, H, W] as the model's processor makes it."""

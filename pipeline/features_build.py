@@ -32,7 +32,7 @@ from coir.datasets.shards.plan import shard_name
 from coir.datasets.shards.spec import PARTS, error_record
 from coir.datasets.shards.writer import remove_stale_temps, sha256_file, write_shard
 from coir.pipeline.config import DataConfig
-from coir.pipeline.data import ImageDecoder
+from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.features import DTYPES, MANIFEST_KEY, array_to_npy, folder_manifests
 from coir.pipeline.models.frozen import FrozenPart
 from coir.pipeline.models.pixels import stack_images
@@ -90,7 +90,7 @@ class FeatureWriter:
     def __init__(
         self,
         frozen: FrozenPart,
-        decoder: ImageDecoder,
+        decoder: PixelDecoder,
         device: str,
         batch_size: int,
         dtype: str,
@@ -129,7 +129,7 @@ class FeatureWriter:
                 for field in REPLACED:
                     digest = hashlib.sha256(sample[field]).hexdigest()
                     if digest not in pending and self.memo.get(digest) is None:
-                        pending[digest] = self.decoder.item(sample[field])
+                        pending[digest] = self.decoder.tensor(sample[field])
                     digests[field] = digest
             except Exception as error:  # a bad sample is recorded and skipped, as the loader would
                 reason = "missing_field" if isinstance(error, KeyError) else "bad_image"
@@ -144,7 +144,7 @@ class FeatureWriter:
                 if field in REPLACED:
                     found = self.memo.items.get(digests[field])
                     if found is None:  # pushed out of the memo by this very group: recompute
-                        self._encode({digests[field]: self.decoder.item(data)})
+                        self._encode({digests[field]: self.decoder.tensor(data)})
                         found = self.memo.items[digests[field]]
                     converted[REPLACED[field]] = array_to_npy(found)
                 else:
@@ -229,7 +229,8 @@ def build_feature_shards(
     names = [shard_name(KIND, i) for i in range(len(sources))]
     if not prepare_plan(folder, dump_json(plan, indent=1)):
         remove_stale_temps(folder, names)
-        writer = FeatureWriter(frozen, ImageDecoder(processor, data), device, batch_size, dtype, memo_bytes)
+        pixels = PixelDecoder(processor, data.image_mode, data.draft_size)
+        writer = FeatureWriter(frozen, pixels, device, batch_size, dtype, memo_bytes)
         pending = [
             i for i in range(len(sources))
             if not ((folder / names[i]).is_file() and (folder / PARTS / f"{names[i]}.json").is_file())

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from coir.pipeline.tar_members import tar_members
+
 log = logging.getLogger("coir.data")
 
 
@@ -67,6 +69,9 @@ class _HashingReader:
         self.raw = raw
         self.sha = hashlib.sha256()
 
+    def peek(self, size: int = 0) -> bytes:
+        return self.raw.peek(size)  # type: ignore[attr-defined]
+
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self.sha.update(data)
@@ -80,11 +85,8 @@ class _HashingReader:
 
 
 def _files(stream: Any, shard: str) -> Iterator[dict[str, Any]]:
-    from webdataset.tariterators import tar_file_iterator
-
-    for item in tar_file_iterator(stream):  # raises on anything unreadable
-        item["__url__"] = shard
-        yield item
+    for name, data in tar_members(stream):  # raises on anything unreadable
+        yield {"fname": name, "data": data, "__url__": shard}
 
 
 def read_shards(

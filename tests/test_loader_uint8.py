@@ -231,3 +231,32 @@ def test_evaluation_embeddings_equal_the_float_path(case, tmp_path: Path) -> Non
     with torch.no_grad():
         old = case.encode_target(torch.stack([_old_image(p.read_bytes(), reference) for p in paths]))
     assert torch.equal(gallery, old)
+
+
+def test_a_batch_is_decoded_in_place_and_equals_the_images_decoded_one_by_one(case) -> None:
+    """Images at the model's size decode straight into the batch; others are resized and copied in;
+    a sample that fails leaves its place to the next; a finished batch is never written again."""
+    proc = case.processor()
+    at_size = [jpeg(photo(SIZE, SIZE, seed)) for seed in range(5)]
+    other = jpeg(photo(50, 30, 9))
+    decode = ImageDecoder(proc, DataConfig(batch_size=3))
+    pixels = PixelDecoder(proc)
+
+    def sample(query: bytes, target: bytes) -> dict[str, bytes]:
+        return {"query.jpg": query, "target.jpg": target, "txt": b"is red now"}
+
+    rows = [decode(sample(at_size[0], other), None)]
+    with pytest.raises(OSError, match="cannot identify image"):
+        decode(sample(at_size[1], b"\xff\xd8 not a jpeg"), None)  # its query was already written
+    rows += [decode(sample(other, at_size[2]), None), decode(sample(at_size[3], at_size[4]), None)]
+    batch = decode.collate(rows)
+    expected_queries = [pixels.tensor(b) for b in (at_size[0], other, at_size[3])]
+    expected_targets = [pixels.tensor(b) for b in (other, at_size[2], at_size[4])]
+    assert torch.equal(batch["query_image"], torch.stack(expected_queries))
+    assert torch.equal(batch["target_image"], torch.stack(expected_targets))
+    for i, (query, target, _) in enumerate(rows):  # the rows are the batch's memory: nothing was copied
+        assert query.data_ptr() == batch["query_image"][i].data_ptr()
+        assert target.data_ptr() == batch["target_image"][i].data_ptr()
+    kept = batch["query_image"].clone()
+    decode.collate([decode(sample(at_size[4], at_size[4]), None)] * 3)
+    assert torch.equal(batch["query_image"], kept)

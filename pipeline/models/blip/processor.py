@@ -66,6 +66,6 @@ class BlipProcessor:
             padding="max_length",
             truncation=True,
             max_length=self.max_length,
-            return_tensors="pt",
+            return_tensors="np",  # then torch: transformers' "pt" builds the tensor from lists (slower)
         )
-        return {"input_ids": enc["input_ids"].long(), "attention_mask": enc["attention_mask"].long()}
+        return {key: torch.from_numpy(enc[key]).long() for key in ("input_ids", "attention_mask")}
