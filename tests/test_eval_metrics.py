@@ -254,3 +254,27 @@ def test_chunk_sizes_keep_the_gallery_whole_while_enough_queries_fit():
     # fewer than MIN_QUERY_CHUNK queries fit beside the whole gallery: the gallery is split instead
     query_chunk, gallery_chunk = chunk_sizes(5000, 40000, 0, 2**24)
     assert gallery_chunk < 40000 and query_chunk * gallery_chunk * RANK_BYTES_PER_PAIR <= 2**24
+
+
+@pytest.mark.parametrize("g0", [0, 40, 100])
+def test_target_counts_of_the_cpu_and_accelerator_versions_agree(g0):
+    """The CPU counts rows with numpy, accelerators count the block in torch: same counts, ties and
+    targets before, inside and after the chunk, and rows without a target, included."""
+    from coir.eval.ranking import _count_before_by_block, _count_before_by_row
+
+    rng = np.random.default_rng(g0)
+    scores = torch.as_tensor(rng.integers(-3, 4, (60, 80)), dtype=torch.float32)  # many ties
+    target = torch.as_tensor(rng.integers(-1, 200, 60))
+    target_score = torch.as_tensor(rng.integers(-3, 4, 60), dtype=torch.float32)
+    inside = (target >= g0) & (target < g0 + 80)
+    target_score[inside] = scores[inside.nonzero().squeeze(1), target[inside] - g0]
+    by_row = _count_before_by_row(scores, target, target_score, g0)
+    assert torch.equal(by_row, _count_before_by_block(scores, target, target_score, g0))
+    for row in range(60):  # and both are the tie rule, counted by hand
+        if target[row] < 0:
+            assert by_row[row] == 0
+            continue
+        value, index = target_score[row], target[row]
+        row_scores = scores[row].tolist()
+        before = sum(1 for c, s in enumerate(row_scores) if s > value or (s == value and g0 + c < index))
+        assert by_row[row] == before
