@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coir.common.errors import CoirError, ConfigError, DataFormatError, MissingInputError
+from coir.common.paths import outside_root
 
 FASHION200K_CATEGORIES = ("dress", "jacket", "pants", "skirt", "top")
 FASHION200K_SPLITS = ("train", "test")
@@ -160,6 +161,9 @@ def read_label_file(path: str | Path, category: str) -> list[Fashion200kImage]:
         image_path, score, raw = fields[0].strip(), fields[1].strip(), fields[2]
         if not image_path:
             raise DataFormatError(path, "empty image path", field="path", line=number)
+        reason = outside_root(image_path)
+        if reason is not None:
+            raise DataFormatError(path, f"image path {image_path!r} {reason}", field="path", line=number)
         try:
             detection_score = float(score)
         except ValueError:

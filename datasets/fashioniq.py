@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from coir.common.errors import ConfigError, DataFormatError
-from coir.common.json_io import expect_list, load_json, records, write_json_atomic
+from coir.common.json_io import Record, expect_list, load_json, records, write_json_atomic
+from coir.common.paths import outside_root
 from coir.common.unique import require_unique
 from coir.datasets.records import FASHIONIQ_CATEGORIES, FashionIQTriplet
 
@@ -52,14 +53,23 @@ def fashioniq_image_path(root: str | Path, asin: str) -> Path:
     return Path(root) / "images" / f"{asin}.jpg"
 
 
+def _asin(record: Record, key: str, optional: bool = False) -> str | None:
+    """An asin field of a captions record, refused when its image path would leave images/."""
+    asin = record.get(key, str, optional=optional)
+    reason = None if asin is None else outside_root(f"{asin}.jpg")
+    if reason is not None:
+        raise record.error(f"asin {asin!r}: its image path {reason}", key)
+    return asin
+
+
 def read_fashioniq_triplets(root: str | Path, category: str, split: str) -> list[FashionIQTriplet]:
     path = fashioniq_captions_path(root, category, split)
     return [
         FashionIQTriplet(
             category=category,
-            candidate=r.get("candidate", str),
+            candidate=_asin(r, "candidate"),
             captions=tuple(r.str_list("captions")),
-            target=r.get("target", str, optional=split == "test"),
+            target=_asin(r, "target", optional=split == "test"),
         )
         for r in records(path, expect_list(path, load_json(path, "FashionIQ captions file")))
     ]
@@ -71,6 +81,9 @@ def read_fashioniq_image_split(root: str | Path, category: str, split: str) -> l
     for i, asin in enumerate(asins):
         if not isinstance(asin, str):
             raise DataFormatError(path, f"expected an asin string, got {type(asin).__name__}", index=i)
+        reason = outside_root(f"{asin}.jpg")
+        if reason is not None:
+            raise DataFormatError(path, f"asin {asin!r}: its image path {reason}", index=i)
     require_unique(path, asins, "asin")
     return asins
 

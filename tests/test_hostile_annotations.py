@@ -283,6 +283,44 @@ def test_fashioniq_asin_listed_twice_is_an_error_at_build_and_at_evaluation(tmp_
         fashioniq_tasks(root, "val")
 
 
+@pytest.mark.parametrize("where", ["split", "captions"])
+def test_fashioniq_asins_that_leave_the_image_folder_are_errors_at_build_and_at_evaluation(
+    tmp_path, capsys, where
+):
+    from coir.eval.benchmarks.fashioniq import fashioniq_tasks
+
+    root = make_fashioniq(tmp_path / "fiq", "val", n=3)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "fiq" / "secret.jpg")
+    if where == "split":
+        changed = root / "image_splits" / "split.dress.val.json"
+        asins = json.loads(changed.read_text())
+        changed.write_text(json.dumps([*asins[:2], "../secret", *asins[2:]]))
+        expected = f"{changed}, record 2: asin '../secret': its image path climbs above its root"
+    else:
+        changed = root / "captions" / "cap.toptee.val.json"
+        rows = json.loads(changed.read_text())
+        rows[1]["candidate"] = "/etc/passwd"
+        changed.write_text(json.dumps(rows))
+        expected = f"{changed}, record 1, field 'candidate': asin '/etc/passwd': its image path is an"
+    out = tmp_path / "out"
+    args = ["fashioniq", "--root", str(root), "--split", "val", "--out", str(out), "--no-progress"]
+    assert run_command(SHARDS, args) == 2
+    assert expected in capsys.readouterr().err
+    assert _nothing_written(out)
+    with pytest.raises(DataFormatError, match="its image path"):
+        fashioniq_tasks(root, "val")
+
+
+def test_fashion200k_label_paths_outside_the_root_are_errors(tmp_path):
+    from coir.datasets.fashion200k import read_label_file
+
+    labels = tmp_path / "dress_test_detect_all.txt"
+    for bad, why in (("../../x.jpg", "climbs above its root"), ("/etc/passwd", "is an absolute path")):
+        labels.write_text(f"women/dresses/a/1.jpeg\t0.9\tred dress\n{bad}\t0.8\tblue dress\n")
+        with pytest.raises(DataFormatError, match=rf"line 2, field 'path': image path '{bad}' {why}"):
+            read_label_file(labels, "dress")
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 def _lasco_eval_world(tmp_path: Path) -> tuple[Path, Path, list[int]]:
     coco = tmp_path / "coco"
