@@ -53,12 +53,18 @@ def fashioniq_image_path(root: str | Path, asin: str) -> Path:
     return Path(root) / "images" / f"{asin}.jpg"
 
 
+def _asin_problem(asin: str) -> str | None:
+    """Why the image of `asin` would not be inside images/; None when it is."""
+    reason = outside_root(f"{asin}.jpg")
+    return None if reason is None else f"asin {asin!r}: its image path {reason}"
+
+
 def _asin(record: Record, key: str, optional: bool = False) -> str | None:
     """An asin field of a captions record, refused when its image path would leave images/."""
     asin = record.get(key, str, optional=optional)
-    reason = None if asin is None else outside_root(f"{asin}.jpg")
-    if reason is not None:
-        raise record.error(f"asin {asin!r}: its image path {reason}", key)
+    problem = None if asin is None else _asin_problem(asin)
+    if problem is not None:
+        raise record.error(problem, key)
     return asin
 
 
@@ -81,9 +87,9 @@ def read_fashioniq_image_split(root: str | Path, category: str, split: str) -> l
     for i, asin in enumerate(asins):
         if not isinstance(asin, str):
             raise DataFormatError(path, f"expected an asin string, got {type(asin).__name__}", index=i)
-        reason = outside_root(f"{asin}.jpg")
-        if reason is not None:
-            raise DataFormatError(path, f"asin {asin!r}: its image path {reason}", index=i)
+        problem = _asin_problem(asin)
+        if problem is not None:
+            raise DataFormatError(path, problem, index=i)
     require_unique(path, asins, "asin")
     return asins
 

@@ -48,7 +48,7 @@ def export_torch_env(gpus_per_node: int, requeues: int = 0) -> dict[str, str]:
     job = dist_env._job_env
     port = agree_on_port(port_file(job.paths.folder, job.job_id, requeues), dist_env.rank)
     # one node: the loopback address works even where the node's own name does not resolve
-    master = dist_env.master_addr if dist_env._job_env.num_nodes > 1 else "127.0.0.1"
+    master = dist_env.master_addr if job.num_nodes > 1 else "127.0.0.1"
     values = {
         "MASTER_ADDR": master,
         "MASTER_PORT": str(port),

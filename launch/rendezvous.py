@@ -11,20 +11,13 @@ reads the port of the attempt before it.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 
 from coir.common.errors import CoirError
+from coir.pipeline.distributed import free_port
 
 DEFAULT_WAIT_S = 600.0
-
-
-def free_port() -> int:
-    """A TCP port nobody on this host listens on (any interface), as the OS hands them out."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_file(folder: str | Path, job_id: str, requeues: int) -> Path:

@@ -191,9 +191,8 @@ class ImageDecoder:
 
     def item(self, which: int, data: bytes) -> torch.Tensor:
         place = self._place(which)
-        if place is not None and self.pixels.decode_into(data, place[0]):
-            return place[1]
-        return self._placed(which, self.pixels.tensor(data))
+        image = self.pixels.tensor(data, None if place is None else place[0])
+        return place[1] if image is None else self._placed(which, image)
 
     def __call__(
         self, sample: dict[str, Any], rng: random.Random | None = None
@@ -222,13 +221,12 @@ class ImageDecoder:
         return _stack(images)
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        """The batch of `rows` (the rows made since the last batch); the next call starts a new one."""
-        queries, targets, texts = zip(*rows, strict=True)
-        batch = {
-            self.keys[0]: self._batch_images(0, queries),
-            self.keys[1]: self._batch_images(1, targets),
-            **self.processor.text(list(texts)),  # the model's text fields
-        }
+        """The batch of `rows` (the rows made since the last batch): one entry per image key, then the
+        model's text fields when the rows carry a text; the next call starts a new batch."""
+        columns = list(zip(*rows, strict=True))
+        batch = {key: self._batch_images(i, columns[i]) for i, key in enumerate(self.keys)}
+        if len(columns) > len(self.keys):
+            batch.update(self.processor.text(list(columns[len(self.keys)])))
         self._buffers, self._filled = {}, 0
         return batch
 
@@ -264,11 +262,6 @@ class SingleImageDecoder(ImageDecoder):
         image = self.item(0, sample[fields.GALLERY_IMAGE])
         self._filled += 1
         return (image,)
-
-    def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        batch = {self.keys[0]: self._batch_images(0, [row[0] for row in rows])}
-        self._buffers, self._filled = {}, 0
-        return batch
 
 
 SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples

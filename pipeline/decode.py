@@ -82,19 +82,17 @@ class PixelDecoder:
         array = self._array(data)
         return Image.fromarray(array) if array is not None else open_pil(data, self.mode, self.draft)
 
-    def decode_into(self, data: bytes, out: np.ndarray) -> bool:
-        """Decode straight into `out` ([S, S, 3] uint8, the image's place in its batch) when the image
-        is a JPEG that passes through the processor at that size; False (out unspecified) otherwise."""
+    def tensor(self, data: bytes, out: np.ndarray | None = None) -> torch.Tensor | None:
+        """uint8 [3, H, W] as the model's processor makes it, decoded once. None when it was decoded
+        straight into `out` ([S, S, 3], the image's place in its batch): a JPEG that decodes to out's
+        size and passes through the processor at that size."""
+        if out is not None and not self.processor.passes_through(out.shape[1], out.shape[0]):
+            out = None  # an image of out's size would still be resized: never decode into it
         array = self._array(data, out)
-        if array is None or array.ctypes.data != out.ctypes.data:
-            return False
-        return bool(self.processor.passes_through(array.shape[1], array.shape[0]))
-
-    def tensor(self, data: bytes) -> torch.Tensor:
-        """uint8 [3, H, W] as the model's processor makes it."""
-        array = self._array(data)
         if array is None:
             return self.processor.image(open_pil(data, self.mode, self.draft))
+        if out is not None and array.ctypes.data == out.ctypes.data:
+            return None
         height, width = array.shape[:2]
         if self.processor.passes_through(width, height):
             return to_uint8(array)

@@ -41,9 +41,10 @@ class DistEnv:
     source: str  # env | submitit | slurm | single
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nobody on this host listens on (any interface), as the OS hands them out."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("", 0))
         return int(sock.getsockname()[1])
 
 
@@ -105,7 +106,7 @@ def detect() -> DistEnv:
             master_port=int(env.get("MASTER_PORT", _slurm_port())),
             source="slurm",
         )
-    return DistEnv(0, 1, 0, "127.0.0.1", int(env.get("MASTER_PORT", _free_port())), "single")
+    return DistEnv(0, 1, 0, "127.0.0.1", int(env.get("MASTER_PORT", free_port())), "single")
 
 
 def setup_environment() -> DistEnv:

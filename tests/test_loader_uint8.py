@@ -242,6 +242,12 @@ def test_a_batch_is_decoded_in_place_and_equals_the_images_decoded_one_by_one(ca
     decode = ImageDecoder(proc, DataConfig(batch_size=3))
     pixels = PixelDecoder(proc)
 
+    out = np.zeros((SIZE, SIZE, 3), np.uint8)
+    assert pixels.tensor(at_size[0], out) is None  # decoded into its place: no tensor of its own
+    assert torch.equal(torch.from_numpy(out).permute(2, 0, 1), pixels.tensor(at_size[0]))
+    untouched = np.zeros_like(out)
+    assert torch.equal(pixels.tensor(other, untouched), pixels.tensor(other)) and not untouched.any()
+
     def sample(query: bytes, target: bytes) -> dict[str, bytes]:
         return {"query.jpg": query, "target.jpg": target, "txt": b"is red now"}
 
