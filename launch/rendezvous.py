@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from coir.common.atomic import write_text_atomic
 from coir.common.errors import CoirError
 from coir.pipeline.distributed import free_port
 
@@ -29,10 +30,7 @@ def agree_on_port(path: Path, rank: int, wait_s: float = DEFAULT_WAIT_S, poll_s:
     """Rank 0: pick a free port and publish it at `path`; other ranks: wait for it and read it."""
     if rank == 0:
         port = free_port()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(f"{port}\n")
-        os.replace(partial, path)
+        write_text_atomic(path, f"{port}\n")  # fsynced: other nodes read it through the shared folder
         return port
     deadline = time.monotonic() + wait_s
     while True:
