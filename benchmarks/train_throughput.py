@@ -1,28 +1,46 @@
-"""Training throughput of a CASE preset: samples/s, data-wait share, FLOPs per sample and MFU.
+"""Training throughput of a CASE preset: samples/s, MFU, data-wait share, peak memory, largest batch.
 
-Two measurements in the same process, with the trainer's own pieces (DeepSpeed engine with the torch
-AdamW and ZeRO stage of the recipe, the WebDataset stream with decoding and the Processor in workers):
-  compute  the training step on one batch kept on the device (no data loading): the model-only ceiling
-  stream   the full step fed by the data loader from shards (written here with synthetic JPEGs at
-           2x the input size unless --shards is given); data-wait = time blocked in next(loader)
-FLOPs per sample come from torch's FLOP counter (coir.pipeline.models.flops.train_flops_per_sample,
-forward + backward); MFU = FLOPs/sample x samples/s / (--peak-tflops x 1e12).
+For each image size, in one process and with the trainer's own pieces (DeepSpeed engine with torch
+AdamW and the recipe's ZeRO stage, the WebDataset stream decoding uint8 images in DataLoader workers,
+normalisation on the device, the trainer's FLOP counter):
 
-    .venv/bin/python benchmarks/train_throughput.py --preset tiny --image-size 64 --device cpu
-    python benchmarks/train_throughput.py --preset base --image-size 384 --device cuda --precision bf16 \\
-        --batch-size 64 --num-workers 12 --peak-tflops 989     # H100 SXM dense bf16
+  compute   the training step on one batch kept on the device (no data loading): the model's ceiling
+  stream    the same step fed by the loader from shards stored at the training resolution (what
+            `coir data shards --resize square --size S` writes); data-wait = time blocked in next(loader)
+  stream-4:3  (--shorter-side) the loader from shards of 4:3 images whose shorter side is S, resized in
+            the workers: the cost of shards not built at the training resolution
+  max batch (--max-batch SIZE, CUDA) at that image size, with and without gradient checkpointing: peak
+            device memory at two batch sizes, the straight line through them extended to the device's
+            memory, then training steps there (halving the gap while a batch runs out of memory)
+
+Shards are written here (random-texture JPEGs, 2 per sample, 2 x --num-workers shards) unless --shards
+and --tokenizer are given. MFU = FLOPs/sample x samples/s / peak, the peak from --peak-tflops or the
+detected GPU's dense bf16 figure (coir.pipeline.throughput).
+
+    .venv/bin/python benchmarks/train_throughput.py --preset tiny --image-sizes 64 --device cpu
+    python benchmarks/train_throughput.py --preset base --image-sizes 224 384 --device cuda \\
+        --batch-size 64 --num-workers 12 --shorter-side --max-batch 384 --markdown gpu.md
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
+import math
+import os
 import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+WORDS = ["red", "blue", "green", "small", "large", "circle", "square", "left", "right", "two", "dog", "car"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,231 +48,426 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
-    parser.add_argument("--image-size", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--image-sizes", type=int, nargs="+", default=None, help="default: the preset's")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--batch-size", type=int, default=16, help="per device")
+    parser.add_argument("--batch-size", type=int, default=16, help="per device, for compute and stream")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--num-workers", type=int, default=1)
     parser.add_argument("--zero-stage", type=int, default=2)
-    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="for compute and stream")
+    parser.add_argument("--shorter-side", action="store_true", help="also stream from 4:3 shards")
+    parser.add_argument(
+        "--max-batch", type=int, default=None, metavar="SIZE", help="largest batch at this image size (CUDA)"
+    )
     parser.add_argument("--shards", default=None, help="shard folder/glob; default: synthetic shards")
-    parser.add_argument(
-        "--tokenizer", default=None, help="tokenizer dir; default: a small WordPiece made here"
-    )
-    parser.add_argument(
-        "--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. 989 for H100 bf16)"
-    )
-    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    return parser.parse_args(argv)
+    parser.add_argument("--tokenizer", default=None, help="tokenizer of --shards' texts")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="default: the detected GPU's")
+    parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    if args.max_batch is not None and args.device != "cuda":
+        parser.error("--max-batch measures device memory: it needs --device cuda")
+    if (args.shards is None) != (args.tokenizer is None):
+        parser.error("--shards and --tokenizer go together (the tokenizer of the shards' texts)")
+    return args
 
 
-def synthetic_inputs(folder: Path, image_size: int, samples: int) -> tuple[Path, Path]:
-    """Shards of random-texture JPEGs at 2x the input size, and a tokenizer trained on their texts."""
+# ---- synthetic shards --------------------------------------------------------------------------
+
+
+def _write_shard(path: str, width: int, height: int, first: int, count: int) -> None:
     import numpy as np
     import webdataset as wds
     from PIL import Image
 
     from coir.common import fields
+
+    rng = np.random.default_rng(first)
+    with wds.TarWriter(path) as sink:
+        for i in range(first, first + count):
+            jpegs = []
+            for _ in range(2):
+                low = rng.integers(0, 255, (max(1, height // 16), max(1, width // 16), 3), dtype=np.uint8)
+                buffer = io.BytesIO()
+                Image.fromarray(low).resize((width, height), Image.BILINEAR).save(buffer, "JPEG", quality=90)
+                jpegs.append(buffer.getvalue())
+            text = " ".join(random.Random(i).choices(WORDS, k=8))
+            sink.write(
+                {
+                    "__key__": f"s{i:07d}",
+                    fields.QUERY_IMAGE: jpegs[0],
+                    fields.TARGET_IMAGE: jpegs[1],
+                    fields.TEXT: text,
+                }
+            )
+
+
+def synthetic_shards(folder: Path, width: int, height: int, shards: int, per_shard: int) -> str:
+    """`shards` tars of `per_shard` (query, target, text) samples of width x height JPEGs; their glob."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (str(folder / f"bench-{s:04d}.tar"), width, height, s * per_shard, per_shard) for s in range(shards)
+    ]
+    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(_write_shard, *job) for job in jobs]:
+            future.result()
+    return f"{folder}/*.tar"
+
+
+def synthetic_tokenizer(folder: Path) -> Path:
     from coir.pipeline.models.blip.tokenizer import train_wordpiece
 
-    rng = np.random.default_rng(0)
-    words = [
-        "red",
-        "blue",
-        "green",
-        "small",
-        "large",
-        "circle",
-        "square",
-        "left",
-        "right",
-        "two",
-        "dog",
-        "car",
+    texts = [" ".join(random.Random(i).choices(WORDS, k=8)) for i in range(256)]
+    return train_wordpiece(texts, folder / "tokenizer", vocab_size=200)
+
+
+# ---- the largest batch ---------------------------------------------------------------------------
+
+
+class OutOfMemory(Exception):
+    """A probe's batch did not fit in device memory."""
+
+
+@dataclass
+class Probe:
+    batch_size: int
+    peak_gib: float
+    samples_per_s: float
+
+
+def largest_batch(
+    run: Callable[[int], Probe], first: int, capacity_gib: float, multiple: int = 8, attempts: int = 4
+) -> tuple[Probe, int | None, float, float]:
+    """The largest batch (a multiple of `multiple`) that trains in `capacity_gib`, in few probes: peak
+    memory at `first` and 2 x `first`, the straight line through the two largest batches that ran
+    (fixed + per-sample x batch) extended to the capacity; once a batch runs out of memory, halfway
+    between the largest that ran and the smallest that did not. Returns the largest probe that ran,
+    the smallest batch that ran out of memory (None: none did), and the fit's fixed GiB and GiB per
+    sample."""
+    probes = [run(first), run(2 * first)]
+    best, failed = probes[-1], None
+
+    def fit() -> tuple[float, float]:
+        a, b = sorted(probes, key=lambda p: p.batch_size)[-2:]
+        per_sample = (b.peak_gib - a.peak_gib) / (b.batch_size - a.batch_size)
+        if per_sample <= 0:
+            raise RuntimeError(f"peak memory did not grow with the batch ({a} -> {b}): cannot fit it")
+        return a.peak_gib - per_sample * a.batch_size, per_sample
+
+    for _ in range(attempts):
+        fixed, per_sample = fit()
+        if failed is None:
+            guess = int((capacity_gib - fixed) / per_sample) // multiple * multiple
+        else:
+            guess = min((best.batch_size + failed) // 2 // multiple * multiple, failed - multiple)
+        if guess <= best.batch_size:
+            break
+        try:
+            probes.append(run(guess))
+        except OutOfMemory:
+            failed = guess
+            continue
+        best = probes[-1]
+    return best, failed, *fit()
+
+
+# ---- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    tokenizer: Path
+    device: str
+    dtype: Any
+    use_cuda: bool
+
+    def engine(self, image_size: int, batch_size: int, checkpointing: bool) -> tuple[Any, Any]:
+        """A fresh model (the preset, random weights) in a DeepSpeed engine for this batch size."""
+        import deepspeed
+        import torch
+
+        from coir.pipeline.config import DataConfig, TrainConfig
+        from coir.pipeline.engine import deepspeed_config, param_groups
+        from coir.pipeline.models.blip.config import BlipModelConfig
+        from coir.pipeline.models.registry import build_model
+
+        torch.manual_seed(0)
+        model_cfg = BlipModelConfig(
+            preset=self.args.preset,
+            tokenizer=str(self.tokenizer),
+            image_size=image_size,
+            gradient_checkpointing=checkpointing,
+        )
+        model = build_model(model_cfg)
+        config = TrainConfig(model=model_cfg, data=DataConfig(shards=["unused"], batch_size=batch_size))
+        config.optim.grad_clip, config.deepspeed.zero_stage = 1.0, self.args.zero_stage
+        groups = [
+            {k: v for k, v in g.items() if k != "names"} for g in param_groups(model, 0.05) if g["params"]
+        ]
+        engine, *_ = deepspeed.initialize(
+            model=model,
+            optimizer=torch.optim.AdamW(groups, lr=1e-5),
+            dist_init_required=False,
+            config=deepspeed_config(config, 1, self.dtype is not None),
+        )
+        engine.train()
+        return engine, model.processor()
+
+    def destroy(self, engine: Any) -> None:
+        """Tear an engine down; the caller drops its reference, then calls collect()."""
+        try:
+            engine.destroy()
+        except Exception as error:  # an engine that ran out of memory mid-step may not tidy up
+            print(f"  engine.destroy: {type(error).__name__}: {error}", flush=True)
+
+    def collect(self) -> None:
+        """Give the freed device memory back and restart the peak-memory count."""
+        import torch
+
+        gc.collect()
+        if self.use_cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+
+    def loader(self, shards: str, processor: Any, batch_size: int) -> Any:
+        from coir.pipeline.config import DataConfig, resolve_shards
+        from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches
+
+        workers = self.args.num_workers
+        data_cfg = DataConfig(
+            shards=[shards],
+            batch_size=batch_size,
+            num_workers=workers,
+            shuffle_buffer=256,
+            shuffle_initial=32,
+            samples_per_epoch_per_worker=10**9 // max(1, workers),
+        )
+        stream = TrainStream(
+            resolve_shards([shards]), processor, data_cfg, 0, 0, 1, StreamState.fresh(workers, 1)
+        )
+        return open_batches(make_loader(stream, data_cfg, seed=0, use_cuda=self.use_cuda))
+
+    def inputs(self, batch: dict, processor: Any) -> dict:
+        from coir.pipeline.data import split_batch
+        from coir.pipeline.models.pixels import to_model_inputs
+
+        return to_model_inputs(split_batch(batch)[0], processor, self.device, self.dtype)
+
+    def sync(self) -> None:
+        import torch
+
+        if self.use_cuda:
+            torch.cuda.synchronize()
+
+    def step(self, engine: Any, inputs: dict) -> None:
+        engine.backward(engine(inputs)["loss"])  # the trainer's micro-step (pipeline/engine.py)
+        engine.step()
+
+    def steady(self, engine: Any, inputs: dict, steps: int, warmup: int) -> float:
+        """Seconds for `steps` training steps on the same batch, after `warmup` untimed ones."""
+        for _ in range(warmup):
+            self.step(engine, inputs)
+        self.sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step(engine, inputs)
+        self.sync()
+        return time.perf_counter() - start
+
+    def streamed(
+        self, engine: Any, batches: Any, processor: Any, steps: int, warmup: int
+    ) -> tuple[float, float]:
+        """Seconds for `steps` steps fed by the loader, and the part of them spent waiting for it."""
+        for _ in range(warmup):
+            self.step(engine, self.inputs(next(batches), processor))
+        self.sync()
+        wait, start = 0.0, time.perf_counter()
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            batch = next(batches)
+            wait += time.perf_counter() - t0
+            self.step(engine, self.inputs(batch, processor))
+        self.sync()
+        return time.perf_counter() - start, wait
+
+
+def tile(inputs: dict, size: int) -> dict:
+    """The batch's rows repeated to `size` rows (a batch of any size for memory probes)."""
+    out = {}
+    for key, value in inputs.items():
+        repeats = math.ceil(size / value.shape[0])
+        out[key] = value.repeat(repeats, *([1] * (value.dim() - 1)))[:size]
+    return out
+
+
+def row(
+    measure: str, image_size: int, batch: int, samples_per_s: float, flops: float, peak: float | None
+) -> dict:
+    achieved = flops * samples_per_s / 1e12
+    return {
+        "measure": measure,
+        "image_size": image_size,
+        "batch_size": batch,
+        "samples_per_s": samples_per_s,
+        "gflops_per_sample": flops / 1e9,
+        "achieved_tflops": achieved,
+        "mfu": achieved / peak if peak else None,
+    }
+
+
+def measure_size(bench: Bench, image_size: int, workdir: Path, peak: float | None) -> list[dict]:
+    import torch
+
+    from coir.pipeline.throughput import peak_device_memory_gib, step_flops_per_sample
+
+    args, rows = bench.args, []
+    timed = args.warmup + args.steps
+    per_shard = math.ceil(timed * args.batch_size / (2 * max(1, args.num_workers))) + args.batch_size
+    shards = args.shards or synthetic_shards(
+        workdir / f"square{image_size}", image_size, image_size, 2 * max(1, args.num_workers), per_shard
+    )
+    engine, processor = bench.engine(image_size, args.batch_size, args.gradient_checkpointing)
+    with bench.loader(shards, processor, args.batch_size) as batches:
+        first = bench.inputs(next(batches), processor)
+        flops = step_flops_per_sample(engine.module, first)
+        seconds = bench.steady(engine, first, args.steps, args.warmup)
+        rows.append(
+            row("compute", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak)
+        )
+        seconds, wait = bench.streamed(engine, batches, processor, args.steps, args.warmup)
+    stream = row("stream", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak)
+    stream["data_wait_share"] = wait / seconds
+    rows.append(stream)
+    if args.shorter_side and not args.shards:
+        shards = synthetic_shards(
+            workdir / f"wide{image_size}",
+            image_size * 4 // 3,
+            image_size,
+            2 * max(1, args.num_workers),
+            per_shard,
+        )
+        with bench.loader(shards, processor, args.batch_size) as batches:
+            seconds, wait = bench.streamed(engine, batches, processor, args.steps, args.warmup)
+        wide = row(
+            "stream-4:3", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak
+        )
+        wide["data_wait_share"] = wait / seconds
+        rows.append(wide)
+    memory = peak_device_memory_gib(torch.device(bench.device)) if bench.use_cuda else None
+    for r in rows:
+        r["checkpointing"], r["peak_memory_gib"] = args.gradient_checkpointing, memory
+    bench.destroy(engine)
+    engine = None
+    bench.collect()
+    if args.max_batch == image_size:
+        rows.extend(max_batch_rows(bench, image_size, first, flops, peak))
+    return rows
+
+
+def max_batch_rows(
+    bench: Bench, image_size: int, sample: dict, flops: float, peak: float | None
+) -> list[dict]:
+    import torch
+
+    capacity = torch.cuda.mem_get_info()[1] / 2**30
+    rows = []
+    for checkpointing in (False, True):
+
+        def run(batch_size: int, checkpointing: bool = checkpointing) -> Probe:
+            engine, probe = None, None
+            try:
+                engine, _ = bench.engine(image_size, batch_size, checkpointing)
+                seconds = bench.steady(engine, tile(sample, batch_size), steps=2, warmup=1)
+                probe = Probe(batch_size, torch.cuda.max_memory_allocated() / 2**30, 2 * batch_size / seconds)
+            except torch.OutOfMemoryError:
+                pass  # handled below, once the exception (and the activations its frames hold) is gone
+            if engine is not None:
+                bench.destroy(engine)
+                engine = None
+            bench.collect()
+            where = f"  {image_size} px, checkpointing {'on' if checkpointing else 'off'}, batch {batch_size}"
+            if probe is None:
+                print(f"{where}: out of memory", flush=True)
+                raise OutOfMemory(where)
+            print(f"{where}: peak {probe.peak_gib:.2f} GiB, {probe.samples_per_s:.1f} samples/s", flush=True)
+            return probe
+
+        best, failed, fixed, per_sample = largest_batch(run, bench.args.batch_size, capacity)
+        r = row("max batch", image_size, best.batch_size, best.samples_per_s, flops, peak)
+        r.update(
+            checkpointing=checkpointing,
+            peak_memory_gib=best.peak_gib,
+            smallest_failed=failed,
+            fixed_gib=fixed,
+            gib_per_sample=per_sample,
+            capacity_gib=capacity,
+        )
+        rows.append(r)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| size | measure | checkpointing | batch | samples/s | data-wait | TFLOP/s | MFU | peak memory |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    texts = [" ".join(random.Random(i).choices(words, k=8)) for i in range(samples)]
-    side = 2 * image_size
-    shard_dir = folder / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    per_shard = max(1, samples // 4)
-    for s in range(4):
-        with wds.TarWriter(str(shard_dir / f"bench-{s:06d}.tar")) as sink:
-            for i in range(per_shard):
-                jpegs = []
-                for _ in range(2):
-                    low = rng.integers(0, 255, (side // 16, side // 16, 3), dtype=np.uint8)
-                    img = Image.fromarray(low).resize((side, side), Image.BILINEAR)
-                    buffer = io.BytesIO()
-                    img.save(buffer, format="JPEG", quality=90)
-                    jpegs.append(buffer.getvalue())
-                sink.write(
-                    {
-                        "__key__": f"b{s}_{i:06d}",
-                        fields.QUERY_IMAGE: jpegs[0],
-                        fields.TARGET_IMAGE: jpegs[1],
-                        fields.TEXT: texts[s * per_shard + i],
-                    }
-                )
-    return shard_dir, train_wordpiece(texts, folder / "tokenizer", vocab_size=200)
+    for r in rows:
+        wait = f"{100 * r['data_wait_share']:.1f} %" if "data_wait_share" in r else ""
+        mfu = f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "n/a"
+        memory = f"{r['peak_memory_gib']:.1f} GiB" if r.get("peak_memory_gib") is not None else "n/a"
+        lines.append(
+            f"| {r['image_size']} | {r['measure']} | {'on' if r['checkpointing'] else 'off'} "
+            f"| {r['batch_size']} "
+            f"| {r['samples_per_s']:.1f} | {wait} | {r['achieved_tflops']:.1f} | {mfu} | {memory} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import deepspeed
     import torch
 
     from coir.pipeline import distributed
-    from coir.pipeline.config import DataConfig, TrainConfig, resolve_shards
-    from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches, split_batch
-    from coir.pipeline.engine import deepspeed_config, param_groups
-    from coir.pipeline.models.blip.config import BlipModelConfig
-    from coir.pipeline.models.flops import train_flops_per_sample
-    from coir.pipeline.models.pixels import to_model_inputs
-    from coir.pipeline.models.registry import build_model
+    from coir.pipeline.throughput import detect_peak_tflops
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here; use --device cpu", file=sys.stderr)
         return 2
     use_cuda = args.device == "cuda"
     bf16 = args.precision == "bf16" or (args.precision == "auto" and use_cuda)
-    image_size = args.image_size or (64 if args.preset == "tiny" else 384)
-    timed = args.warmup + args.steps
+    sizes = args.image_sizes or [64 if args.preset == "tiny" else 384]
     workdir = Path(tempfile.mkdtemp(prefix="coir-bench-"))
-    if args.shards and args.tokenizer:
-        shards, tokenizer = args.shards, Path(args.tokenizer)  # a build folder (or a glob) and its tokenizer
-    else:
-        shard_dir, tokenizer = synthetic_inputs(
-            workdir, image_size, samples=max(64, timed * args.batch_size // 2)
-        )
-        shards = f"{shard_dir}/*.tar"  # hand-written tars: no build manifest
-
-    torch.manual_seed(0)
-    model_cfg = BlipModelConfig(
-        preset=args.preset,
-        tokenizer=str(tokenizer),
-        image_size=image_size,
-        gradient_checkpointing=args.gradient_checkpointing,
-    )
-    model = build_model(model_cfg)
-    params = sum(p.numel() for p in model.parameters())
-    data_cfg = DataConfig(
-        shards=[shards],
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        shuffle_buffer=256,
-        shuffle_initial=32,
-        samples_per_epoch_per_worker=10**9 // max(1, args.num_workers),
-    )
-    config = TrainConfig(model=model_cfg, data=data_cfg)
-    config.optim.grad_clip, config.deepspeed.zero_stage = 1.0, args.zero_stage
+    tokenizer = Path(args.tokenizer) if args.tokenizer else synthetic_tokenizer(workdir)
 
     dist_env = distributed.setup_environment()
     if use_cuda:
         torch.cuda.set_device(dist_env.local_rank)
     distributed.init_process_group(dist_env, use_cuda)
     device = f"cuda:{dist_env.local_rank}" if use_cuda else "cpu"
-    dtype = torch.bfloat16 if bf16 else None
-
-    stream = TrainStream(
-        resolve_shards([shards]),
-        model.processor(),
-        data_cfg,
-        seed=0,
-        rank=0,
-        world_size=1,
-        state=StreamState.fresh(args.num_workers, 1),
-    )
-    groups = [{k: v for k, v in g.items() if k != "names"} for g in param_groups(model, 0.05) if g["params"]]
-    optimizer = torch.optim.AdamW(groups, lr=1e-5)
-    engine, *_ = deepspeed.initialize(
-        model=model, optimizer=optimizer, dist_init_required=False, config=deepspeed_config(config, 1, bf16)
-    )
-    module = engine.module
-    module.train()
-
-    processor = model.processor()
-
-    def to_device(batch: dict) -> dict:  # uint8 images normalised on the device, as the trainer does
-        inputs, _ = split_batch(batch)
-        return to_model_inputs(inputs, processor, device, dtype)
-
-    def sync() -> None:
-        if use_cuda:
-            torch.cuda.synchronize()
-
-    def step(batch: dict) -> None:
-        engine.backward(module.loss(batch)["loss"])
-        engine.step()
-
-    with open_batches(make_loader(stream, data_cfg, seed=0, use_cuda=use_cuda)) as loader:
-        first = to_device(next(loader))
-        flops_model = build_model(model_cfg).to(device)
-        flops_batch = {k: v.float() if v.is_floating_point() else v for k, v in first.items()}
-        flops = train_flops_per_sample(flops_model, flops_batch)
-        del flops_model
-
-        # warm-up on streamed batches (warms the kernels and the loader alike), then compute only (the
-        # same batch again and again), then the full pipeline
-        for _ in range(args.warmup):
-            step(to_device(next(loader)))
-        sync()
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            step(first)
-        sync()
-        compute_s = time.perf_counter() - start
-
-        wait = 0.0
-        start = time.perf_counter()
-        for _ in range(args.steps):
-            t0 = time.perf_counter()
-            batch = next(loader)
-            wait += time.perf_counter() - t0
-            step(to_device(batch))
-        sync()
-        stream_s = time.perf_counter() - start
-
-    samples = args.steps * args.batch_size
-    rows = []
-    for name, seconds, waited in (("compute", compute_s, 0.0), ("stream", stream_s, wait)):
-        sps = samples / seconds
-        tflops = flops * sps / 1e12
-        rows.append(
-            {
-                "measure": name,
-                "samples_per_s": sps,
-                "data_wait_share": waited / seconds,
-                "achieved_tflops": tflops,
-                "mfu": tflops / args.peak_tflops if args.peak_tflops else None,
-                "ratio_vs_compute": (samples / seconds) / (samples / compute_s),
-            }
-        )
-    device_name = torch.cuda.get_device_name(0) if use_cuda else "cpu"
+    peak = args.peak_tflops or detect_peak_tflops(device)
+    bench = Bench(args, tokenizer, device, torch.bfloat16 if bf16 else None, use_cuda)
     header = {
         "preset": args.preset,
-        "image_size": image_size,
-        "device": device_name,
+        "device": torch.cuda.get_device_name(0) if use_cuda else "cpu",
         "precision": "bf16" if bf16 else "fp32",
         "zero_stage": args.zero_stage,
-        "batch_size": args.batch_size,
         "num_workers": args.num_workers,
-        "params_M": params / 1e6,
-        "train_gflops_per_sample": flops / 1e9,
-        "peak_tflops": args.peak_tflops,
-        "torch_threads": torch.get_num_threads(),
+        "host_cores": os.cpu_count(),
+        "peak_tflops": peak,
+        "torch": torch.__version__,
     }
-    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in header.items()))
-    print(f"{'measure':<9} {'samples/s':>10} {'data-wait':>10} {'TFLOP/s':>9} {'MFU':>7} {'vs compute':>11}")
-    for row in rows:
-        mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] is not None else "n/a"
-        print(
-            f"{row['measure']:<9} {row['samples_per_s']:>10.2f} {100 * row['data_wait_share']:>9.1f}% "
-            f"{row['achieved_tflops']:>9.4f} {mfu:>7} {row['ratio_vs_compute']:>10.2f}x"
-        )
+    print(" ".join(f"{k}={v}" for k, v in header.items()), flush=True)
+    rows: list[dict] = []
+    for size in sizes:
+        rows.extend(measure_size(bench, size, workdir, peak))
+        print(table(rows), flush=True)  # every figure so far, should a later size fail
     if args.json:
         Path(args.json).write_text(json.dumps({"config": header, "rows": rows}, indent=1))
+    if args.markdown:
+        Path(args.markdown).write_text(table(rows) + "\n")
     distributed.shutdown()
     return 0
 

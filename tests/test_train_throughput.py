@@ -4,6 +4,7 @@ peak, and peak memory, in every log record, TensorBoard and the run's summary.""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,40 @@ def test_every_record_and_the_summary_carry_flops_mfu_and_memory(tmp_path: Path)
         events.Tags()["scalars"]
     )
     assert [e.step for e in events.Scalars("train/mfu")] == [2, 4]
+
+
+def _train_throughput_benchmark():
+    """benchmarks/train_throughput.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+    spec = importlib.util.spec_from_file_location("train_throughput_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("limit", [1170, 1000, 700])
+def test_the_largest_batch_search_ends_at_the_largest_batch_that_fits(limit: int) -> None:
+    """A device of 120 GiB where a batch takes 3 GiB + 0.1 GiB per sample but (fragmentation, workspace
+    the peak count misses) runs out of memory above `limit` samples: the search returns a batch that ran
+    and is within 10 % of the limit, never runs a batch above one that failed, and fits the line."""
+    bench = _train_throughput_benchmark()
+    ran: list[int] = []
+    failed_at: list[int] = []
+
+    def run(batch_size: int):
+        assert not failed_at or batch_size < min(failed_at), "a batch above one that ran out of memory"
+        if batch_size > limit:
+            failed_at.append(batch_size)
+            raise bench.OutOfMemory(str(batch_size))
+        ran.append(batch_size)
+        return bench.Probe(batch_size, 3.0 + 0.1 * batch_size, 100.0)
+
+    best, failed, fixed, per_sample = bench.largest_batch(run, 64, capacity_gib=120.0)
+    assert best.batch_size in ran and best.batch_size <= limit and best.batch_size >= 0.9 * limit
+    assert best.batch_size % 8 == 0
+    assert failed == (min(failed_at) if failed_at else None)
+    assert fixed == pytest.approx(3.0) and per_sample == pytest.approx(0.1)
+    assert len(ran) + len(failed_at) <= 6  # two probes for the line, at most four more
