@@ -7,6 +7,10 @@ normalisation on the device, the trainer's FLOP counter):
   compute   the training step on one batch kept on the device (no data loading): the model's ceiling
   stream    the same step fed by the loader from shards stored at the training resolution (what
             `coir data shards --resize square --size S` writes); data-wait = time blocked in next(loader)
+  stream, device decode  (--device-decode) the same with data.decode=device: the workers ship the JPEG
+            bytes, the step decodes them on the device (pipeline/device_decode.py)
+  compute, eager attention  (--compare-eager) compute with transformers' eager attention modules
+            instead of SDPA (model.attention=eager), in the same process
   stream-4:3  (--shorter-side) the loader from shards of 4:3 images whose shorter side is S, resized in
             the workers: the cost of shards not built at the training resolution
   max batch (--max-batch SIZE, CUDA) at that image size, with and without gradient checkpointing: peak
@@ -19,7 +23,8 @@ detected GPU's dense bf16 figure (coir.pipeline.throughput).
 
     .venv/bin/python benchmarks/train_throughput.py --preset tiny --image-sizes 64 --device cpu
     python benchmarks/train_throughput.py --preset base --image-sizes 224 384 --device cuda \\
-        --batch-size 64 --num-workers 12 --shorter-side --max-batch 384 --markdown gpu.md
+        --batch-size 64 --num-workers 12 --shorter-side --device-decode --compare-eager --max-batch 384 \\
+        --markdown gpu.md
 """
 
 from __future__ import annotations
@@ -58,6 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zero-stage", type=int, default=2)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="for compute and stream")
     parser.add_argument("--shorter-side", action="store_true", help="also stream from 4:3 shards")
+    parser.add_argument(
+        "--device-decode",
+        action="store_true",
+        help="also stream with data.decode=device (JPEGs decoded there)",
+    )
+    parser.add_argument(
+        "--compare-eager", action="store_true", help="also time compute with model.attention=eager"
+    )
     parser.add_argument(
         "--max-batch", type=int, default=None, metavar="SIZE", help="largest batch at this image size (CUDA)"
     )
@@ -184,7 +197,9 @@ class Bench:
     dtype: Any
     use_cuda: bool
 
-    def engine(self, image_size: int, batch_size: int, checkpointing: bool) -> tuple[Any, Any]:
+    def engine(
+        self, image_size: int, batch_size: int, checkpointing: bool, attention: str = "sdpa"
+    ) -> tuple[Any, Any]:
         """A fresh model (the preset, random weights) in a DeepSpeed engine for this batch size."""
         import deepspeed
         import torch
@@ -200,6 +215,7 @@ class Bench:
             tokenizer=str(self.tokenizer),
             image_size=image_size,
             gradient_checkpointing=checkpointing,
+            attention=attention,
         )
         model = build_model(model_cfg)
         config = TrainConfig(model=model_cfg, data=DataConfig(shards=["unused"], batch_size=batch_size))
@@ -232,7 +248,7 @@ class Bench:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
 
-    def loader(self, shards: str, processor: Any, batch_size: int) -> Any:
+    def loader(self, shards: str, processor: Any, batch_size: int, decode: str = "host") -> Any:
         from coir.pipeline.config import DataConfig, resolve_shards
         from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches
 
@@ -243,6 +259,7 @@ class Bench:
             num_workers=workers,
             shuffle_buffer=256,
             shuffle_initial=32,
+            decode=decode,
             samples_per_epoch_per_worker=10**9 // max(1, workers),
         )
         stream = TrainStream(
@@ -330,38 +347,48 @@ def measure_size(bench: Bench, image_size: int, workdir: Path, peak: float | Non
         workdir / f"square{image_size}", image_size, image_size, 2 * max(1, args.num_workers), per_shard
     )
     engine, processor = bench.engine(image_size, args.batch_size, args.gradient_checkpointing)
+    rate = args.steps * args.batch_size  # samples per measurement
+
+    def streamed(measure: str, shards: str, decode: str = "host") -> dict:
+        with bench.loader(shards, processor, args.batch_size, decode) as batches:
+            seconds, wait = bench.streamed(engine, batches, processor, args.steps, args.warmup)
+        return row(measure, image_size, args.batch_size, rate / seconds, flops, peak) | {
+            "data_wait_share": wait / seconds
+        }
+
     with bench.loader(shards, processor, args.batch_size) as batches:
         first = bench.inputs(next(batches), processor)
-        flops = step_flops_per_sample(engine.module, first)
-        seconds = bench.steady(engine, first, args.steps, args.warmup)
-        rows.append(
-            row("compute", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak)
-        )
-        seconds, wait = bench.streamed(engine, batches, processor, args.steps, args.warmup)
-    stream = row("stream", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak)
-    stream["data_wait_share"] = wait / seconds
-    rows.append(stream)
+    flops = step_flops_per_sample(engine.module, first)
+    seconds = bench.steady(engine, first, args.steps, args.warmup)
+    rows.append(row("compute", image_size, args.batch_size, rate / seconds, flops, peak))
+    rows.append(streamed("stream", shards))
+    if args.device_decode:
+        rows.append(streamed("stream, device decode", shards, "device"))
     if args.shorter_side and not args.shards:
-        shards = synthetic_shards(
-            workdir / f"wide{image_size}",
-            image_size * 4 // 3,
-            image_size,
-            2 * max(1, args.num_workers),
-            per_shard,
+        workers = 2 * max(1, args.num_workers)
+        wide = synthetic_shards(
+            workdir / f"wide{image_size}", image_size * 4 // 3, image_size, workers, per_shard
         )
-        with bench.loader(shards, processor, args.batch_size) as batches:
-            seconds, wait = bench.streamed(engine, batches, processor, args.steps, args.warmup)
-        wide = row(
-            "stream-4:3", image_size, args.batch_size, args.steps * args.batch_size / seconds, flops, peak
-        )
-        wide["data_wait_share"] = wait / seconds
-        rows.append(wide)
-    memory = peak_device_memory_gib(torch.device(bench.device)) if bench.use_cuda else None
+        rows.append(streamed("stream-4:3", wide))
+
+    def memory() -> float | None:
+        return peak_device_memory_gib(torch.device(bench.device)) if bench.use_cuda else None
+
     for r in rows:
-        r["checkpointing"], r["peak_memory_gib"] = args.gradient_checkpointing, memory
+        r["checkpointing"], r["peak_memory_gib"] = args.gradient_checkpointing, memory()
     bench.destroy(engine)
     engine = None
     bench.collect()
+    if args.compare_eager:
+        engine, _ = bench.engine(image_size, args.batch_size, args.gradient_checkpointing, "eager")
+        seconds = bench.steady(engine, first, args.steps, args.warmup)
+        eager = row("compute, eager attention", image_size, args.batch_size, rate / seconds, flops, peak)
+        eager["checkpointing"] = args.gradient_checkpointing
+        eager["peak_memory_gib"] = memory()
+        rows.append(eager)
+        bench.destroy(engine)
+        engine = None
+        bench.collect()
     if args.max_batch == image_size:
         rows.extend(max_batch_rows(bench, image_size, first, flops, peak))
     return rows
@@ -380,8 +407,8 @@ def max_batch_rows(
             engine, probe = None, None
             try:
                 engine, _ = bench.engine(image_size, batch_size, checkpointing)
-                seconds = bench.steady(engine, tile(sample, batch_size), steps=2, warmup=1)
-                probe = Probe(batch_size, torch.cuda.max_memory_allocated() / 2**30, 2 * batch_size / seconds)
+                seconds = bench.steady(engine, tile(sample, batch_size), steps=1, warmup=1)
+                probe = Probe(batch_size, torch.cuda.max_memory_allocated() / 2**30, batch_size / seconds)
             except torch.OutOfMemoryError:
                 pass  # handled below, once the exception (and the activations its frames hold) is gone
             if engine is not None:

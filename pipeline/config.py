@@ -19,6 +19,7 @@ from coir.pipeline.augment import AugmentConfig
 from coir.pipeline.models.registry import DEFAULT_FAMILY, model_config
 
 INPUTS = ("images", "features")  # what data.shards hold
+DECODE_CHOICES = ("host", "device")  # data.decode: where JPEGs are decoded (pipeline/device_decode.py)
 IMAGE_MODES = ("RGB", "L")  # decode in colour, or in grey (the model's Processor repeats it over RGB)
 
 
@@ -42,6 +43,10 @@ class DataConfig:
     # before the model's transform resizes; null decodes at full size.
     draft_size: int | None = None
     pin_memory: bool = True  # only takes effect on GPU
+    # host: DataLoader workers decode the JPEGs; device: JPEGs already at the model's input size travel
+    # as bytes and the training step decodes them on its device, batched (nvJPEG on CUDA); others are
+    # decoded in the workers as before (pipeline/device_decode.py). Not with data.augment.
+    decode: str = "host"
     prefetch_factor: int = 2
     # A worker stops with an error naming the shard once more than this share of what it read (samples
     # and shard reads) failed, judged after its first 100; 1 never stops. A shard that yields no sample at
@@ -187,6 +192,15 @@ def check_values(config: TrainConfig) -> None:
         "data.image_mode",
         f"must be one of {', '.join(IMAGE_MODES)}, got {data.image_mode!r}",
     )
+    need(
+        data.decode in DECODE_CHOICES,
+        "data.decode",
+        f"must be one of {', '.join(DECODE_CHOICES)}, got {data.decode!r}",
+    )
+    if data.decode == "device":
+        need(not data.augment.enabled, "data.decode", "device decoding cannot augment (data.augment.enabled)")
+        need(data.inputs == "images", "data.decode", "device decoding is of images, not data.inputs=features")
+        need(data.image_mode == "RGB", "data.decode", f"device decoding is RGB, not {data.image_mode}")
     need(
         0 <= data.max_bad_share <= 1,
         "data.max_bad_share",

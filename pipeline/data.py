@@ -65,6 +65,7 @@ from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.decode import PixelDecoder
+from coir.pipeline.device_decode import JpegBatch, ships_as_bytes
 from coir.pipeline.features import array_from_npy
 from coir.pipeline.models.pixels import batch_buffer, stack_images
 from coir.pipeline.shard_reader import ShardFault, SkipLog, read_shards
@@ -167,6 +168,10 @@ class ImageDecoder:
         self.size = size if isinstance(size, int) else None  # None: images of any size, stacked
         self._buffers: dict[int, tuple[torch.Tensor, list[tuple[np.ndarray, torch.Tensor]]]] = {}
         self._filled = 0  # rows of the batch being made
+        # data.decode=device: JPEGs at the model's size travel as bytes (pipeline/device_decode.py)
+        size = self.size
+        self.on_device = config.decode == "device" and bool(size) and processor.passes_through(size, size)
+        self._encoded: dict[int, dict[int, bytes]] = {}  # field -> row -> JPEG bytes
 
     def _place(self, which: int) -> tuple[np.ndarray, torch.Tensor] | None:
         """This row's place for its image of field `which` in the batch buffer: the [S, S, 3] array
@@ -189,7 +194,11 @@ class ImageDecoder:
         place[1].copy_(image)
         return place[1]
 
-    def item(self, which: int, data: bytes) -> torch.Tensor:
+    def item(self, which: int, data: bytes) -> torch.Tensor | None:
+        """The row's image of field `which` (None: kept as JPEG bytes for the device)."""
+        if self.on_device and self._filled < self.batch_size and ships_as_bytes(data, self.size):
+            self._encoded.setdefault(which, {})[self._filled] = data  # a failed sample's are overwritten
+            return None
         place = self._place(which)
         image = self.pixels.tensor(data, None if place is None else place[0])
         return place[1] if image is None else self._placed(which, image)
@@ -210,9 +219,19 @@ class ImageDecoder:
         self._filled += 1
         return query, target, text
 
-    def _batch_images(self, which: int, images: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The batch of `images` [3, H, W]: the buffer they were written into, else stacked."""
+    def _batch_images(self, which: int, images: Sequence[torch.Tensor | None]) -> torch.Tensor | JpegBatch:
+        """The batch of `images` [3, H, W]: the buffer they were written into, else stacked; a JpegBatch
+        when some are JPEG bytes for the device (None)."""
         buffer = self._buffers.pop(which, None)
+        # rows that hold bytes: a failed sample may have left its bytes in the row the next one decoded
+        encoded = {
+            row: data
+            for row, data in self._encoded.get(which, {}).items()
+            if row < len(images) and images[row] is None
+        }
+        if encoded:
+            pixels = None if buffer is None else buffer[0][: len(images)].permute(0, 3, 1, 2)
+            return JpegBatch.of(encoded, pixels, self.size, len(images))
         if buffer is not None and len(images) <= len(buffer[0]):
             start = buffer[0].data_ptr()
             row_bytes = buffer[0][0].numel()
@@ -227,7 +246,7 @@ class ImageDecoder:
         batch = {key: self._batch_images(i, columns[i]) for i, key in enumerate(self.keys)}
         if len(columns) > len(self.keys):
             batch.update(self.processor.text(list(columns[len(self.keys)])))
-        self._buffers, self._filled = {}, 0
+        self._buffers, self._encoded, self._filled = {}, {}, 0
         return batch
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from coir.pipeline.device_decode import JpegBatch
+
 IMAGE_KEYS = ("query_image", "target_image", "image")  # the batch keys that carry images
 
 
@@ -70,10 +72,13 @@ def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
 def to_model_inputs(
     batch: dict[str, Any], processor: Any, device: str | torch.device, dtype: torch.dtype | None = None
 ) -> dict[str, Any]:
-    """The batch on `device`: uint8 images normalised there by the processor (then cast to `dtype`
-    when given, e.g. bf16), other floating tensors cast to `dtype`, integer tensors moved as they are."""
+    """The batch on `device`: uint8 images (or JPEG bytes, decoded there: data.decode=device) normalised
+    there by the processor (then cast to `dtype` when given, e.g. bf16), other floating tensors cast to
+    `dtype`, integer tensors moved as they are."""
     out: dict[str, Any] = {}
     for key, value in batch.items():
+        if isinstance(value, JpegBatch):  # data.decode=device: JPEG bytes, decoded here
+            value = value.decode(device)
         if not isinstance(value, torch.Tensor):
             out[key] = value
             continue

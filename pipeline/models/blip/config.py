@@ -27,6 +27,9 @@ class BlipModelConfig(ModelConfig):
     freeze_vision: bool = False
     freeze_projections: bool = False
     gradient_checkpointing: bool = False
+    # sdpa: attention in torch's fused kernels (pipeline/models/blip/attention.py); eager: transformers'
+    # own modules, which keep every [tokens x tokens] score matrix for the backward
+    attention: str = "sdpa"
     max_length: int = 40  # tokens per text (padded to this length, truncated beyond); BLIP retrieval: 35
     # BLIP's pre_caption (lower case, drop . ! " ( ) * # : ; ~, keep the first max_words words) on every
     # text, in training and evaluation alike; BLIP retrieval finetuning: 30. null: texts as they are

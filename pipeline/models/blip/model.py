@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coir.common.errors import ConfigError
 from coir.pipeline.losses import contrastive_loss
 from coir.pipeline.models.base import RetrievalModel
 from coir.pipeline.models.blip.config import BlipModelConfig
@@ -56,6 +57,14 @@ class BlipRetrievalModel(RetrievalModel):
     def configure(self) -> None:
         """Apply freezing and gradient checkpointing from the config (call after building)."""
         cfg = self.cfg
+        from coir.pipeline.models.blip.attention import ATTENTION_CHOICES, use_sdpa
+
+        if cfg.attention not in ATTENTION_CHOICES:
+            raise ConfigError(
+                f"key 'model.attention': {cfg.attention!r} is not one of {', '.join(ATTENTION_CHOICES)}"
+            )
+        if cfg.attention == "sdpa":
+            use_sdpa(self)
         if cfg.freeze_vision and hasattr(self, "vision_model"):
             self.vision_model.requires_grad_(False)
         if cfg.freeze_projections:
