@@ -79,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peak-tflops", type=float, default=None, help="default: the detected GPU's")
     parser.add_argument("--json", default=None, help="also write every figure to this JSON file")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="also profile 3 compute steps at the first size (torch.profiler) and write the top ops here",
+    )
     args = parser.parse_args(argv)
     if args.max_batch is not None and args.device != "cuda":
         parser.error("--max-batch measures device memory: it needs --device cuda")
@@ -311,6 +317,23 @@ class Bench:
         return time.perf_counter() - start, wait
 
 
+def profile_steps(bench: Bench, engine: Any, inputs: dict, path: Path) -> None:
+    """3 training steps under torch.profiler: the ops and kernels that took the most device (or, on the
+    CPU, host) time, with the totals, written to `path` and printed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.use_cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            bench.step(engine, inputs)
+        bench.sync()
+    averages = prof.key_averages()
+    sort = "self_cuda_time_total" if bench.use_cuda else "self_cpu_time_total"
+    text = averages.table(sort_by=sort, row_limit=40, max_name_column_width=70)
+    path.write_text(text)
+    print(text, flush=True)
+
+
 def tile(inputs: dict, size: int) -> dict:
     """The batch's rows repeated to `size` rows (a batch of any size for memory probes)."""
     out = {}
@@ -361,6 +384,8 @@ def measure_size(bench: Bench, image_size: int, workdir: Path, peak: float | Non
     flops = step_flops_per_sample(engine.module, first)
     seconds = bench.steady(engine, first, args.steps, args.warmup)
     rows.append(row("compute", image_size, args.batch_size, rate / seconds, flops, peak))
+    if args.profile and not Path(args.profile).exists():
+        profile_steps(bench, engine, first, Path(args.profile))
     rows.append(streamed("stream", shards))
     if args.device_decode:
         rows.append(streamed("stream, device decode", shards, "device"))

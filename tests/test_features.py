@@ -102,7 +102,9 @@ def test_feature_shards_hold_the_frozen_part_of_each_image(source, feature_shard
                 with torch.no_grad():
                     expected = frozen.module(image[None])[0].numpy()
                 assert stored.dtype == np.float32 and stored.shape == (512,)
-                np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-6)
+                # stored: computed in batches; expected: one image at a time, whose convolutions may
+                # accumulate in another order (1.5e-6 apart seen on an AMD EPYC)
+                np.testing.assert_allclose(stored, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_a_second_run_writes_nothing_and_another_model_is_refused(source, feature_shards, capsys):
