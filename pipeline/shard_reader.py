@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from coir.pipeline.tar_members import tar_members
+from coir.common.tar_members import tar_members
 
 log = logging.getLogger("coir.data")
 

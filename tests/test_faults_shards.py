@@ -170,3 +170,20 @@ def test_truncated_only_shard_trains_and_the_summary_counts_its_skips(tmp_path, 
         line for line in output.splitlines() if "unreadable shard data" in line and "worker 0" in line
     ]
     assert len(first_epoch) <= 4 and any("times this epoch" in line for line in first_epoch), first_epoch
+
+
+def test_inspect_reports_where_a_truncated_shard_breaks_and_keeps_what_it_read(built, tmp_path) -> None:
+    from coir.datasets.shards.inspect_cli import read_samples
+
+    folder = _copy(built, tmp_path / "inspected")
+    first = sorted(folder.glob("*.tar"))[0]
+    data = first.read_bytes()
+    first.write_bytes(data[: len(data) // 2 + 100])  # cut inside a member
+    samples, unreadable = read_samples(folder, 100)
+    assert len(unreadable) == 1 and str(first) in unreadable[0] and "TarReadError" in unreadable[0]
+    assert "at byte" in unreadable[0]
+    keys = [s["__key__"] for s in samples]
+    assert 0 < sum(key.startswith("s00_") for key in keys) < 24  # the first shard's samples before the cut
+    assert sum(key.startswith("s01_") for key in keys) == 24  # the next shard is read whole
+    whole = [s for s in samples if s["__key__"].startswith("s01_")]
+    assert all({"query.jpg", "target.jpg", "txt"} <= set(s) for s in whole)

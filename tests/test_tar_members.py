@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from coir.pipeline.tar_members import TarReadError, tar_members
+from coir.common.tar_members import TarReadError, tar_members
 
 
 def _reference(path: Path) -> list[tuple[str, bytes]]:

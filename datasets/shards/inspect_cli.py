@@ -41,24 +41,23 @@ def read_samples(folder: Path, count: int) -> tuple[list[dict[str, Any]], list[s
     """The first `count` samples of the first shards, as {field: bytes} with `__key__`, and a line for
     each shard that could not be read to the end (truncated, not a tar …; its samples before the break
     are kept)."""
-    import tarfile
-
+    from coir.common.tar_members import TarReadError, tar_members
     from coir.datasets.shards.manifest import read_manifest
 
     samples: list[dict[str, Any]] = []
     unreadable: list[str] = []
     for shard in read_manifest(folder)["shards"]:
         path = folder / shard["name"]
-        try:
-            with tarfile.open(path) as tar:
-                for member in tar:
-                    key, _, field = member.name.partition(".")
+        try:  # the training loader's tar reader: a damaged shard is reported with the byte where it breaks
+            with open(path, "rb") as stream:
+                for name, data in tar_members(stream):
+                    key, _, field = name.partition(".")
                     if not samples or samples[-1]["__key__"] != key:
                         if len(samples) == count:
                             return samples, unreadable
                         samples.append({"__key__": key})
-                    samples[-1][field] = tar.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError) as error:
+                    samples[-1][field] = data
+        except (TarReadError, OSError, EOFError) as error:
             unreadable.append(f"{path}: unreadable ({type(error).__name__}: {error})")
         if len(samples) >= count:
             break
