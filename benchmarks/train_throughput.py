@@ -15,7 +15,7 @@ normalisation on the device, the trainer's FLOP counter):
             the workers: the cost of shards not built at the training resolution
   max batch (--max-batch SIZE, CUDA) at that image size, with and without gradient checkpointing: peak
             device memory at two batch sizes, the straight line through them extended to the device's
-            memory, then training steps there (halving the gap while a batch runs out of memory)
+            memory, then training steps there (see largest_batch): a lower bound of the largest batch
 
 Shards are written here (random-texture JPEGs, 2 per sample, 2 x --num-workers shards) unless --shards
 and --tokenizer are given. MFU = FLOPs/sample x samples/s / peak, the peak from --peak-tflops or the
@@ -157,16 +157,17 @@ class Probe:
 
 
 def largest_batch(
-    run: Callable[[int], Probe], first: int, capacity_gib: float, multiple: int = 8, attempts: int = 4
+    run: Callable[[int], Probe], first: int, capacity_gib: float, multiple: int = 8, attempts: int = 7
 ) -> tuple[Probe, int | None, float, float]:
-    """The largest batch (a multiple of `multiple`) that trains in `capacity_gib`, in few probes: peak
+    """The largest batch (a multiple of `multiple`) found to train in `capacity_gib`, in few probes: peak
     memory at `first` and 2 x `first`, the straight line through the two largest batches that ran
-    (fixed + per-sample x batch) extended to the capacity; once a batch runs out of memory, halfway
-    between the largest that ran and the smallest that did not. Returns the largest probe that ran,
-    the smallest batch that ran out of memory (None: none did), and the fit's fixed GiB and GiB per
-    sample."""
+    (fixed + per-sample x batch) extended to the capacity; after an out-of-memory, the line extended to
+    95 % of it (the allocator cannot hand out every byte); after a second one, halfway between the
+    largest batch that ran and the smallest that did not. A lower bound of the true largest: returns the
+    largest probe that ran, the smallest batch that ran out of memory (None: none did), and the fit's
+    fixed GiB and GiB per sample."""
     probes = [run(first), run(2 * first)]
-    best, failed = probes[-1], None
+    best, failed, ooms = probes[-1], None, 0
 
     def fit() -> tuple[float, float]:
         a, b = sorted(probes, key=lambda p: p.batch_size)[-2:]
@@ -177,16 +178,16 @@ def largest_batch(
 
     for _ in range(attempts):
         fixed, per_sample = fit()
-        if failed is None:
-            guess = int((capacity_gib - fixed) / per_sample) // multiple * multiple
-        else:
+        reach = capacity_gib * (0.95 if ooms else 1.0)
+        guess = int((reach - fixed) / per_sample) // multiple * multiple
+        if failed is not None and (ooms >= 2 or not best.batch_size < guess < failed):
             guess = min((best.batch_size + failed) // 2 // multiple * multiple, failed - multiple)
         if guess <= best.batch_size:
             break
         try:
             probes.append(run(guess))
         except OutOfMemory:
-            failed = guess
+            failed, ooms = guess, ooms + 1
             continue
         best = probes[-1]
     return best, failed, *fit()

@@ -144,8 +144,18 @@ def _stack(items: Any) -> torch.Tensor:
     return stack_images(items) if items[0].dtype == torch.uint8 else torch.stack(list(items))
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
 class ImageDecoder:
     """raw triplet sample -> (query uint8 tensor, target uint8 tensor, text); raises on anything bad.
+    (An image left as JPEG bytes for the device, data.decode=device, is None in its row.)
     Bytes through pipeline/decode.py (data.image_mode, data.draft_size) and the host part of the
     model's Processor; float conversion and normalisation happen on the device (models/pixels.py).
 
@@ -171,6 +181,11 @@ class ImageDecoder:
         # data.decode=device: JPEGs at the model's size travel as bytes (pipeline/device_decode.py)
         size = self.size
         self.on_device = config.decode == "device" and bool(size) and processor.passes_through(size, size)
+        if config.decode == "device" and not self.on_device:
+            _warn_once(
+                "data.decode=device has no effect here: this model's processor resizes even images at its "
+                "input size, so every image is decoded in the workers"
+            )
         self._encoded: dict[int, dict[int, bytes]] = {}  # field -> row -> JPEG bytes
 
     def _place(self, which: int) -> tuple[np.ndarray, torch.Tensor] | None:
@@ -205,7 +220,7 @@ class ImageDecoder:
 
     def __call__(
         self, sample: dict[str, Any], rng: random.Random | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, str]:
         """With augmentation on, `rng` (one per sample, see TrainStream) makes every random choice."""
         for key in (*self.fields, fields.TEXT):
             if key not in sample:
@@ -230,7 +245,14 @@ class ImageDecoder:
             if row < len(images) and images[row] is None
         }
         if encoded:
-            pixels = None if buffer is None else buffer[0][: len(images)].permute(0, 3, 1, 2)
+            pixels = None
+            host = [row for row in range(len(images)) if row not in encoded]
+            if host:  # the rows decoded here: in their place in the batch buffer (else copied there)
+                memory = buffer[0] if buffer is not None else batch_buffer(len(images), self.size, self.size)
+                pixels = memory[: len(images)].permute(0, 3, 1, 2)
+                for row in host:
+                    if images[row].data_ptr() != pixels[row].data_ptr():
+                        pixels[row].copy_(images[row])
             return JpegBatch.of(encoded, pixels, self.size, len(images))
         if buffer is not None and len(images) <= len(buffer[0]):
             start = buffer[0].data_ptr()
@@ -275,7 +297,9 @@ class SingleImageDecoder(ImageDecoder):
         super().__init__(processor, config)
         self.augment = None  # check_samples refuses data.augment for single images
 
-    def __call__(self, sample: dict[str, Any], rng: random.Random | None = None) -> tuple[torch.Tensor]:
+    def __call__(
+        self, sample: dict[str, Any], rng: random.Random | None = None
+    ) -> tuple[torch.Tensor | None]:
         if fields.GALLERY_IMAGE not in sample:
             raise KeyError(f"missing field {fields.GALLERY_IMAGE!r} (not a gallery-format sample)")
         image = self.item(0, sample[fields.GALLERY_IMAGE])
@@ -504,7 +528,7 @@ class CheckedBatches:
         return batch
 
 
-def split_batch(batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def split_batch(batch: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Model inputs and the batch's metadata (keys starting with '_')."""
     inputs = {k: v for k, v in batch.items() if not k.startswith(META_PREFIX)}
     meta = {k: v for k, v in batch.items() if k.startswith(META_PREFIX)}

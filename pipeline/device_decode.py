@@ -5,8 +5,10 @@ uint8 pixels. With `device`, a worker only reads each JPEG's header: a baseline 
 model's input size (shards built with `coir data shards --resize square --size S`), which the processor
 would pass through unchanged, is shipped as its bytes, and the training step decodes the whole batch at
 once on its device with torchvision.io.decode_jpeg (nvJPEG on CUDA). Anything else (another size, PNG,
-progressive or CMYK JPEG, bytes the header reader refuses) is decoded in the worker as before, into its
-row of the batch, so every sample still trains.
+progressive, arithmetic-coded, 12-bit or CMYK JPEG, a file without its end marker) is decoded in the
+worker as before, into its row of the batch, so every sample still trains. A JPEG whose header and end
+are whole but whose data is damaged fails on the device and stops the run naming its batch row (the
+host path skips and counts such samples: data.max_bad_share).
 
 A batch of bytes is a `JpegBatch`: the bytes of all its encoded images in one tensor (one shared-memory
 block from the worker, one pinned copy), their offsets, the rows they belong to, and the host-decoded
@@ -24,19 +26,54 @@ import simplejpeg
 import torch
 
 from coir.common.errors import CoirError
+from coir.pipeline.decode import JPEG_MAGIC
 
-_PROGRESSIVE = b"\xff\xc2"  # SOF2: cannot occur inside entropy-coded data (0xFF is stuffed there)
+SEQUENTIAL_FRAMES = (0xC0, 0xC1)  # SOF0 baseline and SOF1 extended sequential, Huffman-coded
+JPEG_END = b"\xff\xd9"  # EOI
+
+
+def frame_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """(frame marker, sample precision, height, width) of a JPEG, read by walking its marker segments up
+    to the frame header; None when the bytes hold no frame header before the first scan."""
+    offset = len(JPEG_MAGIC)
+    while offset + 4 <= len(data):
+        if data[offset] != 0xFF:
+            return None
+        marker = data[offset + 1]
+        if marker == 0xFF:  # a fill byte
+            offset += 1
+            continue
+        if marker == 0xDA:  # start of scan: no frame header came first
+            return None
+        length = int.from_bytes(data[offset + 2 : offset + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn (not DHT, JPG, DAC)
+            segment = data[offset + 4 : offset + 2 + length]
+            if len(segment) < 5:
+                return None
+            return (
+                marker,
+                segment[0],
+                int.from_bytes(segment[1:3], "big"),
+                int.from_bytes(segment[3:5], "big"),
+            )
+        offset += 2 + length
+    return None
 
 
 def ships_as_bytes(data: bytes, size: int) -> bool:
-    """Whether these bytes are a JPEG the device decodes to exactly size x size RGB."""
-    if not data.startswith(b"\xff\xd8"):
+    """Whether these bytes are a JPEG for the device: sequential Huffman-coded 8-bit (what nvJPEG and
+    libjpeg-turbo both decode), size x size, YCbCr or grey, and whole (ending in EOI: a truncated file
+    stays on the host, where a bad sample is skipped)."""
+    if not data.startswith(JPEG_MAGIC) or not data.endswith(JPEG_END):
+        return False
+    frame = frame_header(data)
+    if frame is None or frame[0] not in SEQUENTIAL_FRAMES or frame[1] != 8 or frame[2:] != (size, size):
         return False
     try:
-        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+        colorspace = simplejpeg.decode_jpeg_header(data)[2]
     except ValueError:
         return False
-    return height == width == size and colorspace in ("YCbCr", "Gray") and _PROGRESSIVE not in data
+    return colorspace in ("YCbCr", "Gray")
 
 
 @dataclass
@@ -61,6 +98,20 @@ class JpegBatch:
             view[start : start + len(encoded[row])] = memoryview(encoded[row])
         return cls(data, offsets, torch.tensor(rows, dtype=torch.int64), pixels, size, count)
 
+    @staticmethod
+    def _one(data: torch.Tensor, row: int, device: torch.device) -> torch.Tensor:
+        """One image decoded alone, after its batch failed: the error names its row."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        try:
+            return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+        except RuntimeError as error:
+            raise CoirError(
+                f"data.decode=device: the JPEG of batch row {row} did not decode on {device} ({error}): its "
+                "header and end marker were whole, its data not; data.decode=host skips and counts such "
+                "samples (data.max_bad_share)"
+            ) from error
+
     def pin_memory(self) -> JpegBatch:  # the DataLoader's pin-memory thread calls this
         pixels = None if self.pixels is None else self.pixels.pin_memory()
         return JpegBatch(self.data.pin_memory(), self.offsets, self.rows, pixels, self.size, self.count)
@@ -76,20 +127,18 @@ class JpegBatch:
             out = torch.empty((self.count, 3, self.size, self.size), dtype=torch.uint8, device=device)
         if len(self.rows) == 0:
             return out
-        bounds = self.offsets.tolist()
+        bounds, rows = self.offsets.tolist(), self.rows.tolist()
         encoded = [self.data[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
         try:
             images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-        except RuntimeError as error:
+        except RuntimeError:
+            images = [self._one(data, row, device) for data, row in zip(encoded, rows, strict=True)]
+        shape = (3, self.size, self.size)
+        wrong = [row for row, image in zip(rows, images, strict=True) if tuple(image.shape) != shape]
+        if wrong:
             raise CoirError(
-                f"data.decode=device: a JPEG of this batch (rows {self.rows.tolist()}) did not decode on "
-                f"{device} ({error}); train with data.decode=host, which skips and reports bad samples"
-            ) from error
-        decoded = torch.stack(images)
-        if decoded.shape[1:] != (3, self.size, self.size):
-            raise CoirError(
-                f"data.decode=device: decoded {list(decoded.shape[1:])} images, expected [3, {self.size}, "
-                f"{self.size}] (the header said {self.size} x {self.size})"
+                f"data.decode=device: the JPEGs of batch rows {wrong} decoded to another size than the "
+                f"{self.size} x {self.size} their headers give; train with data.decode=host"
             )
-        out[self.rows.to(device)] = decoded
+        out[self.rows.to(device)] = torch.stack(images)
         return out

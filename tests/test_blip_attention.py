@@ -3,36 +3,43 @@ modules compute: the same parameters, the same embeddings, loss and gradients up
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from test_model_case import TEXTS, batch_of, make
 
 from coir.common.errors import ConfigError
 from coir.pipeline.models.blip.attention import SdpaBlipAttention, SdpaBlipTextSelfAttention
+from coir.pipeline.models.blip.config import BlipModelConfig
+from coir.pipeline.models.export import load_export, save_export
+from coir.pipeline.models.registry import build_model
+
+SDPA = {SdpaBlipAttention, SdpaBlipTextSelfAttention}
 
 
 @pytest.fixture(scope="module")
-def tok_dir(tmp_path_factory):
+def tok_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     from coir.pipeline.models.blip.tokenizer import train_wordpiece
 
     return str(train_wordpiece(TEXTS * 3, tmp_path_factory.mktemp("tok") / "tok", vocab_size=120))
 
 
-def _kinds(model) -> set[type]:
+def _kinds(model: torch.nn.Module) -> set[type]:
     return {type(m) for m in model.modules()}
 
 
-def test_sdpa_is_the_default_and_eager_keeps_transformers_modules(tok_dir) -> None:
+def test_sdpa_is_the_default_and_eager_keeps_transformers_modules(tok_dir: str) -> None:
     sdpa, eager = make(tok_dir), make(tok_dir, attention="eager")
-    assert {SdpaBlipAttention, SdpaBlipTextSelfAttention} <= _kinds(sdpa)
-    assert not {SdpaBlipAttention, SdpaBlipTextSelfAttention} & _kinds(eager)
+    assert _kinds(sdpa) >= SDPA
+    assert not SDPA & _kinds(eager)
     assert sdpa.state_dict().keys() == eager.state_dict().keys()
     for key, value in sdpa.state_dict().items():
         assert torch.equal(value, eager.state_dict()[key]), key
 
 
 @pytest.mark.parametrize("name", ["case", "image-only", "text-only"])
-def test_sdpa_gives_eager_embeddings_loss_and_gradients(tok_dir, name: str) -> None:
+def test_sdpa_gives_eager_embeddings_loss_and_gradients(tok_dir: str, name: str) -> None:
     sdpa, eager = make(tok_dir, name=name), make(tok_dir, name=name, attention="eager")
     batch = batch_of(sdpa, 8)
     lengths = batch["attention_mask"].sum(dim=1)
@@ -58,7 +65,7 @@ def test_sdpa_gives_eager_embeddings_loss_and_gradients(tok_dir, name: str) -> N
     assert compared > 10
 
 
-def test_a_padded_token_changes_nothing_under_sdpa(tok_dir) -> None:
+def test_a_padded_token_changes_nothing_under_sdpa(tok_dir: str) -> None:
     """The padding mask reaches the fused kernel: changing a padded token's id leaves the query as it was."""
     model = make(tok_dir).eval()
     batch = batch_of(model, 4)
@@ -72,6 +79,19 @@ def test_a_padded_token_changes_nothing_under_sdpa(tok_dir) -> None:
         assert not torch.allclose(model.encode_query(batch)[row], model.encode_query(changed)[row])
 
 
-def test_an_unknown_attention_is_an_error_naming_the_key(tok_dir) -> None:
+def test_an_unknown_attention_is_an_error_naming_the_key(tok_dir: str) -> None:
     with pytest.raises(ConfigError, match=r"model\.attention.*'flash'"):
         make(tok_dir, attention="flash")
+
+
+@pytest.mark.parametrize(("saved", "wanted"), [("sdpa", "eager"), ("eager", "sdpa"), ("sdpa", "sdpa")])
+def test_a_model_started_from_an_export_gets_the_attention_asked_for(
+    tok_dir: str, tmp_path: Path, saved: str, wanted: str
+) -> None:
+    """The export's modules arrive with the attention the export was built with; the config asked for
+    wins either way, and an export reloads with its own."""
+    export = save_export(make(tok_dir, attention=saved), tmp_path / "export")
+    assert bool(SDPA & _kinds(load_export(export))) == (saved == "sdpa")
+    started = build_model(BlipModelConfig(init_from=str(export), attention=wanted))
+    kinds = _kinds(started)
+    assert kinds >= SDPA if wanted == "sdpa" else not SDPA & kinds

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from test_loader_uint8 import SIZE, case, jpeg, photo  # noqa: F401 (case: the module's fixture)
 
 from coir.common.errors import ConfigError
@@ -19,11 +20,11 @@ from coir.pipeline.augment import AugmentConfig
 from coir.pipeline.config import DataConfig, TrainConfig, check_values
 from coir.pipeline.data import ImageDecoder, StreamState, TrainStream, make_loader, split_batch
 from coir.pipeline.decode import PixelDecoder
-from coir.pipeline.device_decode import JpegBatch, ships_as_bytes
+from coir.pipeline.device_decode import JpegBatch, frame_header, ships_as_bytes
 from coir.pipeline.models.pixels import to_model_inputs
 
 
-def png(image) -> bytes:
+def png(image: Image.Image) -> bytes:
     import io
 
     out = io.BytesIO()
@@ -39,6 +40,11 @@ def test_only_baseline_jpegs_at_the_models_size_travel_as_bytes() -> None:
     assert not ships_as_bytes(jpeg(photo(50, 30, 0)), SIZE)
     assert not ships_as_bytes(png(photo(SIZE, SIZE, 0)), SIZE)
     assert not ships_as_bytes(b"\xff\xd8 not a jpeg", SIZE)
+    whole = jpeg(photo(SIZE, SIZE, 0))
+    assert frame_header(whole) == (0xC0, 8, SIZE, SIZE)
+    assert not ships_as_bytes(whole[: len(whole) // 2], SIZE)  # truncated: no end marker
+    assert not ships_as_bytes(whole + b"trailing", SIZE)
+    assert frame_header(jpeg(photo(SIZE, SIZE, 0), progressive=True))[0] == 0xC2
 
 
 def _mixed_shard(path: Path) -> None:

@@ -67,15 +67,15 @@ def test_trained_multilevel_model_beats_its_initialisation_on_every_benchmark(
     trained, initial = (r["fashioniq/val"][family] for r in (after, before))
     assert trained["R@10"] >= initial["R@10"] + 15, (trained, initial)
 
-    # Shoes: 24 queries over a 24-image gallery, so R@10 and R@50 sit near 100 from the start, and one
-    # query is 4.2 points: better on average, worse on no measure (R@1 alone may tie, as it does for
-    # MANME on some CPUs, whose rounding changes a few training steps)
+    # Shoes: 24 queries over a 24-image gallery, so R@10 and R@50 sit near 100 from the start; one query
+    # at one cutoff moves the average by 1.4 points. Three such gains at least, and no measure worse (R@1
+    # alone may tie, as it does for MANME on some CPUs, whose rounding changes a few training steps)
     trained, initial = (
         evaluate_export(e, "shoes", world / "shoes", "test")["shoes/test"][family]
         for e in (export, untrained)
     )
     print(f"{family} shoes: untrained {initial}, trained {trained}")
-    assert trained["avg"] > initial["avg"], (trained, initial)
+    assert trained["avg"] >= initial["avg"] + 4, (trained, initial)
     assert all(trained[k] >= initial[k] for k in ("R@1", "R@10", "R@50")), (trained, initial)
     f200k = world / "fashion200k"
     trained, initial = (

@@ -23,8 +23,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from coir.pipeline.device_decode import JpegBatch
-
 IMAGE_KEYS = ("query_image", "target_image", "image")  # the batch keys that carry images
 
 
@@ -75,6 +73,8 @@ def to_model_inputs(
     """The batch on `device`: uint8 images (or JPEG bytes, decoded there: data.decode=device) normalised
     there by the processor (then cast to `dtype` when given, e.g. bf16), other floating tensors cast to
     `dtype`, integer tensors moved as they are."""
+    from coir.pipeline.device_decode import JpegBatch  # imports pipeline.decode, which imports this module
+
     out: dict[str, Any] = {}
     for key, value in batch.items():
         if isinstance(value, JpegBatch):  # data.decode=device: JPEG bytes, decoded here

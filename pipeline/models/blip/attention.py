@@ -7,11 +7,11 @@ the base preset trained at 9.6 % MFU with 41 GiB for a batch of 64 (benchmarks/R
 `torch.nn.functional.scaled_dot_product_attention` computes the same attention in fused kernels
 (flash or memory-efficient on GPUs) without the score matrix.
 
-`use_sdpa(module)` switches every BLIP attention inside `module` to the subclasses below: the same
-parameters and state-dict keys, the same arithmetic up to float rounding (tests/test_blip_attention.py
-compares them with transformers' own modules in training and evaluation, masks included). The attention
-probabilities are not returned (None): nothing in coir asks for them. `model.attention: eager` keeps
-transformers' code.
+`set_attention(module, "sdpa")` switches every BLIP attention inside `module` to the subclasses below
+(and "eager" back to transformers' classes): the same parameters and state-dict keys, the same
+arithmetic up to float rounding (tests/test_blip_attention.py compares them with transformers' own
+modules in training and evaluation, masks included). The attention probabilities are not returned
+(None): nothing in coir asks for them. `model.attention: eager` keeps transformers' code.
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ class SdpaBlipTextSelfAttention(BlipTextSelfAttention):
         query = self.query(hidden_states).view(*hidden_states.shape[:-1], -1, head).transpose(1, 2)
         key = self.key(source).view(*source.shape[:-1], -1, head).transpose(1, 2)
         value = self.value(source).view(*source.shape[:-1], -1, head).transpose(1, 2)
-        if mask is not None:  # additive (0 or a large negative), as the eager module adds it to the scores
-            mask = mask.to(device=query.device, dtype=query.dtype)
+        if mask is not None:
+            mask = mask.to(query.device)
+            if mask.dtype != torch.bool:  # additive (0 or a large negative), as the eager module adds it;
+                mask = mask.to(query.dtype)  # a boolean one (True: attend) means the same to SDPA as is
         context = F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
         )
@@ -80,12 +82,16 @@ SWAPS: dict[type, type] = {
 }
 
 
-def use_sdpa(module: nn.Module) -> int:
-    """Switch the BLIP attention modules inside `module` to SDPA in place; returns how many."""
+def set_attention(module: nn.Module, kind: str) -> int:
+    """Switch every BLIP attention module inside `module` to `kind` (sdpa or eager) in place, whichever
+    it had (a model built from an export or init_from arrives with its source's); returns how many."""
+    if kind not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION_CHOICES)}, got {kind!r}")
+    target = SWAPS if kind == "sdpa" else {sdpa: eager for eager, sdpa in SWAPS.items()}
     switched = 0
     for child in module.modules():
-        sdpa = SWAPS.get(type(child))
-        if sdpa is not None:
-            child.__class__ = sdpa
+        new = target.get(type(child))
+        if new is not None:
+            child.__class__ = new
             switched += 1
     return switched

@@ -28,7 +28,8 @@ class BlipModelConfig(ModelConfig):
     freeze_projections: bool = False
     gradient_checkpointing: bool = False
     # sdpa: attention in torch's fused kernels (pipeline/models/blip/attention.py); eager: transformers'
-    # own modules, which keep every [tokens x tokens] score matrix for the backward
+    # own modules, which keep every [tokens x tokens] score matrix for the backward. (How attention is
+    # computed, the same weights either way; MANME's model.attention is another option of that family.)
     attention: str = "sdpa"
     max_length: int = 40  # tokens per text (padded to this length, truncated beyond); BLIP retrieval: 35
     # BLIP's pre_caption (lower case, drop . ! " ( ) * # : ; ~, keep the first max_words words) on every

@@ -57,14 +57,13 @@ class BlipRetrievalModel(RetrievalModel):
     def configure(self) -> None:
         """Apply freezing and gradient checkpointing from the config (call after building)."""
         cfg = self.cfg
-        from coir.pipeline.models.blip.attention import ATTENTION_CHOICES, use_sdpa
+        from coir.pipeline.models.blip.attention import ATTENTION_CHOICES, set_attention
 
         if cfg.attention not in ATTENTION_CHOICES:
             raise ConfigError(
                 f"key 'model.attention': {cfg.attention!r} is not one of {', '.join(ATTENTION_CHOICES)}"
             )
-        if cfg.attention == "sdpa":
-            use_sdpa(self)
+        set_attention(self, cfg.attention)
         if cfg.freeze_vision and hasattr(self, "vision_model"):
             self.vision_model.requires_grad_(False)
         if cfg.freeze_projections:
