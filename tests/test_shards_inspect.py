@@ -76,7 +76,7 @@ def test_inspect_reports_a_truncated_shard_without_a_traceback(built, capsys):
         lines = [line for line in captured.out.splitlines() if "CORRUPT" in line]
         assert len(lines) == 2 and all("triplets-000000.tar" in line for line in lines), captured.out
         assert f"size {cut} != {len(original)}" in lines[0]
-        assert "unreadable (ReadError: unexpected end of data)" in lines[1]
+        assert "unreadable (TarReadError: unexpected end of data in a member at byte" in lines[1]
         assert "Traceback" not in captured.out + captured.err and "coir: error" in captured.err
     finally:
         shard.write_bytes(original)
