@@ -97,30 +97,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _write_shard(path: str, width: int, height: int, first: int, count: int) -> None:
+    """One shard as coir's shard builder writes it (datasets/shards/writer.py)."""
     import numpy as np
-    import webdataset as wds
     from PIL import Image
 
     from coir.common import fields
+    from coir.datasets.shards.writer import write_shard
 
     rng = np.random.default_rng(first)
-    with wds.TarWriter(path) as sink:
-        for i in range(first, first + count):
-            jpegs = []
-            for _ in range(2):
-                low = rng.integers(0, 255, (max(1, height // 16), max(1, width // 16), 3), dtype=np.uint8)
-                buffer = io.BytesIO()
-                Image.fromarray(low).resize((width, height), Image.BILINEAR).save(buffer, "JPEG", quality=90)
-                jpegs.append(buffer.getvalue())
-            text = " ".join(random.Random(i).choices(WORDS, k=8))
-            sink.write(
-                {
-                    "__key__": f"s{i:07d}",
-                    fields.QUERY_IMAGE: jpegs[0],
-                    fields.TARGET_IMAGE: jpegs[1],
-                    fields.TEXT: text,
-                }
-            )
+
+    def jpeg() -> bytes:
+        low = rng.integers(0, 255, (max(1, height // 16), max(1, width // 16), 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(low).resize((width, height), Image.BILINEAR).save(buffer, "JPEG", quality=90)
+        return buffer.getvalue()
+
+    samples = (
+        (
+            f"s{i:07d}",
+            {
+                fields.QUERY_IMAGE: jpeg(),
+                fields.TARGET_IMAGE: jpeg(),
+                fields.TEXT: " ".join(random.Random(i).choices(WORDS, k=8)).encode(),
+            },
+        )
+        for i in range(first, first + count)
+    )
+    write_shard(path, samples)
 
 
 def synthetic_shards(folder: Path, width: int, height: int, shards: int, per_shard: int) -> str:

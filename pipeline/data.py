@@ -65,7 +65,7 @@ from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
 from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.decode import PixelDecoder
-from coir.pipeline.device_decode import JpegBatch, ships_as_bytes
+from coir.pipeline.device_decode import JpegBatch, decodes_on_device, ships_as_bytes
 from coir.pipeline.features import array_from_npy
 from coir.pipeline.models.pixels import batch_buffer, stack_images
 from coir.pipeline.shard_reader import ShardFault, SkipLog, read_shards
@@ -144,15 +144,6 @@ def _stack(items: Any) -> torch.Tensor:
     return stack_images(items) if items[0].dtype == torch.uint8 else torch.stack(list(items))
 
 
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        log.warning(message)
-
-
 class ImageDecoder:
     """raw triplet sample -> (query uint8 tensor, target uint8 tensor, text); raises on anything bad.
     (An image left as JPEG bytes for the device, data.decode=device, is None in its row.)
@@ -179,13 +170,7 @@ class ImageDecoder:
         self._buffers: dict[int, tuple[torch.Tensor, list[tuple[np.ndarray, torch.Tensor]]]] = {}
         self._filled = 0  # rows of the batch being made
         # data.decode=device: JPEGs at the model's size travel as bytes (pipeline/device_decode.py)
-        size = self.size
-        self.on_device = config.decode == "device" and bool(size) and processor.passes_through(size, size)
-        if config.decode == "device" and not self.on_device:
-            _warn_once(
-                "data.decode=device has no effect here: this model's processor resizes even images at its "
-                "input size, so every image is decoded in the workers"
-            )
+        self.on_device = config.decode == "device" and decodes_on_device(processor)
         self._encoded: dict[int, dict[int, bytes]] = {}  # field -> row -> JPEG bytes
 
     def _place(self, which: int) -> tuple[np.ndarray, torch.Tensor] | None:

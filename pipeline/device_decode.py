@@ -21,12 +21,14 @@ worker, so `data.augment` and `data.decode: device` exclude each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import simplejpeg
 import torch
 
 from coir.common.errors import CoirError
 from coir.pipeline.decode import JPEG_MAGIC
+from coir.pipeline.models.pixels import worker_uint8
 
 SEQUENTIAL_FRAMES = (0xC0, 0xC1)  # SOF0 baseline and SOF1 extended sequential, Huffman-coded
 JPEG_END = b"\xff\xd9"  # EOI
@@ -76,6 +78,13 @@ def ships_as_bytes(data: bytes, size: int) -> bool:
     return colorspace in ("YCbCr", "Gray")
 
 
+def decodes_on_device(processor: Any) -> bool:
+    """Whether data.decode=device can apply to this processor: a fixed square input size at which images
+    pass through unchanged (else every image needs the host's geometry and is decoded there)."""
+    size = getattr(processor, "image_size", None)
+    return isinstance(size, int) and processor.passes_through(size, size)
+
+
 @dataclass
 class JpegBatch:
     """One batch's images of one key, partly as JPEG bytes (decoded on the device), partly as pixels."""
@@ -91,7 +100,7 @@ class JpegBatch:
     def of(cls, encoded: dict[int, bytes], pixels: torch.Tensor | None, size: int, count: int) -> JpegBatch:
         rows = sorted(encoded)
         lengths = torch.tensor([0] + [len(encoded[row]) for row in rows], dtype=torch.int64)
-        data = torch.empty(int(lengths.sum()), dtype=torch.uint8)
+        data = worker_uint8(int(lengths.sum()))  # shared memory in a worker: no copy on the way out
         view = data.numpy()
         offsets = lengths.cumsum(0)
         for row, start in zip(rows, offsets.tolist(), strict=False):

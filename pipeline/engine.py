@@ -214,6 +214,7 @@ class _Trainer:
         import torch
 
         from coir.pipeline.data import check_samples
+        from coir.pipeline.device_decode import decodes_on_device
         from coir.pipeline.features import check_inputs
         from coir.pipeline.models.registry import build_model
 
@@ -226,6 +227,11 @@ class _Trainer:
         self.model_name = config.name or model.name
         self.card_base = self._card_base() if self.rank == 0 else None
         self.processor = model.processor()
+        if config.data.decode == "device" and not decodes_on_device(self.processor) and self.rank == 0:
+            log.warning(
+                "data.decode=device has no effect for this model: its processor resizes even images at its "
+                "input size, so every image is decoded in the DataLoader workers"
+            )
         self.resumed_from = checkpoint.resolve_resume(config.checkpoint.resume, self.ckpt_dir)
         source = self._optimizer_source(model)
         self.groups = param_groups(model, config.optim.weight_decay, self.carried_steps)

@@ -143,3 +143,35 @@ def test_device_decoding_options_that_cannot_work_are_errors_naming_the_key(data
     config = TrainConfig(data=DataConfig(shards=["x"], **data))
     with pytest.raises(ConfigError, match=rf"data\.decode.*{message}"):
         check_values(config)
+
+
+def test_training_with_device_decoding_takes_the_host_paths_steps(tmp_path: Path) -> None:
+    """The trainer end to end (config, loader workers, pinned JpegBatch, step): the same losses, to the
+    bit on the CPU, with data.decode=device as with host decoding."""
+    import subprocess
+
+    from test_train_support import (
+        _image,
+        child_env,
+        make_tokenizer,
+        read_jsonl,
+        train_command,
+        write_recipe,
+        write_shards,
+    )
+
+    assert ships_as_bytes(_image("circle", "red"), 32)  # the shards' JPEGs do travel as bytes
+    shards = tmp_path / "shards"
+    write_shards(shards, shards=2, per_shard=12)
+    recipe = write_recipe(tmp_path, shards, make_tokenizer(tmp_path))
+    losses = {}
+    for decode in ("host", "device"):
+        run = tmp_path / decode
+        args = [f"run_dir={run}", f"data.decode={decode}", "optim.total_steps=4", "checkpoint.every_steps=0"]
+        result = subprocess.run(
+            train_command(recipe, *args), env=child_env(), capture_output=True, text=True, timeout=600
+        )
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        losses[decode] = [r["loss"] for r in read_jsonl(run / "logs" / "train.jsonl") if "loss" in r]
+    assert len(losses["host"]) == 4 and len(set(losses["host"])) > 1
+    assert losses["device"] == losses["host"]

@@ -47,17 +47,22 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     return images.to(torch.float32, memory_format=torch.contiguous_format).div(255).sub(m).div(s)
 
 
-def batch_buffer(count: int, height: int, width: int) -> torch.Tensor:
-    """An uninitialised uint8 [count, height, width, 3] batch for decoders to write images into, in
-    shared memory inside a DataLoader worker: the batch then reaches the training process without
-    the copy into shared memory the worker queue would make (what default_collate does too)."""
+def worker_uint8(*shape: int) -> torch.Tensor:
+    """An uninitialised uint8 tensor, in shared memory inside a DataLoader worker: what a worker fills
+    for its batch then reaches the training process without the copy into shared memory the worker
+    queue would make (what default_collate does too)."""
     from torch.utils.data import get_worker_info
 
-    shape = (count, height, width, 3)
     if get_worker_info() is None:
         return torch.empty(shape, dtype=torch.uint8)
-    storage = torch.UntypedStorage._new_shared(count * height * width * 3)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)))
     return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+
+
+def batch_buffer(count: int, height: int, width: int) -> torch.Tensor:
+    """An uninitialised uint8 [count, height, width, 3] batch for decoders to write images into
+    (`worker_uint8`: in shared memory inside a DataLoader worker)."""
+    return worker_uint8(count, height, width, 3)
 
 
 def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -55,15 +55,15 @@ class BlipRetrievalModel(RetrievalModel):
 
     # ---- options -------------------------------------------------------------------------------
     def configure(self) -> None:
-        """Apply freezing and gradient checkpointing from the config (call after building)."""
-        cfg = self.cfg
-        from coir.pipeline.models.blip.attention import ATTENTION_CHOICES, set_attention
+        """Apply the attention kind, freezing and gradient checkpointing from the config (call after
+        building)."""
+        from coir.pipeline.models.blip.attention import set_attention
 
-        if cfg.attention not in ATTENTION_CHOICES:
-            raise ConfigError(
-                f"key 'model.attention': {cfg.attention!r} is not one of {', '.join(ATTENTION_CHOICES)}"
-            )
-        set_attention(self, cfg.attention)
+        cfg = self.cfg
+        try:
+            set_attention(self, cfg.attention)
+        except ValueError as error:
+            raise ConfigError(f"key 'model.attention': {error}") from None
         if cfg.freeze_vision and hasattr(self, "vision_model"):
             self.vision_model.requires_grad_(False)
         if cfg.freeze_projections:
