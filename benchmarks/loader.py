@@ -3,17 +3,17 @@
 One process, one thread (per core), the same JPEG bytes for every measure, at each --sizes side S:
 
 - `limit`: simplejpeg decode -> uint8 tensor [3, S, S], nothing else: the most a loader core can give;
-- `loader`: coir's training stream as the trainer runs it (pipeline/data.py TrainStream: tar reading,
-  shuffle buffer, decode, the BLIP processor's host part, tokenisation, batch collation) over shards
-  built at the training resolution (`--resize square --size S`); its images leave as uint8, the
-  float conversion and normalisation run on the device in the training step (not counted: a batched
-  device op);
-- `decode into new batches`: the same decodes written into fresh uint8 batch memory (one
-  `batch_buffer` per --batch-size images, as the loader's batches are): what any loader must pay at
-  least, since a batch outlives its decode and so lives in memory the process touches for the first
-  time (page faults), where the bare limit's arrays reuse freed memory;
-- `ratio` = loader / limit (target >= 0.8, and >= 400 images/s per core at 384), and loader / decode
-  into new batches (the loader's own overhead: tar reading, shuffle, tokenisation, bookkeeping).
+- `loader`: coir's training stream in the training process (data.num_workers=0; pipeline/data.py
+  TrainStream: tar reading, shuffle buffer, decode, the BLIP processor's host part, tokenisation, batch
+  collation) over shards built at the training resolution (`--resize square --size S`), for an epoch of
+  --epoch triplets (the shard read again as needed); its images leave as uint8, the float conversion
+  and normalisation run on the device in the training step (not counted: a batched device op);
+- `loader, 1 worker`: the same epoch in one DataLoader worker process, as training runs it (the batches
+  reach this process in shared memory; rate from the first batch on, so the worker's start-up does not
+  count), and `loader, 1 worker, unpooled`: the same with every batch in newly allocated shared memory
+  (as before pipeline/batch_pool.py: page faults and zeroed pages for every batch);
+- `ratio` = loader / limit, in the training process and in a worker (target >= 0.8, and >= 400 images/s
+  per core at 384).
 
 For context (same process, same sources): the loader over shards stored the old way (shorter side
 resized to S, so every image is resized again at load: `shorter-side shards`), the loader with BLIP's
@@ -25,7 +25,7 @@ load from other processes on a shared machine hits them alike.
 
 example:
   .venv/bin/python benchmarks/loader.py
-  .venv/bin/python benchmarks/loader.py --sizes 224 384 --triplets 128 --rounds 3
+  .venv/bin/python benchmarks/loader.py --sizes 384 --epoch 1024 --rounds 3
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 384], help="training sides S in px")
     parser.add_argument("--triplets", type=int, default=128, help="triplets per shard (2 images each)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; rates are medians")
+    parser.add_argument(
+        "--epoch", type=int, default=4096, help="triplets per loader epoch (the measures named loader)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     return parser.parse_args(argv)
 
@@ -99,11 +102,13 @@ def write_triplets(path: Path, images: list[bytes], triplets: int) -> None:
     write_shard(path, samples)
 
 
-def rate(run: Callable[[], int]) -> float:
-    """Images per second of one call of `run` (which returns how many images it produced)."""
+def rate(run: Callable[[], int | tuple[int, float]]) -> float:
+    """Images per second of one call of `run`, which returns how many images it produced, or that and
+    the seconds they took (when the call's own start-up is not to count)."""
     start = time.perf_counter()
-    images = run()
-    return images / (time.perf_counter() - start)
+    result = run()
+    images, seconds = result if isinstance(result, tuple) else (result, time.perf_counter() - start)
+    return images / seconds
 
 
 def measures_at(
@@ -118,9 +123,8 @@ def measures_at(
     from coir.datasets.shards.images import ImageEncoder
     from coir.pipeline.augment import AugmentConfig
     from coir.pipeline.config import DataConfig
-    from coir.pipeline.data import StreamState, TrainStream
+    from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches
     from coir.pipeline.models.blip.processor import BLIP_MEAN, BLIP_STD, BlipProcessor
-    from coir.pipeline.models.pixels import batch_buffer
 
     processor = BlipProcessor(size, tokenizer, max_length=35)
     encoded = {
@@ -139,25 +143,38 @@ def measures_at(
             torch.from_numpy(simplejpeg.decode_jpeg(data, "RGB")).permute(2, 0, 1)
         return len(square)
 
-    def limit_into_batches() -> int:
-        for start in range(0, len(square), args.batch_size):
-            part = square[start : start + args.batch_size]
-            batch = batch_buffer(len(part), size, size).numpy()
-            for slot, data in zip(batch, part, strict=True):
-                simplejpeg.decode_jpeg(data, "RGB", buffer=slot)
-        return len(square)
-
-    def loader(mode: str, augment: bool = False) -> int:
+    def loader(mode: str, augment: bool = False, triplets: int = args.triplets) -> int:
         config = DataConfig(
             batch_size=args.batch_size,
             num_workers=0,
             shuffle_buffer=64,
             shuffle_initial=16,
-            samples_per_epoch_per_worker=args.triplets,
+            samples_per_epoch_per_worker=triplets,
             augment=AugmentConfig(enabled=augment),
         )
         stream = TrainStream([str(shards[mode])], processor, config, 0, 0, 1, StreamState.fresh(0, 1))
         return sum(2 * int(batch["query_image"].shape[0]) for batch in stream)
+
+    def in_worker(pooled: bool) -> tuple[int, float]:
+        """The same stream in one DataLoader worker process, as training runs it: images/s of the
+        worker from its first batch on (the start-up of the process does not count)."""
+        config = DataConfig(
+            batch_size=args.batch_size,
+            num_workers=1,
+            shuffle_buffer=64,
+            shuffle_initial=16,
+            samples_per_epoch_per_worker=args.epoch,
+        )
+        stream = TrainStream([str(shards["square"])], processor, config, 0, 0, 1, StreamState.fresh(1, 1))
+        if not pooled:
+            stream.board = None  # every batch in newly allocated shared memory, as before batch_pool
+        images = 0
+        with open_batches(make_loader(stream, config, seed=0, use_cuda=False)) as batches:
+            next(batches)
+            start = time.perf_counter()
+            for batch in batches:
+                images += 2 * int(batch["query_image"].shape[0])
+        return images, time.perf_counter() - start
 
     def float_path() -> int:
         for data in shorter:
@@ -167,15 +184,16 @@ def measures_at(
 
     return {
         LIMIT: limit,
-        BATCH_LIMIT: limit_into_batches,
-        LOADER: lambda: loader("square"),
+        LOADER: lambda: loader("square", triplets=args.epoch),
+        WORKER: lambda: in_worker(pooled=True),
+        "loader, 1 worker, unpooled": lambda: in_worker(pooled=False),
         "loader, shorter-side": lambda: loader("shorter"),
         "loader, augmented": lambda: loader("square", augment=True),
         "float path (old)": float_path,
     }, sum(map(len, square)) / len(square) / 1024
 
 
-LIMIT, BATCH_LIMIT, LOADER = "limit (decode->uint8)", "decode into new batches", "loader"
+LIMIT, LOADER, WORKER = "limit (decode->uint8)", "loader", "loader, 1 worker"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         train_wordpiece(["the circle is red now larger square blue"] * 20, work / "tok")
     )
     print(
-        f"one core (torch threads 1), {2 * args.triplets} images per measure, median of {args.rounds} rounds"
+        f"one core (torch threads 1), {2 * args.epoch} images per loader epoch, {2 * args.triplets} per "
+        f"other measure, median of {args.rounds} rounds"
     )
-    print(f"{'S':>4} {'measure':<24} {'images/s':>9} {'ms/image':>9} {'vs limit':>9}")
+    print(f"{'S':>4} {'measure':<26} {'images/s':>9} {'ms/image':>9} {'vs limit':>9}")
     for size in args.sizes:
         measures, kib = measures_at(size, photos, tokenizer, work, args)
         rates: dict[str, list[float]] = {name: [] for name in measures}
@@ -202,14 +221,12 @@ def main(argv: list[str] | None = None) -> int:
                 rates[name].append(rate(run))
         median = {name: statistics.median(values) for name, values in rates.items()}
         for name, value in median.items():
-            print(f"{size:>4} {name:<24} {value:>9.1f} {1000 / value:>9.2f} {value / median[LIMIT]:>8.2f}x")
-        per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(rates[LOADER], rates[LIMIT], strict=True))
-        print(
-            f"{size:>4} loader / limit = {median[LOADER] / median[LIMIT]:.2f} (per round: {per_round}); ",
-            end="",
-        )
-        print(f"stored JPEG {kib:.1f} KiB")
-        print(f"{size:>4} loader / decode into new batches = {median[LOADER] / median[BATCH_LIMIT]:.2f}")
+            print(f"{size:>4} {name:<26} {value:>9.1f} {1000 / value:>9.2f} {value / median[LIMIT]:>8.2f}x")
+        for name in (LOADER, WORKER):
+            per_round = ", ".join(f"{a / b:.2f}" for a, b in zip(rates[name], rates[LIMIT], strict=True))
+            ratio = median[name] / median[LIMIT]
+            print(f"{size:>4} {name} / limit = {ratio:.2f} (per round: {per_round})")
+        print(f"{size:>4} stored JPEG {kib:.1f} KiB")
     return 0
 
 

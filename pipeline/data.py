@@ -63,6 +63,14 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from coir.common import fields
 from coir.common.errors import ConfigError, DataFormatError
 from coir.pipeline.augment import TripletAugment
+from coir.pipeline.batch_pool import (
+    POOL_KEY,
+    BufferPool,
+    Releaser,
+    release_board,
+    shares_memory,
+    slots_per_worker,
+)
 from coir.pipeline.config import DataConfig, shard_checksums
 from coir.pipeline.decode import PixelDecoder
 from coir.pipeline.device_decode import JpegBatch, decodes_on_device, ships_as_bytes
@@ -153,13 +161,15 @@ class ImageDecoder:
     Rows are made one batch at a time (`collate` ends a batch): each image is written into its place
     in one uint8 [B, S, S, 3] buffer per image field as it is decoded (a JPEG already at the model's
     size decodes straight into it), so a batch is never copied together. A call that raises leaves
-    its place to the next sample."""
+    its place to the next sample. In a DataLoader worker the buffers come from its `pool`
+    (pipeline/batch_pool.py): memory of batches the training process is done with."""
 
     fields = (fields.QUERY_IMAGE, fields.TARGET_IMAGE)
     keys = ("query_image", "target_image")  # their batch keys
 
-    def __init__(self, processor: Any, config: DataConfig) -> None:
+    def __init__(self, processor: Any, config: DataConfig, pool: BufferPool | None = None) -> None:
         self.processor = processor
+        self.pool = pool
         self.pixels = PixelDecoder(processor, config.image_mode, config.draft_size)
         aug = config.augment
         # crops are resized straight to the model's input size (its Processor's resize is then a no-op)
@@ -167,7 +177,8 @@ class ImageDecoder:
         self.batch_size = config.batch_size
         size = getattr(processor, "image_size", None)
         self.size = size if isinstance(size, int) else None  # None: images of any size, stacked
-        self._buffers: dict[int, tuple[torch.Tensor, list[tuple[np.ndarray, torch.Tensor]]]] = {}
+        # field -> (batch buffer, each row's two views, the buffer's pool slot)
+        self._buffers: dict[int, tuple[torch.Tensor, list[tuple[np.ndarray, torch.Tensor]], int | None]] = {}
         self._filled = 0  # rows of the batch being made
         # data.decode=device: JPEGs at the model's size travel as bytes (pipeline/device_decode.py)
         self.on_device = config.decode == "device" and decodes_on_device(processor)
@@ -179,10 +190,12 @@ class ImageDecoder:
         if self.size is None or self._filled >= self.batch_size:
             return None
         if which not in self._buffers:
-            buffer = batch_buffer(self.batch_size, self.size, self.size)
+            shape = (self.batch_size, self.size, self.size)
+            pool = self.pool
+            buffer, slot = pool.take(*shape, 3) if pool is not None else (batch_buffer(*shape), None)
             # every row's two views made at once (indexing a tensor row by row costs ~20 us each)
             rows = list(zip(buffer.numpy(), buffer.permute(0, 3, 1, 2).unbind(0), strict=True))
-            self._buffers[which] = (buffer, rows)
+            self._buffers[which] = (buffer, rows, slot)
         return self._buffers[which][1][self._filled]
 
     def _placed(self, which: int, image: torch.Tensor) -> torch.Tensor:
@@ -219,10 +232,11 @@ class ImageDecoder:
         self._filled += 1
         return query, target, text
 
-    def _batch_images(self, which: int, images: Sequence[torch.Tensor | None]) -> torch.Tensor | JpegBatch:
-        """The batch of `images` [3, H, W]: the buffer they were written into, else stacked; a JpegBatch
-        when some are JPEG bytes for the device (None)."""
-        buffer = self._buffers.pop(which, None)
+    def _batch_images(
+        self, which: int, images: Sequence[torch.Tensor | None], buffer: torch.Tensor | None
+    ) -> torch.Tensor | JpegBatch:
+        """The batch of `images` [3, H, W]: the `buffer` they were written into, else stacked; a
+        JpegBatch when some are JPEG bytes for the device (None)."""
         # rows that hold bytes: a failed sample may have left its bytes in the row the next one decoded
         encoded = {
             row: data
@@ -233,24 +247,34 @@ class ImageDecoder:
             pixels = None
             host = [row for row in range(len(images)) if row not in encoded]
             if host:  # the rows decoded here: in their place in the batch buffer (else copied there)
-                memory = buffer[0] if buffer is not None else batch_buffer(len(images), self.size, self.size)
+                memory = buffer if buffer is not None else batch_buffer(len(images), self.size, self.size)
                 pixels = memory[: len(images)].permute(0, 3, 1, 2)
                 for row in host:
                     if images[row].data_ptr() != pixels[row].data_ptr():
                         pixels[row].copy_(images[row])
             return JpegBatch.of(encoded, pixels, self.size, len(images))
-        if buffer is not None and len(images) <= len(buffer[0]):
-            start = buffer[0].data_ptr()
-            row_bytes = buffer[0][0].numel()
+        if buffer is not None and len(images) <= len(buffer):
+            start = buffer.data_ptr()
+            row_bytes = buffer[0].numel()
             if all(image.data_ptr() == start + i * row_bytes for i, image in enumerate(images)):
-                return buffer[0][: len(images)].permute(0, 3, 1, 2)
+                return buffer[: len(images)].permute(0, 3, 1, 2)
         return _stack(images)
 
     def collate(self, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         """The batch of `rows` (the rows made since the last batch): one entry per image key, then the
         model's text fields when the rows carry a text; the next call starts a new batch."""
         columns = list(zip(*rows, strict=True))
-        batch = {key: self._batch_images(i, columns[i]) for i, key in enumerate(self.keys)}
+        batch: dict[str, Any] = {}
+        pooled: list[tuple[str, int]] = []  # (key, slot) of the pool's buffers that leave in the batch
+        for i, key in enumerate(self.keys):
+            buffer, _, slot = self._buffers.pop(i, (None, None, None))
+            batch[key] = self._batch_images(i, columns[i], buffer)
+            if slot is not None and shares_memory(batch[key], buffer):
+                pooled.append((key, slot))
+            elif self.pool is not None:
+                self.pool.give_back(slot)
+        if pooled and self.pool.worker is not None:  # a worker's: the training process hands them back
+            batch[POOL_KEY] = (self.pool.worker, pooled)
         if len(columns) > len(self.keys):
             batch.update(self.processor.text(list(columns[len(self.keys)])))
         self._buffers, self._encoded, self._filled = {}, {}, 0
@@ -264,8 +288,8 @@ class FeatureDecoder(ImageDecoder):
     fields = (fields.QUERY_FEATURE, fields.TARGET_FEATURE)
     keys = ("query_feature", "target_feature")
 
-    def __init__(self, processor: Any, config: DataConfig) -> None:
-        super().__init__(processor, config)
+    def __init__(self, processor: Any, config: DataConfig, pool: BufferPool | None = None) -> None:
+        super().__init__(processor, config, pool)
         self.augment = None  # features are fixed outputs of the frozen part (check_values refuses both)
 
     def item(self, which: int, data: bytes) -> torch.Tensor:
@@ -278,8 +302,8 @@ class SingleImageDecoder(ImageDecoder):
     fields = (fields.GALLERY_IMAGE,)
     keys = ("image",)
 
-    def __init__(self, processor: Any, config: DataConfig) -> None:
-        super().__init__(processor, config)
+    def __init__(self, processor: Any, config: DataConfig, pool: BufferPool | None = None) -> None:
+        super().__init__(processor, config, pool)
         self.augment = None  # check_samples refuses data.augment for single images
 
     def __call__(
@@ -297,11 +321,13 @@ SAMPLE_KINDS = ("triplets", "images")  # RetrievalModel.training_samples
 MANIFEST_KINDS = {"triplets": ("triplets",), "images": ("gallery",)}
 
 
-def decoder_for(processor: Any, config: DataConfig, samples: str = "triplets") -> ImageDecoder:
+def decoder_for(
+    processor: Any, config: DataConfig, samples: str = "triplets", pool: BufferPool | None = None
+) -> ImageDecoder:
     """The decoder of what the model trains on (`samples`) and data.inputs says the shards hold."""
     if samples == "images":
-        return SingleImageDecoder(processor, config)
-    return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config)
+        return SingleImageDecoder(processor, config, pool)
+    return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config, pool)
 
 
 def check_samples(shards: list[str], samples: str, config: DataConfig) -> None:
@@ -350,6 +376,10 @@ class TrainStream(IterableDataset):
         self.state = state
         self.batches_per_worker = config.samples_per_epoch_per_worker // config.batch_size
         self.checksums = shard_checksums(self.shards)
+        # made here, before the DataLoader starts the workers that share it (pipeline/batch_pool.py)
+        keys = len(decoder_for(processor, config, samples).keys)
+        self.slots = slots_per_worker(keys, config.prefetch_factor)
+        self.board = release_board(config.num_workers, self.slots) if config.num_workers > 0 else None
 
     def worker_shards(self, logical: int, workers: int) -> list[str]:
         return split_shards(self.shards, logical, workers)
@@ -395,7 +425,9 @@ class TrainStream(IterableDataset):
         counting: list[bool],
     ) -> Iterator[dict[str, Any]]:
         state = self.state
-        decode = decoder_for(self.processor, self.config, self.samples)
+        decode = decoder_for(
+            self.processor, self.config, self.samples, BufferPool.for_stream(self.board, self.slots)
+        )
         bad_before = state.bad[logical] if logical < len(state.bad) else 0
         rows: list[tuple[Any, ...]] = []
         keys: list[str] = []
@@ -489,8 +521,9 @@ def open_batches(loader: DataLoader) -> Iterator[CheckedBatches]:
     the interpreter's exit, where multiprocessing terminates and then joins its children.
     """
     batches = iter(loader)
+    board = getattr(loader.dataset, "board", None)
     try:
-        yield CheckedBatches(batches)
+        yield CheckedBatches(batches, None if board is None else Releaser(board))
     finally:
         shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process iterators only
         if shutdown is not None:
@@ -498,18 +531,24 @@ def open_batches(loader: DataLoader) -> Iterator[CheckedBatches]:
 
 
 class CheckedBatches:
-    """The loader's batches; a worker's fault batch is raised as a DataFormatError naming the shard."""
+    """The loader's batches; a worker's fault batch is raised as a DataFormatError naming the shard.
+    With a `releaser`, the workers' batch buffers are handed back once unused (pipeline/batch_pool.py)."""
 
-    def __init__(self, batches: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, batches: Iterator[dict[str, Any]], releaser: Releaser | None = None) -> None:
         self.batches = batches
+        self.releaser = releaser
 
     def __iter__(self) -> CheckedBatches:
         return self
 
     def __next__(self) -> dict[str, Any]:
+        if self.releaser is not None:
+            self.releaser.sweep()
         batch = next(self.batches)
         if ERROR_KEY in batch:
             raise DataFormatError(batch[SHARD_KEY], batch[ERROR_KEY])
+        if self.releaser is not None:
+            self.releaser.track(batch)
         return batch
 
 
