@@ -3,9 +3,10 @@
 For each worker count of --workers (default 1 and 2), on the same images and settings:
 - bare loop: decode (reduced-scale draft when possible) -> bicubic resize -> JPEG encode of every
   unique source image the build reads, nothing else, split over the workers as forked processes;
-- builder: build_lasco + finalize_build with the image cache (each image encoded once per worker);
-- baseline: the same build with the cache disabled (both images of every triplet decoded, resized and
-  re-encoded again: the per-triplet approach).
+- builder: build_lasco + finalize_build (each distinct image encoded once, the images split evenly over
+  the workers, then the shards written from the encoded bytes: datasets/shards/encoded_images.py);
+- baseline: the same build with reuse_images=false (both images of every triplet decoded, resized and
+  encoded again as its shard is written: the per-triplet approach).
 Prints unique images/s per worker of the bare loop and of the builder and their ratio (target >= 0.9),
 the builder's speed-up over the baseline as a share of the reuse bound (target >= 0.8 with --densify),
 whether builder and baseline outputs are byte-identical, and the scaling from 1 to 2 workers.
@@ -147,7 +148,7 @@ def warm_page_cache(folder: Path) -> None:
 
 
 def build_config(
-    world: Path, vqa: Path, out: Path, split: str, workers: int, size: int, shard_size: int, cache_mb: int
+    world: Path, vqa: Path, out: Path, split: str, workers: int, size: int, shard_size: int, reuse: bool
 ):
     from coir.datasets.lasco.config import LascoBuildConfig
 
@@ -159,7 +160,7 @@ def build_config(
         shard_size=shard_size,
         gallery_shard_size=shard_size * 2,
         workers=workers,
-        image_cache_mb=cache_mb,
+        reuse_images=reuse,
     )
     config.images.size = size
     return config
@@ -254,20 +255,20 @@ def main(argv: list[str] | None = None) -> int:
         vqa = densify(world, args.split, scratch / "vqa-dense") if args.densify else world / "vqa"
         warm_page_cache(world / "coco")
 
-        def config(name: str, workers: int, cache_mb: int):
+        def config(name: str, workers: int, reuse: bool):
             shutil.rmtree(scratch / name, ignore_errors=True)
             return build_config(
-                world, vqa, scratch / name, args.split, workers, args.size, args.shard_size, cache_mb
+                world, vqa, scratch / name, args.split, workers, args.size, args.shard_size, reuse
             )
 
-        paths = unique_image_paths(config("plan", 1, 0))
+        paths = unique_image_paths(config("plan", 1, False))
         unique = len(paths)
         rows: dict[int, dict] = {}
         for workers in args.workers:
             print(f"{workers} worker(s): bare loop, builder, per-triplet baseline ...", file=sys.stderr)
             bare = run_bare(paths, args.size, workers)
-            ours = run_build(config(f"coir-{workers}", workers, 512))
-            baseline = run_build(config(f"baseline-{workers}", workers, 0))
+            ours = run_build(config(f"coir-{workers}", workers, True))
+            baseline = run_build(config(f"baseline-{workers}", workers, False))
             identical = all(
                 (scratch / f"coir-{workers}" / p.relative_to(scratch / f"baseline-{workers}")).read_bytes()
                 == p.read_bytes()

@@ -6,6 +6,7 @@ raises OSError(ENOSPC) once it has written a budget of bytes, as a filling disk 
 from __future__ import annotations
 
 import errno
+import io
 import json
 from pathlib import Path
 
@@ -95,3 +96,32 @@ def test_any_atomic_write_names_its_file_on_a_full_disk(tmp_path, monkeypatch):
     with pytest.raises(DiskFullError, match="manifest.json: could not be written"):
         write_bytes_atomic(tmp_path / "manifest.json", b"{}")
     assert list(tmp_path.iterdir()) == []  # the temp file is gone
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_full_disk_while_encoding_the_images_names_the_scratch_file_and_the_rerun_resumes(
+    custom_inputs, tmp_path, monkeypatch, capsys, workers
+):
+    from coir.datasets.shards import encoded_images
+
+    clean = tmp_path / "clean"
+    assert run_command(SHARDS, _argv(custom_inputs, clean, 1)) == 0
+    expected = folder_bytes(clean)
+    capsys.readouterr()
+
+    class FillingFile(io.FileIO):
+        def write(self, data) -> int:
+            if self.tell() + len(data) > 1_000:  # a scratch file of more than 1 kB does not fit
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(encoded_images, "open", lambda path, mode: FillingFile(path, "wb"), raising=False)
+        assert run_command(SHARDS, _argv(custom_inputs, out, workers)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coir: error: ") and "Traceback" not in err, err
+    assert "_encoded" in err and ".bin: could not be written: no space left" in err and "rerun" in err
+    assert not list(out.rglob("*.tar"))  # no shard is written before every image is encoded
+    assert run_command(SHARDS, _argv(custom_inputs, out, workers)) == 0  # space freed: the same command
+    assert folder_bytes(out) == expected

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from coir.datasets.shards.images import EncodedImageCache, ImageEncoder, ImageProblem
+from coir.datasets.shards.images import ImageEncoder
 from coir.datasets.shards.plan import num_shards_for, shard_samples, split_ranges, task_range
 from coir.datasets.shards.writer import remove_stale_temps, tar_bytes, write_shard
 
@@ -68,45 +69,60 @@ def test_resize_modes_never_enlarge(tmp_path, mode, expected):
     assert image.size == (20, 10) and image.format == "JPEG" and image.mode == "RGB"
 
 
-def test_cache_encodes_each_image_once_and_remembers_problems(tmp_path):
-    good = tmp_path / "good.jpg"
-    Image.new("RGB", (64, 64), "red").save(good)
-    cache = EncodedImageCache(ImageEncoder("shorter", 32), max_bytes=1 << 20)
-    for _ in range(5):
-        cache.get(good)
-    for _ in range(3):
-        with pytest.raises(ImageProblem) as problem:
-            cache.get(tmp_path / "missing.jpg")
-        assert problem.value.reason == "missing_image"
-    assert cache.encoded == 2 and cache.hits == 6
-    tiny = EncodedImageCache(ImageEncoder("shorter", 32), max_bytes=1)
-    tiny.get(good)
-    other = tmp_path / "other.jpg"
-    Image.new("RGB", (64, 64), "blue").save(other)
-    tiny.get(other)
-    tiny.get(good)
-    assert tiny.encoded == 3  # evicted: bounded memory wins over reuse
-
-
-def test_workers_get_the_gallery_units_whose_images_they_already_need():
-    from coir.datasets.shards.build import Unit, assign_workers
+def _units(tmp_path: Path) -> tuple[list, list]:
+    """Triplet units that share images across shards and a gallery unit; one image is missing."""
+    from coir.datasets.shards.build import Unit
     from coir.datasets.shards.spec import SampleSpec
 
-    def unit(kind, index, images):
-        samples = tuple(
-            SampleSpec(f"{kind}{index}_{i}", tuple(("jpg", p) for p in im), None, {}, {})
-            for i, im in enumerate(images)
-        )
-        return Unit("/x", kind, index, samples)
+    for i in range(6):
+        Image.new("RGB", (64, 48), (40 * i, 100, 200 - 30 * i)).save(tmp_path / f"img{i}.jpg")
+    path = [str(tmp_path / f"img{i}.jpg") for i in range(7)]  # img6 does not exist
 
-    triplets = [unit("t", i, [(f"img{2 * i:03d}", f"img{2 * i + 1:03d}")]) for i in range(8)]
-    gallery = [unit("g", i, [(f"img{4 * i + j:03d}",) for j in range(4)]) for i in range(3, -1, -1)]
-    per_worker = assign_workers([triplets, gallery], 2)
-    assert [[u.index for u in units if u.kind == "t"] for units in per_worker] == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert [[u.index for u in units if u.kind == "g"] for units in per_worker] == [[0, 1], [2, 3]]
-    assert [u.kind for u in per_worker[0]][:2] == ["t", "g"]  # ordered by first image: interleaved
-    only_gallery = assign_workers([[], gallery], 2)
-    assert sorted(len(units) for units in only_gallery) == [2, 2]
+    def unit(kind, index, pairs):
+        samples = tuple(
+            SampleSpec(
+                f"{kind}{index}_{n}", tuple((f"{k}.jpg", path[i]) for k, i in enumerate(p)), "t", {}, {}
+            )
+            for n, p in enumerate(pairs)
+        )
+        return Unit(str(tmp_path / kind), kind, index, samples)
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "g").mkdir()
+    triplets = [unit("t", 0, [(0, 1), (1, 2), (2, 6)]), unit("t", 1, [(0, 3), (3, 4), (4, 0)])]
+    triplets.append(unit("t", 2, [(5, 1), (1, 0), (2, 5)]))
+    return triplets, [unit("g", 0, [(i,) for i in range(7)])]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_each_distinct_image_is_encoded_once_and_the_shards_equal_the_per_reference_build(
+    tmp_path: Path, workers: int
+) -> None:
+    from coir.datasets.shards.build import run_units
+
+    triplets, gallery = _units(tmp_path)
+    encoder = ImageEncoder("square", 32)
+    baseline = run_units([triplets, gallery], encoder, workers=1, scratch=None, progress=False)
+    expected = {p.name: p.read_bytes() for p in tmp_path.rglob("*.tar")}
+    for p in tmp_path.rglob("*.tar"):
+        p.unlink()
+    scratch = tmp_path / "_encoded" / "task-0"
+    stats = run_units([triplets, gallery], encoder, workers=workers, scratch=scratch, progress=False)
+    assert stats["images_encoded"] == 7 and baseline["images_encoded"] == 25  # 7 distinct of 25 uses
+    assert stats["images_reused"] == 18 and baseline["images_reused"] == 0
+    assert stats["samples_skipped"] == baseline["samples_skipped"] == 2  # both samples with img6
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*.tar")} == expected
+    assert not (tmp_path / "_encoded").exists()  # the scratch folder is gone
+
+
+def test_balanced_ranges_cut_contiguous_runs_of_about_equal_weight() -> None:
+    from coir.datasets.shards.build import balanced_ranges
+
+    assert balanced_ranges([100] * 10, 2) == [range(0, 5), range(5, 10)]
+    assert balanced_ranges([100] * 9 + [50, 200, 200], 3) == [range(0, 5), range(5, 9), range(9, 12)]
+    assert balanced_ranges([5], 4) == [range(0, 1)]
+    ranges = balanced_ranges([3, 1, 4, 1, 5, 9, 2, 6], 3)
+    assert [i for r in ranges for i in r] == list(range(8)) and len(ranges) == 3
 
 
 def _tarfile_reference(samples) -> bytes:

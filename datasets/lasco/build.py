@@ -174,9 +174,7 @@ def build_lasco(
         raise ConfigError(f"task index must be in [0, {num_tasks}), got {task_index}")
     sets = plan_lasco(config)
     encoder = ImageEncoder(config.images.resize, config.images.size, config.images.jpeg_quality)
-    written = build_sets(
-        sets, encoder, task_index, num_tasks, config.workers, config.image_cache_mb << 20, progress
-    )
+    written = build_sets(sets, encoder, task_index, num_tasks, config.workers, config.reuse_images, progress)
     return {"construction": sets[0].meta["report"], "errors_before_sharding": len(sets[0].errors), **written}
 
 

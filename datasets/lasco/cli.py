@@ -96,7 +96,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"this task: {report['shards_written']} shards written, {report['samples_written']} samples, "
             f"{report['samples_skipped']} skipped, {report['images_encoded']} images encoded, "
-            f"{report['image_cache_hits']} reused from cache"
+            f"{report['images_reused']} reused"
         )
     return "\n".join(lines)
 

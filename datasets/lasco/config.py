@@ -53,10 +53,12 @@ class LascoBuildConfig:
     shard_size: int = 1000  # samples per shard
     gallery_shard_size: int = 2000
     workers: int = 1
-    image_cache_mb: int = 512  # per worker: encoded images kept for reuse
+    # false: encode every triplet's images again instead of each distinct image once (the baseline of
+    # benchmarks/build_shards.py; the same bytes)
+    reuse_images: bool = True
 
 
-RUNTIME_FIELDS = ("out", "workers", "image_cache_mb")
+RUNTIME_FIELDS = ("out", "workers", "reuse_images")
 
 
 def manifest_config(config: LascoBuildConfig) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """Write the shards of a task's range, in one process or in `workers` processes.
 
 Shards are independent units: a finished shard (final name present and its part file present) is
-never rewritten, so a rerun after a crash or kill only writes what is missing. Each worker takes a
-contiguous run of shards of every set, so the samples it sees share images and its cache of encoded
-images (one per worker) serves most of them without decoding again.
+never rewritten, so a rerun after a crash or kill only writes what is missing. A task works in two
+phases: every distinct image its pending shards use is encoded once, the images split evenly over the
+workers, into a scratch folder (datasets/shards/encoded_images.py); then the workers write the shards,
+each a contiguous run of about the same number of samples, reading the encoded bytes back.
 """
 
 from __future__ import annotations
@@ -24,11 +25,22 @@ from coir.common import fields as shard_fields
 from coir.common.atomic import write_bytes_atomic
 from coir.common.errors import CoirError
 from coir.common.json_io import dump_json
+from coir.datasets.shards.encoded_images import (
+    EncodedImages,
+    ReencodedImages,
+    distinct_paths,
+    encode_part,
+    parts,
+    remove_scratch,
+)
 from coir.datasets.shards.images import MANIFEST_KEY as IMAGES_KEY
-from coir.datasets.shards.images import EncodedImageCache, ImageEncoder, ImageProblem
-from coir.datasets.shards.plan import shard_name, split_ranges, task_range
+from coir.datasets.shards.images import ImageEncoder, ImageProblem
+from coir.datasets.shards.plan import shard_name, task_range
 from coir.datasets.shards.spec import MANIFEST, PARTS, PLAN, SampleSpec, ShardSet, error_record
 from coir.datasets.shards.writer import remove_stale_temps, write_shard
+
+Images = EncodedImages | ReencodedImages  # where a shard writer gets each image's bytes
+SCRATCH = "_encoded"  # phase 1's folder (per task) next to the sets' folders
 
 
 @dataclass(frozen=True)
@@ -78,15 +90,15 @@ def shard_done(shard_set: ShardSet, index: int) -> bool:
     return shard_set.shard_path(index).is_file() and shard_set.part_path(index).is_file()
 
 
-def _sample_fields(sample: SampleSpec, cache: EncodedImageCache) -> dict[str, bytes]:
-    fields = {name: cache.get(path) for name, path in sample.images}
+def _sample_fields(sample: SampleSpec, images: Images) -> dict[str, bytes]:
+    fields = {name: images.get(path) for name, path in sample.images}
     if sample.text is not None:
         fields[shard_fields.TEXT] = sample.text.encode()
     fields[shard_fields.META] = dump_json(sample.meta)
     return fields
 
 
-def write_unit(unit: Unit, cache: EncodedImageCache) -> tuple[int, int]:
+def write_unit(unit: Unit, images: Images) -> tuple[int, int]:
     """Write one shard and its part file; returns (samples written, samples skipped)."""
     folder = Path(unit.folder)
     name = shard_name(unit.kind, unit.index)
@@ -97,7 +109,7 @@ def write_unit(unit: Unit, cache: EncodedImageCache) -> tuple[int, int]:
         # streamed into the tar as they are made: a shard never sits whole in memory
         for sample in unit.samples:
             try:
-                fields = _sample_fields(sample, cache)
+                fields = _sample_fields(sample, images)
             except ImageProblem as problem:
                 errors.append(error_record(unit.kind, sample.key, problem.path, problem.reason, str(problem)))
                 continue
@@ -128,49 +140,47 @@ def part_writer(
     return write_part
 
 
-def _chunks(items: list[Unit], parts: int) -> list[list[Unit]]:
-    return [[items[i] for i in r] for r in split_ranges(len(items), parts)]
+def balanced_ranges(weights: list[int], parts: int) -> list[range]:
+    """Contiguous index ranges of `weights`, one per part, cut where the running total passes each
+    part's share (empty ranges dropped)."""
+    total, cuts, running = sum(weights), [0], 0
+    for index, weight in enumerate(weights):
+        running += weight
+        if len(cuts) < parts and running * parts >= total * len(cuts):
+            cuts.append(index + 1)
+    cuts.append(len(weights))
+    return [range(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
-def _paths(unit: Unit) -> set[str]:
-    return {path for sample in unit.samples for _, path in sample.images}
+def _image_paths(unit: Unit) -> list[str]:
+    return [path for sample in unit.samples for _, path in sample.images]
 
 
-def assign_workers(units_per_set: list[list[Unit]], workers: int) -> list[list[Unit]]:
-    """Units per worker: contiguous chunks of the first set, then every unit of the other sets goes
-    to the worker that already needs most of its images (so an image is encoded by one worker).
-    Within a worker, units are ordered by their first image so the cache sees each image in one
-    stretch."""
-    per_worker: list[list[Unit]] = [[] for _ in range(workers)]
-    needs: list[set[str]] = [set() for _ in range(workers)]
-    first, *others = units_per_set
-    for w, chunk in enumerate(_chunks(first, workers)):
-        per_worker[w].extend(chunk)
-        for unit in chunk:
-            needs[w] |= _paths(unit)
-    load = [sum(len(u.samples) for u in units) for units in per_worker]
-    for units in others:
-        for unit in units:
-            paths = _paths(unit)
-            w = max(range(workers), key=lambda i: (len(paths & needs[i]), -load[i], -i))
-            per_worker[w].append(unit)
-            needs[w] |= paths
-            load[w] += len(unit.samples)
-    for units in per_worker:
-        units.sort(key=lambda u: min(_paths(u), default=""))
-    return per_worker
+def _write_worker(units: list[Unit], images: Images, out: Any, parent: int) -> None:
+    for unit in units:
+        if os.getppid() != parent:  # the parent was killed: stop instead of running orphaned
+            return
+        written, skipped = write_unit(unit, images)
+        out.put(("shard", written, skipped))
 
 
-def _worker(units: list[Unit], encoder: ImageEncoder, cache_bytes: int, out: Any, parent: int) -> None:
-    cache = EncodedImageCache(encoder, cache_bytes)
+def _encode_worker(
+    paths: list[str], encoder: ImageEncoder, folder: Path, number: int, out: Any, parent: int
+) -> None:
+    for entries in encode_part(paths, encoder, folder, number):
+        if os.getppid() != parent:
+            return
+        out.put(("images", entries))
+
+
+def _guarded(target: Callable[..., None], *args: Any) -> None:
+    """`target(*args)` in a worker process (args end with the queue and the parent's pid): a CoirError
+    (a full disk …) travels as its message, anything else as its traceback; the worker exits non-zero."""
+    out = args[-2]
     try:
-        for unit in units:
-            if os.getppid() != parent:  # the parent was killed: stop instead of running orphaned
-                return
-            written, skipped = write_unit(unit, cache)
-            out.put(("shard", written, skipped))
-        out.put(("stats", cache.encoded, cache.hits))
-    except CoirError as error:  # the user's to fix (a full disk …): its message, not a traceback
+        target(*args)
+        out.put(("done",))
+    except CoirError as error:  # the user's to fix: its message, not a traceback
         out.put(("user_error", str(error)))
         sys.exit(1)  # no traceback on stderr: the parent raises the message
     except BaseException:
@@ -178,49 +188,75 @@ def _worker(units: list[Unit], encoder: ImageEncoder, cache_bytes: int, out: Any
         raise
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str, unit: str = "shard"):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="shard", dynamic_ncols=True)
+    return tqdm(total=total, disable=not enabled, desc=desc, unit=unit, dynamic_ncols=True)
+
+
+def _encode_all(
+    units: list[Unit], encoder: ImageEncoder, workers: int, scratch: Path, progress: bool
+) -> EncodedImages:
+    """Phase 1: every distinct image of `units` encoded once into `scratch` (see encoded_images.py)."""
+    remove_scratch(scratch)  # a stopped run's: its index is gone with it
+    scratch.mkdir(parents=True)
+    paths = distinct_paths(_image_paths(unit) for unit in units)
+    index: dict[str, Any] = {}
+    with _progress(len(paths), progress, "images", "image") as bar:
+        jobs = [(part, encoder, scratch, number) for number, part in enumerate(parts(paths, workers))]
+        if len(jobs) == 1:
+            messages: Iterator[tuple] = (("images", entries) for entries in encode_part(*jobs[0]))
+        else:
+            messages = _run_processes(_encode_worker, jobs)
+        for message in messages:
+            index.update(message[1])
+            bar.update(len(message[1]))
+    return EncodedImages(scratch, index)
 
 
 def run_units(
     units_per_set: list[list[Unit]],
     encoder: ImageEncoder,
     workers: int = 1,
-    cache_bytes: int = 512 << 20,
+    scratch: Path | None = None,
     progress: bool = True,
     desc: str = "shards",
 ) -> dict[str, int]:
-    """Write every unit; each worker gets a contiguous chunk of every set (image reuse)."""
-    total = sum(len(u) for u in units_per_set)
+    """Write every unit: phase 1 encodes each distinct image once into `scratch` (split evenly over the
+    workers), phase 2 writes the shards (contiguous runs of units of about equal size per worker). With
+    `scratch` None every sample's images are encoded again as its shard is written (the baseline)."""
+    units = [unit for units in units_per_set for unit in units]
     stats = {
         "shards_written": 0,
         "samples_written": 0,
         "samples_skipped": 0,
         "images_encoded": 0,
-        "image_cache_hits": 0,
+        "images_reused": 0,
     }
-    if total == 0:
+    if not units:
         return stats
-    workers = max(1, min(workers, total))
-    with _progress(total, progress, desc) as bar:
-        if workers == 1:
-            cache = EncodedImageCache(encoder, cache_bytes)
-            for units in units_per_set:
-                for unit in units:
-                    written, skipped = write_unit(unit, cache)
-                    _count(stats, written, skipped)
-                    bar.update()
-            stats["images_encoded"], stats["image_cache_hits"] = cache.encoded, cache.hits
-            return stats
-        for message in _run_processes(assign_workers(units_per_set, workers), encoder, cache_bytes):
-            if message[0] == "shard":
+    workers = max(1, workers)
+    images: Images = (
+        ReencodedImages(encoder)
+        if scratch is None
+        else _encode_all(units, encoder, workers, scratch, progress)
+    )
+    try:
+        with _progress(len(units), progress, desc, "shard") as bar:
+            ranges = balanced_ranges([len(unit.samples) for unit in units], min(workers, len(units)))
+            if len(ranges) == 1:
+                messages: Iterator[tuple] = (("shard", *write_unit(unit, images)) for unit in units)
+            else:
+                jobs = [([units[i] for i in r], images) for r in ranges]
+                messages = _run_processes(_write_worker, jobs)
+            for message in messages:
                 _count(stats, message[1], message[2])
                 bar.update()
-            else:
-                stats["images_encoded"] += message[1]
-                stats["image_cache_hits"] += message[2]
+        references = sum(len(_image_paths(unit)) for unit in units)
+        stats["images_encoded"] = images.encoded if scratch is not None else references
+        stats["images_reused"] = references - stats["images_encoded"]
+    finally:
+        images.remove()
     return stats
 
 
@@ -237,37 +273,40 @@ def _raise_failure(message: tuple) -> None:
         raise RuntimeError(f"a shard worker failed:\n{message[1]}")
 
 
-def _run_processes(per_worker: list[list[Unit]], encoder: ImageEncoder, cache_bytes: int) -> Iterator[tuple]:
+def _run_processes(target: Callable[..., None], jobs: list[tuple]) -> Iterator[tuple]:
+    """Run `target(*job, queue, parent pid)` for each job in its own process; yield their messages."""
     # fork: workers inherit the plan without pickling it, and callers need no __main__ guard
     context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     messages = context.Queue()
     processes = [
-        context.Process(
-            target=_worker, args=(units, encoder, cache_bytes, messages, os.getpid()), daemon=True
-        )
-        for units in per_worker
-        if units
+        context.Process(target=_guarded, args=(target, *job, messages, os.getpid()), daemon=True)
+        for job in jobs
     ]
     try:
         for process in processes:
             process.start()
-        while True:
+        done = 0
+        while done < len(processes):
             try:
                 message = messages.get(timeout=0.2)
             except queue.Empty:
-                if all(not p.is_alive() for p in processes):
-                    break
-                continue
-            _raise_failure(message)
-            yield message
-        # drain what arrived between the last get and the exit of the workers
-        while True:
-            try:
-                message = messages.get(timeout=0.05)
-            except queue.Empty:
+                if any(p.is_alive() for p in processes):
+                    continue
+                # every worker exited, not all of them done: take what the last ones sent, then fail
+                while True:
+                    try:
+                        message = messages.get(timeout=0.05)
+                    except queue.Empty:
+                        break
+                    _raise_failure(message)
                 break
             _raise_failure(message)
-            yield message
+            if message[0] == "done":
+                done += 1
+            else:
+                yield message
+        for process in processes:
+            process.join()
         failed = [p.exitcode for p in processes if p.exitcode != 0]
         if failed:
             raise RuntimeError(f"shard workers exited with codes {failed}")
@@ -284,11 +323,12 @@ def build_sets(
     task_index: int = 0,
     num_tasks: int = 1,
     workers: int = 1,
-    cache_bytes: int = 512 << 20,
+    reuse_images: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write the shards of task `task_index` of `num_tasks` for every set; skip finished ones.
-    Each set's manifest records how its images are stored (the encoder's settings)."""
+    Each set's manifest records how its images are stored (the encoder's settings). reuse_images=False
+    encodes every sample's images again (the per-reference baseline; the same bytes)."""
     sets = [replace(s, meta={**s.meta, IMAGES_KEY: encoder.manifest()}) for s in sets]
     report: dict[str, Any] = {"task_index": task_index, "num_tasks": num_tasks, "sets": {}}
     units_per_set: list[list[Unit]] = []
@@ -319,7 +359,11 @@ def build_sets(
             "already_done": len(own) - len(pending),
             "to_write": len(pending),
         }
-    report.update(run_units(units_per_set, encoder, workers, cache_bytes, progress))
+    scratch = None
+    if reuse_images:
+        common = Path(os.path.commonpath([str(s.folder) for s in sets]))
+        scratch = common / SCRATCH / f"task-{task_index:05d}-of-{num_tasks:05d}"
+    report.update(run_units(units_per_set, encoder, workers, scratch, progress))
     return report
 
 

@@ -71,7 +71,7 @@ class BenchmarkShardsConfig:
     shard_size: int = 1000
     gallery_shard_size: int = 2000
     workers: int = 1
-    image_cache_mb: int = 512
+    reuse_images: bool = True  # false: encode every sample's images again (the same bytes)
     fashioniq_template: str = FASHIONIQ_TEMPLATE  # how the two captions become one text (fashioniq only)
     pairs_per_image: int = 4  # fashion200k train: drawn pairs per training image (passes over them)
     seed: int = 0  # fashion200k train: the seed of the draw
@@ -484,7 +484,7 @@ def plan_benchmark_shards(config: BenchmarkShardsConfig) -> list[ShardSet]:
         raise CoirError(f"{config.root}: no {config.dataset} {config.split} triplets to shard")
     # Shoes' test split has targets; a custom file is what it is, its split only a label
     test = config.split in TEST_SPLITS and config.dataset not in ("shoes", "custom")
-    settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "image_cache_mb")}
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "reuse_images")}
     meta = {
         "dataset": config.dataset,
         "split": config.split,
@@ -533,9 +533,7 @@ def build_benchmark_shards(
     """Write the shards of one task's range (see coir.datasets.lasco.build.build_lasco)."""
     sets = plan_benchmark_shards(config)
     encoder = ImageEncoder(config.resize, config.size, config.jpeg_quality)
-    report = build_sets(
-        sets, encoder, task_index, num_tasks, config.workers, config.image_cache_mb << 20, progress
-    )
+    report = build_sets(sets, encoder, task_index, num_tasks, config.workers, config.reuse_images, progress)
     return {"construction": sets[0].meta["report"], **report}
 
 

@@ -1,4 +1,5 @@
-"""Decode, resize and re-encode images, each at most once per worker through a byte-bounded cache.
+"""Decode, resize and re-encode images (each distinct image once per build task:
+datasets/shards/encoded_images.py).
 
 Images are resized so that their shorter (or longest) side is `size` pixels (never enlarged), or, with
 resize=square, to exactly size x size (bicubic, the whole image, as BLIP's transform resizes it): the
@@ -12,7 +13,6 @@ mode), which is much cheaper than decoding full size and then shrinking.
 from __future__ import annotations
 
 import io
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,43 +78,3 @@ class ImageEncoder:
         out = io.BytesIO()
         rgb.save(out, format="JPEG", quality=self.quality)
         return out.getvalue()
-
-
-class EncodedImageCache:
-    """LRU cache of encoded bytes (or the ImageProblem) per source path, bounded in bytes.
-
-    max_bytes=0 disables it: every request decodes and encodes again (the benchmark's baseline).
-    """
-
-    def __init__(self, encoder: ImageEncoder, max_bytes: int = 512 << 20) -> None:
-        self.encoder = encoder
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[str, bytes | ImageProblem] = OrderedDict()
-        self._bytes = 0
-        self.hits = 0
-        self.encoded = 0
-
-    def get(self, path: str | Path) -> bytes:
-        key = str(path)
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-            self.hits += 1
-        else:
-            try:
-                item = self.encoder.encode(key)
-            except ImageProblem as problem:
-                item = problem
-            self.encoded += 1
-            if self.max_bytes <= 0:
-                if isinstance(item, ImageProblem):
-                    raise item
-                return item
-            self._items[key] = item
-            self._bytes += len(item) if isinstance(item, bytes) else 0
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                _, old = self._items.popitem(last=False)
-                self._bytes -= len(old) if isinstance(old, bytes) else 0
-        if isinstance(item, ImageProblem):
-            raise item
-        return item
