@@ -7,6 +7,7 @@ For each worker count of --workers (default 1 and 2), on the same images and set
   the workers, then the shards written from the encoded bytes: datasets/shards/encoded_images.py);
 - baseline: the same build with reuse_images=false (both images of every triplet decoded, resized and
   encoded again as its shard is written: the per-triplet approach).
+The bare loop and the builder alternate --rounds times (medians reported; the baseline runs once).
 Prints unique images/s per worker of the bare loop and of the builder and their ratio (target >= 0.9),
 the builder's speed-up over the baseline as a share of the reuse bound (target >= 0.8 with --densify),
 whether builder and baseline outputs are byte-identical, and the scaling from 1 to 2 workers.
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--densify", action="store_true", help="add pairs to reach LaSCo's image reuse")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="bare loop and builder alternated this often; medians reported"
+    )
     parser.add_argument("--keep", type=Path, help="keep outputs in this folder instead of a temp one")
     return parser.parse_args(argv)
 
@@ -234,6 +238,12 @@ def run_build(config) -> dict:
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run of median duration, with every round's seconds."""
+    ordered = sorted(runs, key=lambda run: run["seconds"])
+    return {**ordered[len(ordered) // 2], "rounds": [run["seconds"] for run in runs]}
+
+
 def per_worker(result: dict, unique: int) -> float:
     """Unique images per second per worker."""
     return unique / (result["seconds"] * result["workers"])
@@ -266,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         rows: dict[int, dict] = {}
         for workers in args.workers:
             print(f"{workers} worker(s): bare loop, builder, per-triplet baseline ...", file=sys.stderr)
-            bare = run_bare(paths, args.size, workers)
-            ours = run_build(config(f"coir-{workers}", workers, True))
+            bares, builds = [], []
+            for _ in range(args.rounds):  # alternated: load from other processes hits both alike
+                bares.append(run_bare(paths, args.size, workers))
+                builds.append(run_build(config(f"coir-{workers}", workers, True)))
+            bare, ours = median_run(bares), median_run(builds)
             baseline = run_build(config(f"baseline-{workers}", workers, False))
             identical = all(
                 (scratch / f"coir-{workers}" / p.relative_to(scratch / f"baseline-{workers}")).read_bytes()
@@ -304,6 +317,11 @@ def print_report(rows: dict[int, dict], unique: int, args: argparse.Namespace, l
             f"{r['baseline']['seconds']:10.2f} | {r['coir']['seconds']:6.2f} | {speedup:7.2f}x | "
             f"{speedup / bound:8.2f} | {r['identical']}"
         )
+    for workers, r in rows.items():
+        ratios = ", ".join(
+            f"{b / c:.2f}" for b, c in zip(r["bare"]["rounds"], r["coir"]["rounds"], strict=True)
+        )
+        print(f"{workers} worker(s), builder / bare per round: {ratios}")
     if 1 in rows and 2 in rows:
         for name in ("bare", "coir"):
             scaling = rows[1][name]["seconds"] / rows[2][name]["seconds"]
