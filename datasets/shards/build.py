@@ -223,7 +223,7 @@ def run_units(
     desc: str = "shards",
 ) -> dict[str, int]:
     """Write every unit: phase 1 encodes each distinct image once into `scratch` (split evenly over the
-    workers), phase 2 writes the shards (contiguous runs of units of about equal size per worker). With
+    workers), phase 2 writes the shards (contiguous runs of units of about equal work per worker). With
     `scratch` None every sample's images are encoded again as its shard is written (the baseline)."""
     units = [unit for units in units_per_set for unit in units]
     stats = {
@@ -243,7 +243,9 @@ def run_units(
     )
     try:
         with _progress(len(units), progress, desc, "shard") as bar:
-            ranges = balanced_ranges([len(unit.samples) for unit in units], min(workers, len(units)))
+            # a unit's cost: its image references (bytes to write, or to encode without reuse) and samples
+            weights = [len(_image_paths(unit)) + len(unit.samples) for unit in units]
+            ranges = balanced_ranges(weights, min(workers, len(units)))
             if len(ranges) == 1:
                 messages: Iterator[tuple] = (("shard", *write_unit(unit, images)) for unit in units)
             else:
