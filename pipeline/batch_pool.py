@@ -3,20 +3,21 @@
 A worker's batch reaches the training process in shared memory (torch passes the file descriptor).
 Shared memory touched for the first time costs a page fault and a zeroed page per 4 KiB: on the
 development machine 11-12 ms for a batch of 32 images at 384 px (~0.36 ms an image, two thirds of
-decoding the JPEG), against 0.2 ms to write memory already mapped (benchmarks/loader.py: `loader,
-1 worker`). So a worker keeps its batch buffers and writes the next batch into one the training process
-has let go of:
+decoding the JPEG), against 0.2 ms to write memory already mapped (benchmarks/loader.py measures the
+effect: `loader, 1 worker` against `loader, 1 worker, unpooled`). So a worker keeps its batch buffers and
+writes the next batch into one the training process has let go of:
 
 - the release board (`release_board`): one flag per worker and buffer slot, in shared memory, made by
-  the training process before its workers start; 1 while the slot's batch may still be read, 0 when
-  the slot is free. The worker sets a flag when it takes the slot, the training process clears it.
+  the training process for the workers `open_batches` starts (a loader iterated directly has none, and
+  its batches get new memory as before); 1 while the slot's batch may still be read, 0 when the slot
+  is free. The worker sets a flag when it takes the slot, the training process clears it.
 - `BufferPool` (in a worker): `take(shape)` gives a free slot of that size (a new one while the worker
   has unused slot numbers, else a one-off buffer nobody reuses: the worker never waits); `give_back`
   frees a slot the worker did not ship after all. Without workers (data.num_workers=0) the stream runs
   in the training process and the pool needs no board: a slot is free when nothing but the pool refers
   to its memory (the storage's use count). Private memory is reused by the allocator too, but only in
-  part: 26,000-71,000 page faults per 1,024 images at 384 px in benchmarks/loader.py, ~110,000 when
-  nothing is reused.
+  part: the in-process loader took 26,000-71,000 page faults per 1,024 images at 384 px (getrusage
+  around benchmarks/loader.py's measure), ~110,000 when nothing is reused.
 - `Releaser` (in the training process): holds a weak reference to the storage of each received batch's
   pooled images and clears their flags once nothing refers to that memory any more (a view, a numpy
   array or a pinned copy in flight keeps it), checked before each next batch. A batch the pin-memory
@@ -63,6 +64,7 @@ class BufferPool:
         self.slots = len(flags) if flags is not None else slots
         self.buffers: dict[int, torch.Tensor] = {}  # slot -> flat uint8 buffer
         self.fresh = 0  # buffers allocated (pooled or one-off): what reuse avoids
+        self._unused = _use_count(torch.empty(1, dtype=torch.uint8))  # a buffer nothing else refers to
 
     @classmethod
     def for_stream(cls, board: torch.Tensor | None, slots: int) -> BufferPool | None:
@@ -76,8 +78,7 @@ class BufferPool:
     def _free(self, slot: int) -> bool:
         if self.flags is not None:
             return bool(self.flags[slot] == FREE)
-        storage = self.buffers[slot].untyped_storage()  # this wrapper holds a reference too: 2 = unused
-        return torch._C._storage_Use_Count(storage._cdata) <= 2
+        return _use_count(self.buffers[slot]) <= self._unused
 
     def take(self, *shape: int) -> tuple[torch.Tensor, int | None]:
         """An uninitialised uint8 tensor of `shape` (in shared memory in a worker) and its slot (None:
@@ -102,6 +103,12 @@ class BufferPool:
         as soon as it is unused)."""
         if slot is not None and self.flags is not None:
             self.flags[slot] = FREE
+
+
+def _use_count(buffer: torch.Tensor) -> int:
+    """References to `buffer`'s storage (tensors, views, the storage wrapper made here: measured for a
+    buffer nothing else refers to when the pool is made, so the wrapper's own count is accounted)."""
+    return torch._C._storage_Use_Count(buffer.untyped_storage()._cdata)
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:

@@ -325,9 +325,13 @@ def decoder_for(
     processor: Any, config: DataConfig, samples: str = "triplets", pool: BufferPool | None = None
 ) -> ImageDecoder:
     """The decoder of what the model trains on (`samples`) and data.inputs says the shards hold."""
+    return decoder_class(config, samples)(processor, config, pool)
+
+
+def decoder_class(config: DataConfig, samples: str = "triplets") -> type[ImageDecoder]:
     if samples == "images":
-        return SingleImageDecoder(processor, config, pool)
-    return (FeatureDecoder if config.inputs == "features" else ImageDecoder)(processor, config, pool)
+        return SingleImageDecoder
+    return FeatureDecoder if config.inputs == "features" else ImageDecoder
 
 
 def check_samples(shards: list[str], samples: str, config: DataConfig) -> None:
@@ -376,10 +380,10 @@ class TrainStream(IterableDataset):
         self.state = state
         self.batches_per_worker = config.samples_per_epoch_per_worker // config.batch_size
         self.checksums = shard_checksums(self.shards)
-        # made here, before the DataLoader starts the workers that share it (pipeline/batch_pool.py)
-        keys = len(decoder_for(processor, config, samples).keys)
-        self.slots = slots_per_worker(keys, config.prefetch_factor)
-        self.board = release_board(config.num_workers, self.slots) if config.num_workers > 0 else None
+        self.slots = slots_per_worker(len(decoder_class(config, samples).keys), config.prefetch_factor)
+        # the workers' release board (pipeline/batch_pool.py): set by open_batches for the workers it
+        # starts; without one (a loader iterated directly) every batch gets new memory
+        self.board: torch.Tensor | None = None
 
     def worker_shards(self, logical: int, workers: int) -> list[str]:
         return split_shards(self.shards, logical, workers)
@@ -515,15 +519,23 @@ def make_loader(stream: TrainStream, config: DataConfig, seed: int, use_cuda: bo
 def open_batches(loader: DataLoader) -> Iterator[CheckedBatches]:
     """iter(loader), with its worker processes shut down however the block is left. A worker's fault
     (a shard that yields nothing, too many bad samples …) is raised here as a DataFormatError naming
-    the shard.
+    the shard. The workers of a TrainStream get a release board and refill batch memory that the
+    training process let go of (pipeline/batch_pool.py).
 
     Workers ignore SIGTERM (see _worker_init), so workers left behind by an exception would block
     the interpreter's exit, where multiprocessing terminates and then joins its children.
     """
-    batches = iter(loader)
-    board = getattr(loader.dataset, "board", None)
+    stream, releaser = loader.dataset, None
+    if isinstance(stream, TrainStream) and loader.num_workers > 0:
+        stream.board = release_board(loader.num_workers, stream.slots)  # shared by the workers iter starts
+        releaser = Releaser(stream.board)
     try:
-        yield CheckedBatches(batches, None if board is None else Releaser(board))
+        batches = iter(loader)
+    finally:
+        if releaser is not None:
+            stream.board = None  # those workers have it; workers started later must not share it
+    try:
+        yield CheckedBatches(batches, releaser)
     finally:
         shutdown = getattr(batches, "_shutdown_workers", None)  # multi-process iterators only
         if shutdown is not None:

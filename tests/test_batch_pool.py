@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -76,10 +77,10 @@ def stream_batches(shards, workers: int, hold: int, pooled: bool = True) -> tupl
     stream = TrainStream(
         [str(s) for s in shards], StubProcessor(), cfg, 3, 0, 1, StreamState.fresh(workers, 1)
     )
-    if not pooled:
-        stream.board = None
+    loader = make_loader(stream, cfg, seed=3, use_cuda=False)
     arrived, held = [], []
-    with open_batches(make_loader(stream, cfg, seed=3, use_cuda=False)) as batches:
+    # a loader iterated directly has no release board: its workers give every batch new memory
+    with open_batches(loader) if pooled else contextlib.nullcontext(loader) as batches:
         for batch in batches:
             arrived.append(
                 {k: batch[k].clone() for k in ("query_image", "target_image")} | {"pool": batch.get(POOL_KEY)}

@@ -128,12 +128,16 @@ def test_task_ranges_then_finalize_equal_single_build(world, built, tmp_path, ca
     assert run_command(LASCO, ["--out", str(out), "--finalize"]) == 2
     assert "shards are not written yet" in capsys.readouterr().err
     assert run_command(LASCO, lasco_args(world, out, "--num-tasks", "3", "--task-index", "1")) == 0
-    # temp files as a writer killed mid-write leaves them: never part of the finished output
+    assert not list((out / "_encoded").glob("*"))  # each task removed its encoded images
+    # a killed task's encoded images, and temp files as a writer killed mid-write leaves them: never part
+    # of the finished output
+    (out / "_encoded" / "task-00007-of-00009").mkdir(parents=True)
+    (out / "_encoded" / "task-00007-of-00009" / "images-000.bin").write_bytes(b"\xff\xd8")
     (out / "triplets" / ".manifest.json.x1y2.tmp").write_bytes(b"half")
     (out / "gallery" / "gallery-000001.tar.tmp-4242").write_bytes(b"half")
     (out / ".lasco_val.json.abc.tmp").write_bytes(b"half")
     assert run_command(LASCO, ["--out", str(out), "--finalize"]) == 0
-    assert folder_bytes(out) == folder_bytes(built)
+    assert folder_bytes(out) == folder_bytes(built) and not (out / "_encoded").exists()
 
 
 def test_changed_settings_in_a_used_folder_are_refused(world, built, capsys):

@@ -112,7 +112,13 @@ def test_each_distinct_image_is_encoded_once_and_the_shards_equal_the_per_refere
     assert stats["images_reused"] == 18 and baseline["images_reused"] == 0
     assert stats["samples_skipped"] == baseline["samples_skipped"] == 2  # both samples with img6
     assert {p.name: p.read_bytes() for p in tmp_path.rglob("*.tar")} == expected
-    assert not (tmp_path / "_encoded").exists()  # the scratch folder is gone
+    assert not scratch.exists()  # the task's encoded images are gone
+    scratch.mkdir()
+    (scratch / "images-000.bin").write_bytes(b"left by a run killed after its last shard")
+    assert (
+        run_units([[], []], encoder, workers=workers, scratch=scratch, progress=False)["shards_written"] == 0
+    )
+    assert not scratch.exists()  # nothing to write, and the stale scratch is removed
 
 
 def test_balanced_ranges_cut_contiguous_runs_of_about_equal_weight() -> None:

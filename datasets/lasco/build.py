@@ -24,6 +24,7 @@ from coir.datasets.lasco.official import gallery_sample, official_sets
 from coir.datasets.lasco_files import lasco_paths, write_lasco_corpus, write_lasco_triplets
 from coir.datasets.records import CorpusImage, LascoTriplet
 from coir.datasets.shards.build import build_sets
+from coir.datasets.shards.encoded_images import remove_all_scratch
 from coir.datasets.shards.images import RESIZE_MODES, ImageEncoder
 from coir.datasets.shards.manifest import finalize_folder, read_index, remove_leftover_temps
 from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
@@ -186,6 +187,7 @@ def finalize_build(out_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     triplets = finalize_folder(out / "triplets")
     finalize_folder(out / "gallery")
+    remove_all_scratch(out)  # every task is done: a scratch folder left is a killed task's
     split = triplets["split"]
     lasco_json, corpus_json = lasco_paths(out, split)
     remove_leftover_temps(out)

@@ -26,12 +26,14 @@ from coir.common.atomic import write_bytes_atomic
 from coir.common.errors import CoirError
 from coir.common.json_io import dump_json
 from coir.datasets.shards.encoded_images import (
+    SCRATCH,
     EncodedImages,
     ReencodedImages,
     distinct_paths,
+    drop_scratch,
     encode_part,
+    new_scratch,
     parts,
-    remove_scratch,
 )
 from coir.datasets.shards.images import MANIFEST_KEY as IMAGES_KEY
 from coir.datasets.shards.images import ImageEncoder, ImageProblem
@@ -40,7 +42,6 @@ from coir.datasets.shards.spec import MANIFEST, PARTS, PLAN, SampleSpec, ShardSe
 from coir.datasets.shards.writer import remove_stale_temps, write_shard
 
 Images = EncodedImages | ReencodedImages  # where a shard writer gets each image's bytes
-SCRATCH = "_encoded"  # phase 1's folder (per task) next to the sets' folders
 
 
 @dataclass(frozen=True)
@@ -198,19 +199,22 @@ def _encode_all(
     units: list[Unit], encoder: ImageEncoder, workers: int, scratch: Path, progress: bool
 ) -> EncodedImages:
     """Phase 1: every distinct image of `units` encoded once into `scratch` (see encoded_images.py)."""
-    remove_scratch(scratch)  # a stopped run's: its index is gone with it
-    scratch.mkdir(parents=True)
+    new_scratch(scratch)
     paths = distinct_paths(_image_paths(unit) for unit in units)
     index: dict[str, Any] = {}
-    with _progress(len(paths), progress, "images", "image") as bar:
-        jobs = [(part, encoder, scratch, number) for number, part in enumerate(parts(paths, workers))]
-        if len(jobs) == 1:
-            messages: Iterator[tuple] = (("images", entries) for entries in encode_part(*jobs[0]))
-        else:
-            messages = _run_processes(_encode_worker, jobs)
-        for message in messages:
-            index.update(message[1])
-            bar.update(len(message[1]))
+    try:
+        with _progress(len(paths), progress, "images", "image") as bar:
+            jobs = [(part, encoder, scratch, number) for number, part in enumerate(parts(paths, workers))]
+            if len(jobs) == 1:
+                messages: Iterator[tuple] = (("images", entries) for entries in encode_part(*jobs[0]))
+            else:
+                messages = _run_processes(_encode_worker, jobs)
+            for message in messages:
+                index.update(message[1])
+                bar.update(len(message[1]))
+    except BaseException:
+        drop_scratch(scratch)  # a full disk must not stay full of our scratch files
+        raise
     return EncodedImages(scratch, index)
 
 
@@ -234,6 +238,8 @@ def run_units(
         "images_reused": 0,
     }
     if not units:
+        if scratch is not None:
+            drop_scratch(scratch)  # a run stopped after its last shard but before its clean-up
         return stats
     workers = max(1, workers)
     images: Images = (
@@ -294,13 +300,16 @@ def _run_processes(target: Callable[..., None], jobs: list[tuple]) -> Iterator[t
             except queue.Empty:
                 if any(p.is_alive() for p in processes):
                     continue
-                # every worker exited, not all of them done: take what the last ones sent, then fail
-                while True:
-                    try:
-                        message = messages.get(timeout=0.05)
-                    except queue.Empty:
-                        break
-                    _raise_failure(message)
+                break  # every worker exited: what they sent before is read below
+            _raise_failure(message)
+            if message[0] == "done":
+                done += 1
+            else:
+                yield message
+        while done < len(processes):  # a worker's last messages may arrive after its exit was seen
+            try:
+                message = messages.get(timeout=0.5)
+            except queue.Empty:
                 break
             _raise_failure(message)
             if message[0] == "done":
@@ -309,14 +318,19 @@ def _run_processes(target: Callable[..., None], jobs: list[tuple]) -> Iterator[t
                 yield message
         for process in processes:
             process.join()
-        failed = [p.exitcode for p in processes if p.exitcode != 0]
-        if failed:
-            raise RuntimeError(f"shard workers exited with codes {failed}")
+        if done < len(processes) or any(p.exitcode != 0 for p in processes):
+            codes = [p.exitcode for p in processes]
+            raise RuntimeError(f"shard workers stopped before the end (exit codes {codes})")
     finally:
         for process in processes:
             if process.is_alive():
                 process.terminate()
             process.join()
+
+
+def scratch_folder(sets: list[ShardSet]) -> Path:
+    """Where the tasks of a build keep phase 1's files: `_encoded` beside the sets' folders."""
+    return Path(os.path.commonpath([str(Path(s.folder).parent) for s in sets])) / SCRATCH
 
 
 def build_sets(
@@ -363,8 +377,7 @@ def build_sets(
         }
     scratch = None
     if reuse_images:
-        common = Path(os.path.commonpath([str(s.folder) for s in sets]))
-        scratch = common / SCRATCH / f"task-{task_index:05d}-of-{num_tasks:05d}"
+        scratch = scratch_folder(sets) / f"task-{task_index:05d}-of-{num_tasks:05d}"
     report.update(run_units(units_per_set, encoder, workers, scratch, progress))
     return report
 

@@ -9,7 +9,8 @@ samples is encoded exactly once per task, however those samples are spread over 
 no more memory than the index (a cache bounded in bytes re-encodes what it evicted: at LaSCo's scale,
 121,479 images of ~40 KB, a 512 MiB cache holds a tenth), and each worker encodes the same number of
 images whatever the shards share. The scratch folder takes about the size of the images once (~5 GB for
-LaSCo train at 384 px) and is removed when the task is done.
+LaSCo train at 384 px) and is removed when the task ends or fails (finalizing a build removes any a
+killed task left).
 
 `ReencodedImages` is the per-reference alternative (no phase 1, every sample's images encoded again):
 the baseline of benchmarks/build_shards.py, which gives the same bytes.
@@ -17,16 +18,16 @@ the baseline of benchmarks/build_shards.py, which gives the same bytes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from coir.common.errors import DISK_FULL_ERRNOS, DiskFullError
+from coir.common.errors import DISK_FULL_ERRNOS, CoirError, DiskFullError
 from coir.datasets.shards.images import ImageEncoder, ImageProblem
 from coir.datasets.shards.plan import split_ranges
 
+SCRATCH = "_encoded"  # phase 1's folder (one folder per task inside) next to a build's set folders
 REPORT_EVERY = 64  # images per progress message from a worker
 Entry = tuple[int, int, int] | tuple[str, str, str]  # (file, offset, length) or ImageProblem's fields
 
@@ -50,7 +51,13 @@ class EncodedImages:
             self._files, self._pid = {}, os.getpid()
         if number not in self._files:
             self._files[number] = os.open(scratch_file(self.folder, int(number)), os.O_RDONLY)
-        return os.pread(self._files[number], int(length), int(offset))
+        data = os.pread(self._files[number], int(length), int(offset))
+        if len(data) != length:  # the scratch file changed under the build (the task run twice at once?)
+            raise CoirError(
+                f"{scratch_file(self.folder, int(number))}: {len(data)} bytes at {offset} where the image "
+                f"{path} was written with {length}; rerun the task alone"
+            )
+        return data
 
     def close(self) -> None:
         for descriptor in self._files.values():
@@ -58,9 +65,9 @@ class EncodedImages:
         self._files = {}
 
     def remove(self) -> None:
-        """Close and delete the scratch folder (and its parent when nothing else is left there)."""
+        """Close and delete the scratch folder."""
         self.close()
-        remove_scratch(self.folder)
+        drop_scratch(self.folder)
 
 
 class ReencodedImages:
@@ -82,10 +89,20 @@ def scratch_file(folder: Path, number: int) -> Path:
     return folder / f"images-{number:03d}.bin"
 
 
-def remove_scratch(folder: Path) -> None:
+def new_scratch(folder: Path) -> None:
+    """An empty scratch folder for a task (a stopped run's removed: its index is gone with it). The
+    parent is shared by the tasks of the build and left to `remove_all_scratch` at finalize."""
     shutil.rmtree(folder, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        folder.parent.rmdir()  # the _encoded folder, once no other task has a scratch folder in it
+    os.makedirs(folder, exist_ok=True)
+
+
+def drop_scratch(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_all_scratch(out: Path) -> None:
+    """Finalize's sweep: every task is done, so any scratch folder left is a killed task's."""
+    shutil.rmtree(Path(out) / SCRATCH, ignore_errors=True)
 
 
 def distinct_paths(path_lists: Iterator[list[str]]) -> list[str]:

@@ -46,6 +46,7 @@ from coir.datasets.records import FASHIONIQ_CATEGORIES
 from coir.datasets.shards.build import build_sets
 from coir.datasets.shards.custom_set import INDEX_COLUMNS as CUSTOM_COLUMNS
 from coir.datasets.shards.custom_set import custom_sets
+from coir.datasets.shards.encoded_images import remove_all_scratch
 from coir.datasets.shards.images import ImageEncoder
 from coir.datasets.shards.manifest import finalize_folder
 from coir.datasets.shards.spec import SampleSpec, ShardSet, error_record
@@ -549,6 +550,7 @@ def finalize_benchmark_shards(out_dir: str | Path) -> dict[str, Any]:
             k: manifest[k] for k in ("num_samples", "num_shards", "num_errors", "errors_by_reason")
         }
         result["construction"] = manifest["report"]
+    remove_all_scratch(out)  # every task is done: a scratch folder left is a killed task's
     return result
 
 

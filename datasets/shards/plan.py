@@ -31,7 +31,7 @@ def split_ranges(num_shards: int, num_tasks: int) -> list[range]:
 
     split_ranges(10, 3) -> [range(0, 4), range(4, 7), range(7, 10)]. Tasks beyond the number of
     shards get empty ranges. Contiguous ranges keep neighbouring samples (which share images) in
-    one task, where the image cache can reuse them.
+    one task, which encodes each of its images once.
     """
     if num_tasks < 1:
         raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
