@@ -36,6 +36,14 @@ def custom_inputs(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def expected(custom_inputs, tmp_path_factory) -> dict:
+    """The files of a build that never ran out of space."""
+    clean = tmp_path_factory.mktemp("clean") / "out"
+    assert run_command(SHARDS, _argv(custom_inputs, clean, 1)) == 0
+    return folder_bytes(clean)
+
+
 def _argv(inputs, out, workers: int) -> list[str]:
     return [
         "custom", "--triplets", str(inputs / "triplets.jsonl"), "--images", str(inputs / "images"),
@@ -59,16 +67,14 @@ def _disk_fills_after(monkeypatch, budget: int) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_full_disk_names_the_file_and_the_rerun_resumes(
-    custom_inputs, tmp_path, monkeypatch, capsys, workers
+    custom_inputs, expected, tmp_path, monkeypatch, capsys, workers
 ):
-    clean = tmp_path / "clean"
-    assert run_command(SHARDS, _argv(custom_inputs, clean, 1)) == 0
-    expected = folder_bytes(clean)
-    capsys.readouterr()
 
     out = tmp_path / "out"
     with monkeypatch.context() as patch:
-        _disk_fills_after(patch, budget=25_000)  # a few shards of ~10 kB fit, then the disk is full
+        _disk_fills_after(
+            patch, budget=45_000
+        )  # two shards of 20-30 kB fit per process, then the disk is full
         assert run_command(SHARDS, _argv(custom_inputs, out, workers)) == 2
     err = capsys.readouterr().err
     assert err.startswith("coir: error: ") and "Traceback" not in err, err
@@ -100,14 +106,9 @@ def test_any_atomic_write_names_its_file_on_a_full_disk(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_full_disk_while_encoding_the_images_names_the_scratch_file_and_the_rerun_resumes(
-    custom_inputs, tmp_path, monkeypatch, capsys, workers
+    custom_inputs, expected, tmp_path, monkeypatch, capsys, workers
 ):
     from coir.datasets.shards import encoded_images
-
-    clean = tmp_path / "clean"
-    assert run_command(SHARDS, _argv(custom_inputs, clean, 1)) == 0
-    expected = folder_bytes(clean)
-    capsys.readouterr()
 
     class FillingFile(io.FileIO):
         def write(self, data) -> int:
