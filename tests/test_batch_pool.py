@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from test_device_decode import _mixed_shard
+from test_loader_uint8 import SIZE
 from test_train_data import StubProcessor, config
 from test_train_support import write_shards
 
@@ -20,6 +23,7 @@ from coir.pipeline.batch_pool import (
     slots_per_worker,
 )
 from coir.pipeline.data import StreamState, TrainStream, make_loader, open_batches
+from coir.pipeline.device_decode import JpegBatch
 
 
 def test_a_slot_is_reused_only_after_every_reference_to_its_batch_is_gone() -> None:
@@ -119,3 +123,39 @@ def test_batches_held_in_the_training_process_are_not_written_over(shards) -> No
     for batch, first in zip(held, arrived[:3], strict=True):
         assert torch.equal(batch["query_image"], first["query_image"])
         assert torch.equal(batch["target_image"], first["target_image"])
+
+
+class SizedProcessor(StubProcessor):
+    """The stub at the mixed shard's size, so its JPEGs at that size travel as bytes (data.decode=device)."""
+
+    image_size = SIZE
+
+    def image(self, image) -> torch.Tensor:
+        return torch.from_numpy(np.array(image.convert("RGB").resize((SIZE, SIZE)))).permute(2, 0, 1)
+
+    def passes_through(self, width: int, height: int) -> bool:
+        return width == height == SIZE
+
+
+def test_device_decoding_batches_keep_their_pooled_host_rows_while_held(tmp_path: Path) -> None:
+    # the host-decoded rows of a JpegBatch live in a pooled buffer: held batches must keep them
+    _mixed_shard(tmp_path / "mixed-000000.tar")
+    cfg = config(num_workers=1, samples_per_epoch_per_worker=60, batch_size=4, decode="device")
+    state = StreamState.fresh(1, 1)
+    stream = TrainStream([str(tmp_path / "mixed-000000.tar")], SizedProcessor(), cfg, 5, 0, 1, state)
+
+    def pixels(value) -> torch.Tensor:  # a copy (on the CPU a JpegBatch decodes into its own pixels)
+        return (value.decode("cpu") if isinstance(value, JpegBatch) else value).clone()
+
+    arrived, held, pooled, mixed = [], [], [], 0
+    with open_batches(make_loader(stream, cfg, seed=5, use_cuda=False)) as batches:
+        for batch in batches:
+            query = batch["query_image"]
+            mixed += isinstance(query, JpegBatch) and query.pixels is not None
+            arrived.append(pixels(query))
+            pooled += [slot for key, slot in batch.get(POOL_KEY, (0, []))[1] if key == "query_image"]
+            if len(held) < 2:
+                held.append(batch)
+    assert len(arrived) == 15 and mixed > 2 and len(set(pooled)) < len(pooled)  # host rows in reused slots
+    for batch, first in zip(held, arrived, strict=False):
+        assert torch.equal(pixels(batch["query_image"]), first)
