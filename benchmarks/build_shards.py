@@ -173,13 +173,10 @@ def build_config(
 def unique_image_paths(config) -> list[str]:
     """Every distinct source image the build reads (triplets and gallery), in plan order."""
     from coir.datasets.lasco.build import plan_lasco
+    from coir.datasets.shards.encoded_images import distinct_paths
 
-    seen: dict[str, None] = {}
-    for shard_set in plan_lasco(config):
-        for sample in shard_set.samples:
-            for _, path in sample.images:
-                seen.setdefault(path, None)
-    return list(seen)
+    samples = (sample for shard_set in plan_lasco(config) for sample in shard_set.samples)
+    return distinct_paths([path for _, path in sample.images] for sample in samples)
 
 
 def bare_encode(paths: list[str], size: int, quality: int = 90) -> int:

@@ -67,13 +67,14 @@ class BufferPool:
         self._unused = _use_count(torch.empty(1, dtype=torch.uint8))  # a buffer nothing else refers to
 
     @classmethod
-    def for_stream(cls, board: torch.Tensor | None, slots: int) -> BufferPool | None:
-        """The pool of the process that runs a stream: a DataLoader worker's (its row of `board`; None
-        without a board) or, without workers, the training process's own (`slots` buffers)."""
+    def for_stream(cls, board: torch.Tensor | None, slots: int) -> BufferPool:
+        """The pool of the process that runs a stream: a DataLoader worker's (its row of `board`; without
+        a board, one that keeps nothing: every buffer a one-off) or, without workers, the training
+        process's own (`slots` buffers)."""
         info = get_worker_info()
         if info is None:
             return cls(None, slots=slots)
-        return None if board is None else cls(board[info.id].numpy(), info.id)
+        return cls(None) if board is None else cls(board[info.id].numpy(), info.id)
 
     def _free(self, slot: int) -> bool:
         if self.flags is not None:

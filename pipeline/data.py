@@ -169,7 +169,7 @@ class ImageDecoder:
 
     def __init__(self, processor: Any, config: DataConfig, pool: BufferPool | None = None) -> None:
         self.processor = processor
-        self.pool = pool
+        self.pool = pool if pool is not None else BufferPool(None)  # the default keeps nothing
         self.pixels = PixelDecoder(processor, config.image_mode, config.draft_size)
         aug = config.augment
         # crops are resized straight to the model's input size (its Processor's resize is then a no-op)
@@ -190,9 +190,7 @@ class ImageDecoder:
         if self.size is None or self._filled >= self.batch_size:
             return None
         if which not in self._buffers:
-            shape = (self.batch_size, self.size, self.size)
-            pool = self.pool
-            buffer, slot = pool.take(*shape, 3) if pool is not None else (batch_buffer(*shape), None)
+            buffer, slot = self.pool.take(self.batch_size, self.size, self.size, 3)
             # every row's two views made at once (indexing a tensor row by row costs ~20 us each)
             rows = list(zip(buffer.numpy(), buffer.permute(0, 3, 1, 2).unbind(0), strict=True))
             self._buffers[which] = (buffer, rows, slot)
@@ -271,7 +269,7 @@ class ImageDecoder:
             batch[key] = self._batch_images(i, columns[i], buffer)
             if slot is not None and shares_memory(batch[key], buffer):
                 pooled.append((key, slot))
-            elif self.pool is not None:
+            else:
                 self.pool.give_back(slot)
         if pooled and self.pool.worker is not None:  # a worker's: the training process hands them back
             batch[POOL_KEY] = (self.pool.worker, pooled)

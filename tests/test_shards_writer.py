@@ -96,19 +96,32 @@ def _units(tmp_path: Path) -> tuple[list, list]:
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_each_distinct_image_is_encoded_once_and_the_shards_equal_the_per_reference_build(
-    tmp_path: Path, workers: int
+    tmp_path: Path, workers: int, monkeypatch
 ) -> None:
     from coir.datasets.shards.build import run_units
 
+    calls = tmp_path / "encode-calls.log"  # every encode, from whichever process made it
+    real_encode = ImageEncoder.encode
+
+    def logged_encode(self, path):
+        with open(calls, "a") as log:
+            log.write(f"{path}\n")
+        return real_encode(self, path)
+
+    monkeypatch.setattr(ImageEncoder, "encode", logged_encode)
     triplets, gallery = _units(tmp_path)
     encoder = ImageEncoder("square", 32)
     baseline = run_units([triplets, gallery], encoder, workers=1, scratch=None, progress=False)
+    assert len(calls.read_text().splitlines()) == 25  # the baseline encodes every use
+    calls.unlink()
     expected = {p.name: p.read_bytes() for p in tmp_path.rglob("*.tar")}
     for p in tmp_path.rglob("*.tar"):
         p.unlink()
     scratch = tmp_path / "_encoded" / "task-0"
     stats = run_units([triplets, gallery], encoder, workers=workers, scratch=scratch, progress=False)
-    assert stats["images_encoded"] == 7 and baseline["images_encoded"] == 25  # 7 distinct of 25 uses
+    encoded = calls.read_text().splitlines()
+    assert len(encoded) == len(set(encoded)) == 7  # each of the 7 distinct images once, in any worker
+    assert stats["images_encoded"] == 7 and baseline["images_encoded"] == 25
     assert stats["images_reused"] == 18 and baseline["images_reused"] == 0
     assert stats["samples_skipped"] == baseline["samples_skipped"] == 2  # both samples with img6
     assert {p.name: p.read_bytes() for p in tmp_path.rglob("*.tar")} == expected

@@ -261,7 +261,8 @@ def run_units(
                 _count(stats, message[1], message[2])
                 bar.update()
         references = sum(len(_image_paths(unit)) for unit in units)
-        stats["images_encoded"] = images.encoded if scratch is not None else references
+        # phase 1 encoded each distinct image once; without it every reference was encoded
+        stats["images_encoded"] = len(images.index) if isinstance(images, EncodedImages) else references
         stats["images_reused"] = references - stats["images_encoded"]
     finally:
         images.remove()

@@ -38,7 +38,6 @@ class EncodedImages:
     def __init__(self, folder: Path, index: dict[str, Entry]) -> None:
         self.folder = folder
         self.index = index
-        self.encoded = len(index)
         self._files: dict[int, int] = {}  # file number -> descriptor (opened in the process that reads)
         self._pid = os.getpid()
 
@@ -75,10 +74,8 @@ class ReencodedImages:
 
     def __init__(self, encoder: ImageEncoder) -> None:
         self.encoder = encoder
-        self.encoded = 0
 
     def get(self, path: str) -> bytes:
-        self.encoded += 1
         return self.encoder.encode(path)
 
     def remove(self) -> None:
