@@ -1,11 +1,12 @@
 """JPEG decoding on the device (data.decode=device) against the host decoder, on the same bytes.
 
-Prints, for a batch of photo-like JPEGs at the training size: images/s of torchvision.io.decode_jpeg on
-the device (one batched call, as JpegBatch.decode makes it) against simplejpeg on one host core (the
-workers' decoder), and how far the device's pixels are from the host's (max and mean absolute
-difference in 0-255 levels, share of values that differ, and the largest difference after the BLIP
-normalisation, in the model's input units). On the CPU, torchvision's decoder is libjpeg-turbo and the
-difference is zero; on CUDA it is nvJPEG.
+Prints, for a batch of photo-like JPEGs at the training size (benchmarks/loader.py's sources, stored as
+the shard builder stores them): images/s of torchvision.io.decode_jpeg on the device (one batched call,
+as JpegBatch.decode makes it) against the workers' decoder (pipeline/decode.py: simplejpeg) on one host
+core, and how far the device's pixels are from the host's (max and mean absolute difference in 0-255
+levels, share of values that differ, and the largest difference after the BLIP normalisation, in the
+model's input units). On the CPU, torchvision's decoder is libjpeg-turbo and the difference is zero; on
+CUDA it is nvJPEG.
 
     .venv/bin/python benchmarks/device_decode.py --device cpu --images 64
     python benchmarks/device_decode.py --device cuda --size 384 --images 512
@@ -14,32 +15,25 @@ difference is zero; on CUDA it is nvJPEG.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 
-def photo_jpegs(count: int, size: int, quality: int) -> list[bytes]:
-    """Smooth gradients, shapes of colour and sensor-like noise: JPEGs with photo-like spectra."""
-    import numpy as np
-    from PIL import Image
+def photo_jpegs(count: int, size: int, quality: int, folder: Path) -> list[bytes]:
+    """loader.py's photo-like sources, stored as the shard builder stores them at the training size
+    (`--resize square`): the JPEGs data.decode=device ships."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loader import source_photos
 
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:size, 0:size] / size
-    out = []
-    for _ in range(count):
-        a, b, c = rng.uniform(0, 255, 3)
-        base = np.stack([a * x + (255 - a) * y, b * (1 - x) * y + 40, c * (x + y) / 2], -1)
-        cx, cy, r = rng.uniform(0.2, 0.8, 2).tolist() + [rng.uniform(0.1, 0.3)]
-        disk = ((x - cx) ** 2 + (y - cy) ** 2) < r**2
-        base[disk] = rng.uniform(0, 255, 3)
-        pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-        out.append(buffer.getvalue())
-    return out
+    from coir.datasets.shards.images import ImageEncoder
+
+    photos = source_photos(folder, min(count, 32))
+    encoder = ImageEncoder("square", size, quality)
+    encoded = [encoder.encode(path) for path in photos]
+    return [encoded[i % len(encoded)] for i in range(count)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
-    import simplejpeg
     import torch
 
+    from coir.pipeline.decode import decode_jpeg
     from coir.pipeline.device_decode import JpegBatch
     from coir.pipeline.models.blip.processor import BLIP_MEAN, BLIP_STD
     from coir.pipeline.models.pixels import normalize
@@ -64,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device here; use --device cpu", file=sys.stderr)
         return 2
-    jpegs = photo_jpegs(args.images, args.size, args.quality)
+    with tempfile.TemporaryDirectory() as folder:
+        jpegs = photo_jpegs(args.images, args.size, args.quality, Path(folder))
     batch = JpegBatch.of(dict(enumerate(jpegs)), None, args.size, len(jpegs))
 
     def sync() -> None:
@@ -80,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         sync()
         device_s = min(device_s, time.perf_counter() - start)
         start = time.perf_counter()
-        host = [simplejpeg.decode_jpeg(data, "RGB") for data in jpegs]
+        host = [decode_jpeg(data, None) for data in jpegs]
         host_s = min(host_s, time.perf_counter() - start)
     host_batch = torch.stack([torch.from_numpy(image).permute(2, 0, 1) for image in host])
     got = decoded.cpu()

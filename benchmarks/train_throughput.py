@@ -362,7 +362,9 @@ def row(
     }
 
 
-def measure_size(bench: Bench, image_size: int, workdir: Path, peak: float | None) -> list[dict]:
+def measure_size(
+    bench: Bench, image_size: int, workdir: Path, peak: float | None, first_size: bool = True
+) -> list[dict]:
     import torch
 
     from coir.pipeline.throughput import peak_device_memory_gib, step_flops_per_sample
@@ -388,7 +390,7 @@ def measure_size(bench: Bench, image_size: int, workdir: Path, peak: float | Non
     flops = step_flops_per_sample(engine.module, first)
     seconds = bench.steady(engine, first, args.steps, args.warmup)
     rows.append(row("compute", image_size, args.batch_size, rate / seconds, flops, peak))
-    if args.profile and not Path(args.profile).exists():
+    if args.profile and first_size:
         profile_steps(bench, engine, first, Path(args.profile))
     rows.append(streamed("stream", shards))
     if args.device_decode:
@@ -518,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     rows: list[dict] = []
     for size in sizes:
-        rows.extend(measure_size(bench, size, workdir, peak))
+        rows.extend(measure_size(bench, size, workdir, peak, first_size=size == sizes[0]))
         print(table(rows), flush=True)  # every figure so far, should a later size fail
     if args.json:
         Path(args.json).write_text(json.dumps({"config": header, "rows": rows}, indent=1))

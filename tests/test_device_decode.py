@@ -173,5 +173,6 @@ def test_training_with_device_decoding_takes_the_host_paths_steps(tmp_path: Path
         )
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         losses[decode] = [r["loss"] for r in read_jsonl(run / "logs" / "train.jsonl") if "loss" in r]
+        assert "has no effect" not in result.stderr + result.stdout  # the device path did run
     assert len(losses["host"]) == 4 and len(set(losses["host"])) > 1
     assert losses["device"] == losses["host"]
